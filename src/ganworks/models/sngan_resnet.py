@@ -1,0 +1,258 @@
+"""The SN-GAN ResNet generator and discriminator for CIFAR-10 (32×32) and STL-10 (48×48)
+[SN-paper Tables 4 and 5, Figure 8; papers.md §B.3; code SNP:gen_models/resnet_32.py,
+gen_models/resblocks.py, dis_models/snresnet_32.py, dis_models/resblocks.py].
+
+Generator (CIFAR-10): z(128) ~ N(0, I) → dense 4·4·256 (no BN/activation) → 3 × UpBlock(256) →
+BN → ReLU → 3×3 conv → 3 → tanh.
+Generator (STL-10, Table 5): z → dense 6·6·512 → UpBlock 256 → 128 → 64 → BN → ReLU → 3×3 conv →
+3 → tanh.
+
+``UpBlock(in, out)``: residual BN → ReLU → nearest ×2 upsample → 3×3 conv (in → out) → BN → ReLU →
+3×3 conv (out → out); shortcut nearest ×2 upsample → 1×1 conv (learned, because of the upsample).
+
+Discriminator (CIFAR-10): OptimizedBlock(3 → 128, down) → Block(128, down) → Block(128) →
+Block(128) → ReLU → global **sum** pool → dense 128 → 1 **without bias**. 32 → 16 → 8 → 8 → 8.
+Discriminator (STL-10, Table 5): OptimizedBlock(3 → 64) → Block down 128 → down 256 → down 512 →
+Block 1024 → ReLU → sum pool → dense 1024 → 1. 48 → 24 → 12 → 6 → 3 → 3. The STL-10 model was
+not released (sngan_projection #52); its final layer keeps a bias, as in the released 64×64 and
+ImageNet discriminators (``final_bias`` overrides; UNVERIFIED).
+
+``OptimizedBlock(in, out)`` (the first D block): residual 3×3 conv → ReLU → 3×3 conv → 2×2 avg
+pool; shortcut 2×2 avg pool → 1×1 conv. ``Block(in, out, down)`` (pre-activation): residual ReLU →
+3×3 conv (in → **in**: hidden width = input width) → ReLU → 3×3 conv (in → out) → [2×2 avg pool];
+shortcut 1×1 conv → [avg pool] when downsampling or changing width, identity otherwise.
+No BN in D (Figure 8).
+
+Initialisation (as the code): residual-path 3×3 convs Glorot-uniform with gain √2; shortcut 1×1
+convs, the dense layers and G's output conv Glorot-uniform with gain 1; biases 0; BN γ = 1, β = 0,
+momentum 0.1 (Chainer decay 0.9), eps 2e-5. Chainer's GlorotUniform(s) and
+``nn.init.xavier_uniform_(gain=s)`` draw from the same U(±s·√(6/(fan_in + fan_out))).
+
+D's ``norm``: ``"spectral"`` (default, every conv and the dense layer) or ``"none"`` (the
+orthonormal-regularisation baseline: build with ``norm="none"``, then
+:func:`ganworks.regularizers.orthonormal_init_` and :func:`~ganworks.regularizers.orthonormal_penalty`).
+``forward(x, with_features=False)`` returns logits (N,), or (logits, the sum-pooled features (N, C)).
+
+Builders: ``sngan-resnet-g``, ``sngan-resnet-d`` (``image_size`` 32 or 48; ``width`` multiplies
+every channel count).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..errors import ConfigError
+from ..nn.spectral_norm import apply_spectral_norm
+from .sngan_cnn import Z_DISTRIBUTIONS, sample_z
+
+D_NORMS = ("spectral", "none")
+_BN_EPS = 2e-5
+_BN_MOMENTUM = 0.1
+_RESIDUAL_GAIN = math.sqrt(2.0)
+
+# image_size → (G dense channels, G block output channels, D block channels, D downsample flags,
+#               D final bias)
+_CONFIGS = {
+    32: dict(g_start=256, g_blocks=(256, 256, 256), d_blocks=(128, 128, 128, 128),
+             d_down=(True, True, False, False), final_bias=False),
+    48: dict(g_start=512, g_blocks=(256, 128, 64), d_blocks=(64, 128, 256, 512, 1024),
+             d_down=(True, True, True, True, False), final_bias=True),
+}
+
+
+def _units(n: int, width: float) -> int:
+    return max(1, int(round(n * width)))
+
+
+def _config(image_size: int) -> dict:
+    if image_size not in _CONFIGS:
+        raise ConfigError(f"the SN-GAN ResNets exist for image_size 32 (CIFAR-10) and 48 (STL-10), got {image_size}")
+    return _CONFIGS[image_size]
+
+
+def _glorot(layer: nn.Module, gain: float) -> nn.Module:
+    nn.init.xavier_uniform_(layer.weight, gain=gain)
+    if getattr(layer, "bias", None) is not None:
+        nn.init.zeros_(layer.bias)
+    return layer
+
+
+def _conv(cin: int, cout: int, k: int, gain: float) -> nn.Conv2d:
+    return _glorot(nn.Conv2d(cin, cout, k, padding=k // 2), gain)
+
+
+def _bn(c: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(c, eps=_BN_EPS, momentum=_BN_MOMENTUM)
+
+
+class UpBlock(nn.Module):
+    """G residual block with nearest-neighbour ×2 upsampling [SNP:gen_models/resblocks.py]."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.b1 = _bn(cin)
+        self.c1 = _conv(cin, cout, 3, _RESIDUAL_GAIN)
+        self.b2 = _bn(cout)
+        self.c2 = _conv(cout, cout, 3, _RESIDUAL_GAIN)
+        self.c_sc = _conv(cin, cout, 1, 1.0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = F.interpolate(F.relu(self.b1(x)), scale_factor=2, mode="nearest")
+        h = self.c2(F.relu(self.b2(self.c1(h))))
+        return h + self.c_sc(F.interpolate(x, scale_factor=2, mode="nearest"))
+
+
+class OptimizedBlock(nn.Module):
+    """D's first block: conv → ReLU → conv → avg pool, shortcut avg pool → 1×1 conv."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.c1 = _conv(cin, cout, 3, _RESIDUAL_GAIN)
+        self.c2 = _conv(cout, cout, 3, _RESIDUAL_GAIN)
+        self.c_sc = _conv(cin, cout, 1, 1.0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = F.avg_pool2d(self.c2(F.relu(self.c1(x))), 2)
+        return h + self.c_sc(F.avg_pool2d(x, 2))
+
+
+class DownBlock(nn.Module):
+    """Pre-activation D block, hidden width = input width [SNP:dis_models/resblocks.py]."""
+
+    def __init__(self, cin: int, cout: int, downsample: bool) -> None:
+        super().__init__()
+        self.downsample = downsample
+        self.c1 = _conv(cin, cin, 3, _RESIDUAL_GAIN)
+        self.c2 = _conv(cin, cout, 3, _RESIDUAL_GAIN)
+        self.c_sc = _conv(cin, cout, 1, 1.0) if (downsample or cin != cout) else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.c2(F.relu(self.c1(F.relu(x))))
+        s = x if self.c_sc is None else self.c_sc(x)
+        if self.downsample:
+            h, s = F.avg_pool2d(h, 2), F.avg_pool2d(s, 2)
+        return h + s
+
+
+class ResNetGenerator(nn.Module):
+    """Dense → upsampling residual blocks → BN → ReLU → 3×3 conv → tanh."""
+
+    def __init__(
+        self,
+        image_size: int = 32,
+        channels: int = 3,
+        z_dim: int = 128,
+        start_channels: int = 256,
+        block_channels: tuple[int, ...] = (256, 256, 256),
+        z_distribution: str = "normal",
+    ) -> None:
+        super().__init__()
+        if z_distribution not in Z_DISTRIBUTIONS:
+            raise ConfigError(f"z_distribution must be 'normal' or 'uniform', got {z_distribution!r}")
+        bottom = image_size // 2 ** len(block_channels)
+        if bottom * 2 ** len(block_channels) != image_size:
+            raise ConfigError(f"image_size {image_size} is not divisible by 2^{len(block_channels)}")
+        self.image_shape = (channels, image_size, image_size)
+        self.z_dim = z_dim
+        self.z_distribution = z_distribution
+        self._start = (start_channels, bottom, bottom)
+        self.dense = _glorot(nn.Linear(z_dim, start_channels * bottom * bottom), 1.0)
+        blocks, cin = [], start_channels
+        for cout in block_channels:
+            blocks.append(UpBlock(cin, cout))
+            cin = cout
+        self.blocks = nn.Sequential(*blocks)
+        self.bn = _bn(cin)
+        self.out = _conv(cin, channels, 3, 1.0)
+
+    def sample_z(self, n: int, device=None) -> Tensor:
+        return sample_z(n, self.z_dim, self.z_distribution, device)
+
+    def forward(self, z: Tensor) -> Tensor:
+        h = self.blocks(self.dense(z).view(-1, *self._start))
+        return torch.tanh(self.out(F.relu(self.bn(h))))
+
+
+class ResNetDiscriminator(nn.Module):
+    """OptimizedBlock → pre-activation blocks → ReLU → global sum pool → dense → logit."""
+
+    def __init__(
+        self,
+        image_size: int = 32,
+        channels: int = 3,
+        block_channels: tuple[int, ...] = (128, 128, 128, 128),
+        downsample: tuple[bool, ...] = (True, True, False, False),
+        final_bias: bool = False,
+        norm: str = "spectral",
+    ) -> None:
+        super().__init__()
+        if norm not in D_NORMS:
+            raise ConfigError(f"norm must be one of {', '.join(map(repr, D_NORMS))}; got {norm!r}")
+        if len(block_channels) != len(downsample) or not downsample[0]:
+            raise ConfigError("the first discriminator block always downsamples (OptimizedBlock)")
+        self.image_shape = (channels, image_size, image_size)
+        self.norm = norm
+        blocks = [OptimizedBlock(channels, block_channels[0])]
+        for cin, cout, down in zip(block_channels[:-1], block_channels[1:], downsample[1:]):
+            blocks.append(DownBlock(cin, cout, down))
+        self.blocks = nn.Sequential(*blocks)
+        self.feature_dim = block_channels[-1]
+        self.out = _glorot(nn.Linear(self.feature_dim, 1, bias=final_bias), 1.0)
+        if norm == "spectral":
+            apply_spectral_norm(self)
+
+    def forward(self, x: Tensor, with_features: bool = False):
+        features = F.relu(self.blocks(x)).sum(dim=(2, 3))  # global SUM pooling
+        logits = self.out(features).view(-1)
+        return (logits, features) if with_features else logits
+
+
+def resnet_generator(
+    *,
+    image_size: int = 32,
+    channels: int = 3,
+    z_dim: int = 128,
+    width: float = 1.0,
+    z_distribution: str = "normal",
+) -> ResNetGenerator:
+    """ResNet G: CIFAR-10 (``image_size=32``, Table 4) or STL-10 (``48``, Table 5)."""
+    cfg = _config(image_size)
+    return ResNetGenerator(
+        image_size,
+        channels,
+        z_dim,
+        _units(cfg["g_start"], width),
+        tuple(_units(c, width) for c in cfg["g_blocks"]),
+        z_distribution,
+    )
+
+
+def resnet_discriminator(
+    *,
+    image_size: int = 32,
+    channels: int = 3,
+    width: float = 1.0,
+    norm: str = "spectral",
+    final_bias: bool | None = None,
+) -> ResNetDiscriminator:
+    """ResNet D: CIFAR-10 (``image_size=32``, Table 4; final dense without bias) or STL-10
+    (``48``, Table 5); ``norm`` "spectral" or "none"."""
+    cfg = _config(image_size)
+    return ResNetDiscriminator(
+        image_size,
+        channels,
+        tuple(_units(c, width) for c in cfg["d_blocks"]),
+        cfg["d_down"],
+        cfg["final_bias"] if final_bias is None else final_bias,
+        norm,
+    )
+
+
+BUILDERS = {
+    "sngan-resnet-g": resnet_generator,
+    "sngan-resnet-d": resnet_discriminator,
+}
