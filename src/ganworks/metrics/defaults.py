@@ -44,9 +44,9 @@ DEFAULTS = {
     "cache_env": "GANWORKS_CACHE",
     "cache_dir": "~/.cache/ganworks",
     # train-classifier
-    "clf_epochs": {"mnist": 6, "default": 30},
+    "clf_epochs": {"mnist": 8, "default": 20},
     "clf_batch_size": 128,
-    "clf_lr": {"mnist": 0.01, "default": 0.1},
+    "clf_lr": {"mnist": 0.05, "default": 0.1},
     "clf_weight_decay": 5e-4,
     "clf_seed": 0,
     "clf_threads": None,  # None: leave torch's default

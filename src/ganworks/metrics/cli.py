@@ -1,0 +1,166 @@
+"""``ganworks metrics`` and ``ganworks train-classifier`` subcommands.
+
+Flag defaults come from :data:`ganworks.metrics.defaults.DEFAULTS` (the same table as the Python
+API).  Errors the user can fix are raised as :class:`ganworks.errors.GanworksError`; the top-level
+CLI prints them as one line and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from ganworks.errors import ConfigError, GanworksError
+from ganworks.metrics.defaults import DEFAULTS, default_for_dataset
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    # --data-root / --device are defined by the top-level CLI for all commands; add them here only
+    # when the parser does not already have them (e.g. when tests build a bare parser).
+    existing = {a for action in p._actions for a in action.option_strings}
+    if "--data-root" not in existing:
+        p.add_argument("--data-root", default=None, help="dataset root (else $GANWORKS_DATA)")
+    if "--device" not in existing:
+        p.add_argument("--device", default=DEFAULTS["device"], choices=["auto", "cpu", "cuda"])
+
+
+def add_subcommands(subparsers) -> None:
+    """Add the ``metrics`` and ``train-classifier`` parsers to ``subparsers``."""
+    D = DEFAULTS
+    p = subparsers.add_parser(
+        "metrics", help="IS / FID / KID of images, an .npz, or a checkpoint's samples",
+        description="Inception Score, FID and KID of generated images against a reference split.")
+    p.add_argument("input", help="image folder, .npz of uint8 images, or a run directory / checkpoint")
+    p.add_argument("--reference", default=D["reference"],
+                   help="'cifar10:test', 'mnist:test', 'imagefolder:/root:test' or a stats .npz "
+                        f"(default {D['reference']})")
+    p.add_argument("--reference-count", type=int, default=D["reference_count"],
+                   help="use the first N reference images (default: all)")
+    p.add_argument("--metrics", default=",".join(D["metrics"]), help="comma list of is,fid,kid")
+    p.add_argument("--num-samples", type=int, default=D["num_samples"],
+                   help=f"images to generate from a checkpoint (default {D['num_samples']})")
+    p.add_argument("--extractor", default=D["extractor"], choices=["inception", "classifier"])
+    p.add_argument("--classifier", default=None, help="trained classifier file: use it instead of Inception")
+    p.add_argument("--inception-weights", default=None,
+                   help=f"path to the torch-fidelity Inception weights (else ${D['weights_env']})")
+    p.add_argument("--is-splits", type=int, default=D["is_splits"])
+    p.add_argument("--is-protocol", default=D["is_protocol"], choices=["openai", "torch-fidelity"])
+    p.add_argument("--kid-subsets", type=int, default=D["kid_subsets"])
+    p.add_argument("--kid-subset-size", type=int, default=D["kid_subset_size"])
+    p.add_argument("--batch-size", type=int, default=D["batch_size"])
+    p.add_argument("--num-workers", type=int, default=D["num_workers"])
+    p.add_argument("--cache-dir", default=None, help=f"reference-statistics cache (else ${D['cache_env']})")
+    p.add_argument("--no-cache", action="store_true", help="recompute reference statistics")
+    p.add_argument("--out", default=None, help="write the result JSON here")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_common(p)
+    p.set_defaults(func=run_metrics)
+
+    t = subparsers.add_parser(
+        "train-classifier", help="train a small CNN for classifier-based IS/FID/KID",
+        description="Train a small CNN classifier on a dataset's train split and save it.")
+    t.add_argument("dataset", help="mnist, cifar10, or an image-folder root with train/ and test/")
+    t.add_argument("--out", default=None, help="classifier file (default classifier-<dataset>.pt)")
+    t.add_argument("--result-json", default=None, help="also write the training summary JSON here")
+    t.add_argument("--epochs", type=int, default=None, help="default: 8 for mnist, 20 otherwise")
+    t.add_argument("--batch-size", type=int, default=D["clf_batch_size"])
+    t.add_argument("--lr", type=float, default=None, help="peak one-cycle LR (0.05 mnist, 0.1 otherwise)")
+    t.add_argument("--weight-decay", type=float, default=D["clf_weight_decay"])
+    t.add_argument("--width", type=int, default=None, help="channel width multiplier of the CNN")
+    t.add_argument("--max-train", type=int, default=None, help="use only the first N training images")
+    t.add_argument("--max-test", type=int, default=None, help="use only the first N test images")
+    t.add_argument("--seed", type=int, default=D["clf_seed"])
+    t.add_argument("--threads", type=int, default=D["clf_threads"], help="torch.set_num_threads")
+    t.add_argument("--quiet", action="store_true")
+    _add_common(t)
+    t.set_defaults(func=run_train_classifier)
+
+
+def _device(name: str):
+    import torch
+
+    if name in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda requested but CUDA is not available")
+    return torch.device(name)
+
+
+def run_train_classifier(args) -> int:
+    import torch
+
+    from ganworks.metrics.classifier import save_classifier, train_classifier
+    from ganworks.metrics.datasets import dataset_label, load_split
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    name = args.dataset
+    if os.path.isdir(name):
+        name = "imagefolder:" + os.path.abspath(name)
+    label = dataset_label(name)
+    xtr, ytr, k = load_split(name, "train", args.data_root)
+    xte, yte, _ = load_split(name, "test", args.data_root)
+    if args.max_test:
+        xte, yte = xte[:args.max_test], yte[:args.max_test]
+    key = "mnist" if label == "mnist" else "default"
+    model, info = train_classifier(
+        xtr, ytr, xte, yte, k, label,
+        arch_args={"width": args.width} if args.width else None,
+        epochs=args.epochs or default_for_dataset("clf_epochs", key),
+        batch_size=args.batch_size, lr=args.lr or default_for_dataset("clf_lr", key),
+        weight_decay=args.weight_decay, seed=args.seed, device=_device(args.device),
+        progress=not args.quiet, max_train=args.max_train,
+        log=lambda m: print(m, file=sys.stderr),
+    )
+    out = Path(args.out or f"classifier-{label}.pt")
+    save_classifier(model, info, out)
+    summary = {k: v for k, v in info.items() if k not in ("arch_args",)}
+    summary["classifier_file"] = str(out)
+    if args.result_json:
+        Path(args.result_json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.result_json).write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"{label}: test accuracy {info['test_accuracy']:.4f} after {info['epochs']} epochs "
+          f"({info['train_seconds']:.0f} s); saved {out}")
+    return 0
+
+
+def run_metrics(args) -> int:
+    from ganworks.metrics.api import compute_metrics
+
+    metrics = tuple(m.strip().lower() for m in args.metrics.split(",") if m.strip())
+    extractor = "classifier" if args.classifier else args.extractor
+    if extractor == "classifier" and not args.classifier:
+        raise ConfigError("--extractor classifier needs --classifier PATH")
+    result = compute_metrics(
+        args.input, reference=args.reference, metrics=metrics, extractor=extractor,
+        weights=args.inception_weights, classifier=args.classifier, num_samples=args.num_samples,
+        reference_count=args.reference_count, is_splits=args.is_splits, is_protocol=args.is_protocol,
+        kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size, batch_size=args.batch_size,
+        num_workers=args.num_workers, device=args.device, data_root=args.data_root,
+        cache_dir=args.cache_dir, use_cache=not args.no_cache, progress=not args.quiet,
+    )
+    print(result.table())
+    if args.out:
+        result.save_json(args.out)
+        print(f"wrote {args.out}")
+    return 0
+
+
+def main(argv=None) -> int:
+    """Stand-alone entry (``python -m ganworks.metrics.cli``) until the top-level CLI wires us in."""
+    parser = argparse.ArgumentParser(prog="ganworks")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_subcommands(sub)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except GanworksError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

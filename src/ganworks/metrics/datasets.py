@@ -1,0 +1,166 @@
+"""Image sources for evaluation: dataset splits, image folders, ``.npz`` files, generators.
+
+Everything is returned as a uint8 tensor N×3×H×W (grey images are repeated to 3 channels only
+when an Inception extractor needs it; see :func:`as_rgb`).  Dataset splits come from
+``ganworks.data.load_dataset``; a minimal private reader (MNIST idx files, image folders) is
+used only while that module is unavailable.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ganworks.errors import DataError
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+def parse_dataset_spec(spec: str) -> tuple[str, str]:
+    """``"cifar10:test"`` → ``("cifar10", "test")``; ``"imagefolder:/a/b:test"`` → ``("imagefolder:/a/b", "test")``.
+
+    A spec without a split means ``test``.
+    """
+    if spec.startswith("imagefolder:"):
+        rest = spec[len("imagefolder:"):]
+        path, sep, split = rest.rpartition(":")
+        if not sep or "/" in split or not path:
+            return "imagefolder:" + rest, "test"
+        return "imagefolder:" + path, split
+    name, sep, split = spec.partition(":")
+    return name, (split if sep else "test")
+
+
+def dataset_label(name: str) -> str:
+    """A short name for result keys: ``imagefolder:/x/cifar10-jpeg`` → ``cifar10-jpeg``."""
+    if name.startswith("imagefolder:"):
+        return Path(name[len("imagefolder:"):].rstrip("/")).name or "imagefolder"
+    if os.path.isdir(name):
+        return Path(name.rstrip("/")).name
+    return name
+
+
+def load_split(name: str, split: str = "test", data_root: str | None = None):
+    """(uint8 images N×C×H×W, int64 labels N, num_classes) of a named dataset split."""
+    if os.path.isdir(name) and not name.startswith("imagefolder:"):
+        name = "imagefolder:" + name
+    try:
+        from ganworks.data import load_dataset  # lazy: written by the lead engineer
+    except ImportError:
+        load_dataset = None
+    if load_dataset is not None:
+        d = load_dataset(name, split=split, root=data_root)
+        return d.images, d.labels, int(d.num_classes)
+    return _fallback_load(name, split, data_root)
+
+
+def _fallback_load(name, split, data_root):
+    root = data_root or os.environ.get("GANWORKS_DATA")
+    if name == "mnist":
+        if root is None:
+            raise DataError("mnist: no data root (set GANWORKS_DATA or --data-root)")
+        raw = Path(root) / "MNIST" / "raw"
+        prefix = "train" if split == "train" else "t10k"
+        img_f, lab_f = raw / f"{prefix}-images-idx3-ubyte.gz", raw / f"{prefix}-labels-idx1-ubyte.gz"
+        if not img_f.exists():
+            raise DataError(f"mnist: {img_f} not found")
+        with gzip.open(img_f) as f:
+            imgs = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28)
+        with gzip.open(lab_f) as f:
+            labels = np.frombuffer(f.read(), np.uint8, offset=8)
+        return torch.from_numpy(imgs.copy()), torch.from_numpy(labels.astype(np.int64)), 10
+    if name.startswith("imagefolder:"):
+        base = Path(name[len("imagefolder:"):]) / split
+        if not base.is_dir():
+            raise DataError(f"{name}: split folder {base} not found")
+        classes = sorted(p.name for p in base.iterdir() if p.is_dir())
+        paths, labels = [], []
+        for i, c in enumerate(classes):
+            files = sorted(p for p in (base / c).iterdir() if p.suffix.lower() in IMAGE_EXTS)
+            paths += files
+            labels += [i] * len(files)
+        return read_images(paths), torch.tensor(labels, dtype=torch.int64), len(classes)
+    raise DataError(f"unknown dataset '{name}' (ganworks.data is not available for other names)")
+
+
+def read_images(paths) -> torch.Tensor:
+    """Read image files into one uint8 N×C×H×W tensor (all must share one size)."""
+    from PIL import Image
+
+    arrs = []
+    for p in paths:
+        with Image.open(p) as im:
+            if im.mode not in ("L", "RGB"):
+                im = im.convert("RGB")
+            a = np.asarray(im)
+        arrs.append(a[:, :, None] if a.ndim == 2 else a)
+    if not arrs:
+        raise DataError("no images found")
+    shapes = {a.shape for a in arrs}
+    if len(shapes) > 1:
+        raise DataError(f"images have different sizes/modes: {sorted(shapes)[:3]}")
+    return torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2).contiguous()
+
+
+def load_image_folder(path: str | Path) -> torch.Tensor:
+    """All images under ``path`` (recursively, sorted by path) as uint8 N×C×H×W."""
+    path = Path(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+    if not files:
+        raise DataError(f"no image files ({', '.join(IMAGE_EXTS)}) in {path}")
+    return read_images(files)
+
+
+def load_npz_images(path: str | Path) -> torch.Tensor:
+    """Images from an ``.npz``: key ``images`` or else the first array; uint8 NHWC or NCHW."""
+    try:
+        with np.load(path) as z:
+            key = "images" if "images" in z.files else (z.files[0] if z.files else None)
+            if key is None:
+                raise DataError(f"{path}: empty .npz")
+            a = z[key]
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path}: not a readable .npz ({e})") from None
+    if a.dtype != np.uint8:
+        raise DataError(f"{path}: array '{key}' has dtype {a.dtype}, expected uint8 images")
+    if a.ndim == 3:
+        a = a[:, None]
+    if a.ndim != 4:
+        raise DataError(f"{path}: array '{key}' has shape {a.shape}, expected N×H×W×C or N×C×H×W")
+    if a.shape[1] in (1, 3) and a.shape[-1] not in (1, 3):
+        t = torch.from_numpy(np.ascontiguousarray(a))
+    elif a.shape[-1] in (1, 3):
+        t = torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).contiguous()
+    else:
+        raise DataError(f"{path}: array '{key}' has shape {a.shape}: no channel axis of size 1 or 3")
+    return t
+
+
+def as_rgb(images: torch.Tensor) -> torch.Tensor:
+    """Repeat a single grey channel to 3 (Inception expects RGB)."""
+    if images.shape[1] == 1:
+        return images.expand(-1, 3, -1, -1)
+    if images.shape[1] != 3:
+        raise DataError(f"images with {images.shape[1]} channels; expected 1 or 3")
+    return images
+
+
+@torch.no_grad()
+def generate_images(generator, num_samples: int, scale: str, device, batch_size: int = 100, progress=False):
+    """``num_samples`` uint8 images from ``generator`` (eval mode, has ``sample_z``), on CPU."""
+    from ganworks.data.scaling import to_uint8  # lazy: written by the lead engineer
+    from tqdm.auto import tqdm
+
+    out = []
+    with tqdm(total=num_samples, desc="generating", unit="img", disable=not progress, leave=False) as bar:
+        for start in range(0, num_samples, batch_size):
+            n = min(batch_size, num_samples - start)
+            z = generator.sample_z(n, device=device)
+            x = generator(z)
+            out.append(to_uint8(x, scale).cpu())
+            bar.update(n)
+    return torch.cat(out)
