@@ -1,0 +1,61 @@
+"""The semi-supervised (K+1)-class GAN of Improved-GAN §5, as the reference trains it (papers.md §A.1).
+
+D step: labeled, unlabeled and generated batches go through D in three separate forward passes
+(each with its own noise/dropout sample); loss = L_supervised + w·L_unsupervised with the (K+1)-th
+logit fixed at 0, optionally with one-sided label smoothing of the real target.
+
+G step, one of:
+* feature matching (``feature_matching="l2"`` for MNIST, ``"l1"`` for the released CIFAR/SVHN
+  code): match the batch mean of D's feature layer on the generator's real batch ``x_unl2``
+  and on a fresh generated batch, D in training mode;
+* ``feature_matching=""``: the saturating minimax loss E log(1 − D(G(z))) of the
+  minibatch-discrimination models, with ``g_steps`` generator steps per D step (3 there).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .. import losses
+from .base import Objective
+
+
+class SemiSupervisedGAN(Objective):
+    stream = "semi_supervised"
+
+    def __init__(self, G, D, *, unlabeled_weight: float = 1.0, feature_matching: str = "l2",
+                 real_target: float = 1.0, g_steps: int = 1) -> None:
+        super().__init__(G, D)
+        if feature_matching not in ("l1", "l2", ""):
+            raise ValueError(f"feature_matching must be 'l1', 'l2' or '' (minimax), got {feature_matching!r}")
+        self.unlabeled_weight = unlabeled_weight
+        self.feature_matching = feature_matching
+        self.real_target = real_target
+        self.schedule = ("d",) + ("g",) * g_steps
+
+    def _fake(self, n: int, device) -> torch.Tensor:
+        return self.G(self.G.sample_z(n, device=device))
+
+    def d_loss(self, batch):
+        x_lab, x_unl = batch["x_lab"], batch["x_unl"]
+        with torch.no_grad():
+            fake = self._fake(x_unl.shape[0], x_unl.device)
+        logits_lab = self.D(x_lab)
+        logits_unl = self.D(x_unl)
+        logits_fake = self.D(fake)
+        total, sup, unsup = losses.semi_supervised_d_loss(
+            logits_lab, batch["y_lab"], logits_unl, logits_fake, self.unlabeled_weight, self.real_target)
+        train_err = (logits_lab.argmax(1) != batch["y_lab"]).float().mean()
+        return total, {"loss_lab": sup, "loss_unl": unsup, "train_error": train_err}
+
+    def g_loss(self, batch):
+        x_real = batch["x_unl2"]
+        fake = self._fake(x_real.shape[0], x_real.device)
+        if self.feature_matching:
+            with torch.no_grad():
+                _, f_real = self.D(x_real, with_features=True)
+            _, f_fake = self.D(fake, with_features=True)
+            loss = losses.feature_matching_loss(f_real, f_fake, self.feature_matching)
+        else:
+            loss = losses.g_loss_minimax(losses.gan_logit(self.D(fake)))
+        return loss, {"loss_g": loss}

@@ -1,0 +1,9 @@
+"""Training: the one loop, experiments built from configs, checkpoints, averaging, optimizers."""
+
+from .averaging import EMA
+from .checkpoint import load_checkpoint, load_discriminators, load_generator, save_atomic
+from .experiment import Experiment, pick_device
+from .loop import train
+
+__all__ = ["EMA", "Experiment", "load_checkpoint", "load_discriminators", "load_generator", "pick_device",
+           "save_atomic", "train"]

@@ -1,0 +1,199 @@
+"""An experiment: data + G + D + objective + optimizers + schedule + evaluators, built from a config.
+
+``Experiment(cfg, device)`` builds everything fresh (seeded, with data-dependent init);
+``Experiment.load_state_dict`` then restores a checkpoint over it for ``--resume``.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import torch
+
+from ..data import (DEFAULT_SCALE, SemiSupervisedStream, UnsupervisedStream, balanced_labeled_subset,
+                    data_permutation, load_dataset, to_float)
+from ..errors import ConfigError, DataError
+from ..metrics.classification import count_errors
+from ..models import build_model
+from ..nn.weight_norm import data_dependent_init, is_weight_normed
+from ..objectives import OBJECTIVES
+from .averaging import EMA
+from .checkpoint import FORMAT
+from .optim import build_optimizer, build_scheduler
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("--device cuda asked for, but PyTorch sees no CUDA GPU: use --device cpu (or auto)")
+    if name not in ("cpu",) and not name.startswith("cuda"):
+        raise ConfigError(f"unknown device {name!r}: use auto, cpu or cuda")
+    return torch.device(name)
+
+
+def _limit(data, n: int):
+    if n and n < len(data):
+        data.images, data.labels = data.images[:n], data.labels[:n]
+    return data
+
+
+def _has_ddi(model) -> bool:
+    return any(is_weight_normed(m) and m.ddi_init_scale is not None for m in model.modules())
+
+
+class Experiment:
+    def __init__(self, cfg: dict, device: torch.device) -> None:
+        self.cfg = cfg
+        self.device = device
+        d, t = cfg["data"], cfg["train"]
+        self.scale = d["scale"] or DEFAULT_SCALE.get(d["name"].split(":")[0], "minus_one_one")
+        opts = {"path": d["path"]} if d["path"] else {}
+        load = dict(root=d["root"] or None, download=d["download"], image_size=d["image_size"], **opts)
+        self.train_data = _limit(load_dataset(d["name"], "train", **load), d["train_limit"])
+        self.test_data = _limit(load_dataset(d["name"], "test", **load), d["test_limit"])
+
+        seed_everything(t["seed"])
+        self.G = build_model(**cfg["model"]["generator"]).to(device)
+        self.D = build_model(**cfg["model"]["discriminator"]).to(device)
+        for role, model in (("generator", self.G), ("discriminator", self.D)):
+            if tuple(model.image_shape) != self.train_data.image_shape:
+                c, h, w = self.train_data.image_shape
+                raise DataError(
+                    f"dataset {d['name']!r} has {c}x{h}x{w} images but the {role} "
+                    f"{cfg['model'][role]['name']!r} is built for {'x'.join(map(str, model.image_shape))}: "
+                    f"set model.{role}.image_size={h} (and channels={c}) or data.image_size="
+                    f"{model.image_shape[-1]}")
+
+        name = cfg["objective"]["name"]
+        if name not in OBJECTIVES:
+            raise ConfigError(f"unknown objective {name!r}; known: {', '.join(OBJECTIVES)}")
+        kwargs = {k: v for k, v in cfg["objective"].items() if k != "name"}
+        try:
+            self.objective = OBJECTIVES[name](self.G, self.D, **kwargs)
+        except TypeError as e:
+            raise ConfigError(f"objective {name!r}: {e}") from None
+
+        if self.objective.stream == "semi_supervised":
+            if d["labels"] <= 0:
+                raise ConfigError("the semi-supervised objective needs labels: set data.labels (e.g. 100)")
+            labeled = balanced_labeled_subset(self.train_data.labels, d["labels"], self.train_data.num_classes, d["seed_data"])
+            self.stream = SemiSupervisedStream(self.train_data, labeled, d["batch_size"], self.scale, t["seed"], device)
+        else:
+            self.stream = UnsupervisedStream(self.train_data, d["batch_size"], self.scale, t["seed"], device)
+
+        n_init = cfg["model"]["init_examples"]
+        if n_init:
+            self._data_dependent_init(n_init)
+
+        d_per_iter = self.objective.schedule.count("d")
+        self.iterations_per_epoch = max(1, self.stream.batches_per_epoch // max(1, d_per_iter))
+        self.total_iterations = t["iterations"] or int(math.ceil(t["epochs"] * self.iterations_per_epoch))
+        if self.total_iterations <= 0:
+            raise ConfigError("nothing to train: set train.epochs or train.iterations (or --epochs)")
+
+        o = cfg["optim"]
+        self.params = {"d": [p for p in self.D.parameters() if p.requires_grad],
+                       "g": [p for p in self.G.parameters() if p.requires_grad]}
+        self.optimizers = {k: build_optimizer(self.params[k], o, o[f"lr_{k}"] or o["lr"]) for k in ("d", "g")}
+        self.schedulers = {k: build_scheduler(opt, o, self.total_iterations) for k, opt in self.optimizers.items()}
+        self.ema = {k: EMA(m, t[f"ema_{k}"]) for k, m in (("d", self.D), ("g", self.G)) if t[f"ema_{k}"] > 0}
+        self.position = {"iteration": 0, "epoch": 0, "index": 0}
+        self.best = None
+
+    def _data_dependent_init(self, n: int) -> None:
+        """Reference: D's init pass on the first n examples of the seed_data-permuted training set."""
+        idx = torch.from_numpy(data_permutation(len(self.train_data), self.cfg["data"]["seed_data"])[:n])
+        x = to_float(self.train_data.images[idx], self.scale).to(self.device)
+        self.D.train()
+        data_dependent_init(self.D, x)
+        if _has_ddi(self.G):
+            self.G.train()
+            data_dependent_init(self.G, self.G.sample_z(n, device=self.device))
+
+    # ---- evaluation ---------------------------------------------------------------------------
+
+    def evaluate(self) -> dict:
+        """Evaluators for this experiment; pure with respect to the training RNG streams."""
+        out = {}
+        if self.objective.stream == "semi_supervised":
+            test = self.test_data
+            bs = self.cfg["eval"]["batch_size"]
+            n = len(test)
+            errors = count_errors(self.D, test.images, test.labels, self.scale, bs, self.device)
+            out.update(test_errors=errors, test_error=errors / n)
+            if "d" in self.ema:
+                errors = count_errors(self.ema["d"].model, test.images, test.labels, self.scale, bs, self.device)
+                out.update(test_errors_ema=errors, test_error_ema=errors / n)
+        return out
+
+    @torch.no_grad()
+    def samples(self, n: int, seed: int = 0) -> torch.Tensor:
+        """n samples from the averaged G if any, else G, in eval mode, from a fixed noise seed."""
+        G = self.ema["g"].model if "g" in self.ema else self.G
+        was = G.training
+        G.eval()
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            x = G(G.sample_z(n, device=self.device))
+        G.train(was)
+        return x
+
+    # ---- checkpoint state ---------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        return {
+            "format": FORMAT,
+            "config": self.cfg,
+            "models": {"G": self.G.state_dict(), "D": self.D.state_dict()},
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+            "ema": {k: e.state_dict() for k, e in self.ema.items()},
+            "objective": self.objective.state_dict(),
+            "rng": rng_state(self.device),
+            "position": dict(self.position),
+            "best": self.best,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.G.load_state_dict(state["models"]["G"])
+        self.D.load_state_dict(state["models"]["D"])
+        for k, o in self.optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+        for k, s in self.schedulers.items():
+            s.load_state_dict(state["schedulers"][k])
+        for k, e in self.ema.items():
+            e.load_state_dict(state["ema"][k])
+        self.objective.load_state_dict(state.get("objective", {}))
+        self.position = dict(state["position"])
+        self.best = state.get("best")
+        set_rng_state(state["rng"], self.device)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_state(device: torch.device) -> dict:
+    np_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+        "python": random.getstate(),
+    }
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    kind, keys, *rest = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), *rest))
+    random.setstate(tuple(state["python"]) if not isinstance(state["python"], tuple) else state["python"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state_all(state["cuda"])
