@@ -169,3 +169,10 @@ def test_bad_options_raise_config_error():
         build_model("improved-gan-cifar-g", norm="layer")
     with pytest.raises(ConfigError):
         build_model("improved-gan-cifar-g").set_reference(torch.rand(4, 100))
+    with pytest.raises(ConfigError):
+        build_model("improved-gan-cifar-d", image_size=8)
+    with pytest.raises(ConfigError):
+        build_model("improved-gan-cifar-g", image_size=12)
+    # the smallest sizes that work
+    assert build_model("improved-gan-cifar-d", image_size=9, width=0.05)(torch.randn(2, 3, 9, 9)).shape == (2, 10)
+    assert build_model("improved-gan-cifar-g", image_size=8, channels=1, width=0.05)(torch.rand(2, 100)).shape == (2, 1, 8, 8)

@@ -80,6 +80,8 @@ class CifarDiscriminator(nn.Module):
         if variant not in ("fm", "md"):
             raise ConfigError(f"discriminator variant must be 'fm' or 'md', got {variant!r}")
         self.image_shape = tuple(image_shape)
+        if min(self.image_shape[1:]) < 9:  # two stride-2 convs then a valid 3×3 need ≥ 3×3 left
+            raise ConfigError(f"this discriminator needs images of at least 9×9, got {self.image_shape[1:]}")
         self.num_classes = num_classes
         self.variant = variant
         a, b = widths
