@@ -55,6 +55,7 @@ DEFAULTS: dict = {
     "train": {
         "seed": 1, "epochs": 0.0, "iterations": 0,  # iterations win when both are set
         "ema_d": 0.0, "ema_g": 0.0,  # decay of a bias-corrected moving average (0 = off)
+        "max_minutes": 0.0,       # wall-clock budget: evaluate, save and stop after it (0 = none)
         "device": "auto", "log_every": 10,
     },
     "eval": {

@@ -96,6 +96,42 @@ class RunLog:
             self.tb.close()
 
 
+def train_iteration(exp: Experiment) -> list[tuple[str, dict]]:
+    """One iteration of the objective's schedule, then the lr schedules; returns each phase's logs.
+
+    A "d" phase takes the stream's next batch, a "g" phase reuses it. The other player's
+    parameters are frozen during a phase, so no gradient is computed for them.
+    """
+    pos, stream, objective = exp.position, exp.stream, exp.objective
+    frozen = {"d": exp.params["g"], "g": exp.params["d"]}
+    out = []
+    batch = None
+    for phase in objective.schedule:
+        if phase == "d":
+            batch = stream.batch(pos["epoch"], pos["index"])
+            pos["index"] += 1
+            if pos["index"] >= stream.batches_per_epoch:
+                pos["epoch"], pos["index"] = pos["epoch"] + 1, 0
+        _set_requires_grad(frozen[phase], False)
+        try:
+            loss, logs = (objective.d_loss if phase == "d" else objective.g_loss)(batch)
+            opt = exp.optimizers[phase]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        finally:
+            _set_requires_grad(frozen[phase], True)
+        if phase == "d":
+            objective.after_d_step()
+        if phase in exp.ema:
+            exp.ema[phase].update(exp.D if phase == "d" else exp.G)
+        out.append((phase, {f"loss_{phase}": loss, **logs}))
+    for scheduler in exp.schedulers.values():
+        scheduler.step()
+    pos["iteration"] += 1
+    return out
+
+
 def train(exp: Experiment, run_dir: Path, progress: bool = True) -> dict:
     """Train ``exp`` until ``exp.total_iterations``, writing into ``run_dir``; returns the last row."""
     from tqdm import tqdm
@@ -104,7 +140,6 @@ def train(exp: Experiment, run_dir: Path, progress: bool = True) -> dict:
     log = RunLog(run_dir)
     pos = exp.position
     stream, objective = exp.stream, exp.objective
-    frozen = {"d": exp.params["g"], "g": exp.params["d"]}
     eval_every = cfg["eval"]["every"] or exp.iterations_per_epoch
     log_every = max(1, cfg["train"]["log_every"])
     pending: list[tuple[int, str, dict]] = []  # (iteration, phase, logs) not yet checked
@@ -112,6 +147,7 @@ def train(exp: Experiment, run_dir: Path, progress: bool = True) -> dict:
     last_row: dict = {}
     t_start, it_start = time.time(), pos["iteration"]
     images_per_iteration = stream.batch_size * objective.schedule.count("d")
+    budget_s = cfg["train"]["max_minutes"] * 60
 
     def check_and_accumulate() -> None:
         """One device sync for all losses since the last check; the first non-finite one stops the run."""
@@ -135,33 +171,11 @@ def train(exp: Experiment, run_dir: Path, progress: bool = True) -> dict:
     try:
         with _graceful_interrupt() as interrupt:
             while pos["iteration"] < exp.total_iterations:
-                batch = None
-                for phase in objective.schedule:
-                    if phase == "d":
-                        batch = stream.batch(pos["epoch"], pos["index"])
-                        pos["index"] += 1
-                        if pos["index"] >= stream.batches_per_epoch:
-                            pos["epoch"], pos["index"] = pos["epoch"] + 1, 0
-                    _set_requires_grad(frozen[phase], False)
-                    try:
-                        loss, logs = (objective.d_loss if phase == "d" else objective.g_loss)(batch)
-                        opt = exp.optimizers[phase]
-                        opt.zero_grad(set_to_none=True)
-                        loss.backward()
-                        opt.step()
-                    finally:
-                        _set_requires_grad(frozen[phase], True)
-                    if phase == "d":
-                        objective.after_d_step()
-                    if phase in exp.ema:
-                        exp.ema[phase].update(exp.D if phase == "d" else exp.G)
-                    pending.append((pos["iteration"], phase, {f"loss_{phase}": loss, **logs}))
-                for s in exp.schedulers.values():
-                    s.step()
-                pos["iteration"] += 1
                 it = pos["iteration"]
+                pending.extend((it, phase, logs) for phase, logs in train_iteration(exp))
+                it += 1
                 bar.update(1)
-                done = it >= exp.total_iterations
+                done = it >= exp.total_iterations or (budget_s and time.time() - t_start > budget_s)
                 if it % log_every == 0 or done or interrupt["stop"] or it % eval_every == 0:
                     check_and_accumulate()
                     shown = {k: f"{v[-1]:.4g}" for k, v in running.items() if k in ("loss_d", "loss_g", "train_error")}
@@ -179,6 +193,8 @@ def train(exp: Experiment, run_dir: Path, progress: bool = True) -> dict:
                     bar.write(f"interrupted: saved {run_dir / 'checkpoints' / 'last.pt'} at iteration {it}; "
                               f"continue with: ganworks train --resume {run_dir}")
                     last_row["interrupted"] = True
+                    break
+                if done:
                     break
     finally:
         bar.close()
