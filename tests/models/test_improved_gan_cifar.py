@@ -7,7 +7,8 @@ from torch import nn
 from ganworks.errors import ConfigError
 from ganworks.models import build_model
 from ganworks.models.improved_gan_cifar import BUILDERS
-from ganworks.nn.minibatch_discrimination import MinibatchDiscrimination, data_dependent_init
+from ganworks.nn.minibatch_discrimination import MinibatchDiscrimination
+from ganworks.nn.weight_norm import data_dependent_init
 from ganworks.nn.noise import GaussianNoise
 from ganworks.nn.vbn import VirtualBatchNorm
 from ganworks.nn.weight_norm import is_weight_normed, scale

@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from ganworks.nn.minibatch_discrimination import MinibatchDiscrimination, data_dependent_init
+from ganworks.nn.minibatch_discrimination import MinibatchDiscrimination
+from ganworks.nn.weight_norm import data_dependent_init
 from ganworks.nn.weight_norm import weight_norm
 
 

@@ -29,7 +29,7 @@ Builders (``BUILDERS``): ``improved-gan-cifar-d``, ``improved-gan-svhn-d`` (keyw
 (keyword ``norm="batch"|"vbn"``). ``width`` multiplies every hidden channel count (tests build
 tiny models); the minibatch layer keeps ``num_kernels`` kernels whatever the width.
 
-Data-dependent init: run :func:`ganworks.nn.minibatch_discrimination.data_dependent_init` (the
+Data-dependent init: run :func:`ganworks.nn.weight_norm.data_dependent_init` (the
 weight-norm init extended to minibatch layers) on D with 500 training images and on G with a batch
 of noise, in training mode, as the reference does once before training.
 """

@@ -17,9 +17,8 @@ Data-dependent initialisation (``data_dependent_init_``, the reference's ``init=
 the init batch, for each kernel take every sample's distance to its nearest neighbour, and divide
 the log scale's factor by half their batch mean, so that the mean nearest-neighbour L1 distance
 becomes 2; then set bias_b = −mean_i o(x_i)_b so the initial minibatch features have zero mean.
-``data_dependent_init`` (weight norm + minibatch layers, one pass, layer after layer) runs it
-inside the network's forward with a forward hook, the same mechanism as
-:func:`ganworks.nn.weight_norm.data_dependent_init`.
+:func:`ganworks.nn.weight_norm.data_dependent_init` runs it inside the network's init forward
+pass, together with the weight-normalised layers, layer after layer.
 
 The features are computed within the batch passed in: feed real and generated samples as separate
 batches ("computed separately", §3.2), as the reference does.
@@ -32,7 +31,6 @@ import math
 import torch
 from torch import Tensor, nn
 
-from .weight_norm import data_dependent_init as _wn_data_dependent_init
 
 
 class MinibatchDiscrimination(nn.Module):
@@ -110,30 +108,3 @@ class MinibatchDiscrimination(nn.Module):
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, num_kernels={self.num_kernels}, dim_per_kernel={self.dim_per_kernel}"
-
-
-def _ddi_hook(module: MinibatchDiscrimination, inputs, _out: Tensor) -> Tensor:
-    return module.data_dependent_init_(inputs[0])
-
-
-def register_ddi_hooks(model: nn.Module) -> list:
-    """Register on every MinibatchDiscrimination layer of ``model`` a forward hook that runs its
-    data-dependent init on the layer's input and replaces its output; returns the handles
-    (remove them after the init pass)."""
-    return [m.register_forward_hook(_ddi_hook) for m in model.modules() if isinstance(m, MinibatchDiscrimination)]
-
-
-@torch.no_grad()
-def data_dependent_init(model: nn.Module, *inputs, **kwargs):
-    """:func:`ganworks.nn.weight_norm.data_dependent_init` that also initialises minibatch layers.
-
-    One forward pass of ``model(*inputs, **kwargs)``: every weight-normalised layer and every
-    :class:`MinibatchDiscrimination` layer is initialised in turn on the output of the already
-    initialised layers before it (the reference's single ``init=True`` pass). Returns the output.
-    """
-    handles = register_ddi_hooks(model)
-    try:
-        return _wn_data_dependent_init(model, *inputs, **kwargs)
-    finally:
-        for h in handles:
-            h.remove()

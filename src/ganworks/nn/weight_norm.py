@@ -11,7 +11,9 @@ ConvTranspose2d layer and adds what the reference has and PyTorch lacks:
   (500 training examples in the reference) standardises every marked layer's pre-activation per
   unit/channel to mean 0 and std ``init_scale`` (1, or 0.1 for the CIFAR/SVHN output layers), by
   setting g ← g·init_scale/std and b ← (b − mean)·init_scale/std, layer after layer, each layer
-  seeing the already-initialised output of the one before.
+  seeing the already-initialised output of the one before. Any other layer with a method
+  ``data_dependent_init_(x) -> output`` (e.g. minibatch discrimination) is initialised in the
+  same pass, on its input.
 
 Deviation: the CIFAR/SVHN reference adds 1e-6 inside the square root of ‖V‖²; PyTorch's
 parametrization does not. With ‖V‖² of order 1 or more the relative difference is below 1e-6.
@@ -69,11 +71,18 @@ def is_weight_normed(module: nn.Module) -> bool:
     return parametrize.is_parametrized(module, "weight") and hasattr(module, "ddi_init_scale")
 
 
+def needs_data_dependent_init(model: nn.Module) -> bool:
+    """Whether ``data_dependent_init`` would change anything in ``model``."""
+    return any((is_weight_normed(m) and m.ddi_init_scale is not None) or hasattr(m, "data_dependent_init_")
+               for m in model.modules())
+
+
 @torch.no_grad()
 def data_dependent_init(model: nn.Module, *inputs, **kwargs):
     """Run ``model(*inputs, **kwargs)`` once, initialising every weight-normalised layer on the way.
 
-    Each marked layer's output is standardised per output unit (statistics over every axis but
+    Layers that define ``data_dependent_init_(x)`` run it on their input and their output is
+    replaced by what it returns. Each weight-normalised layer's output is standardised per output unit (statistics over every axis but
     the channel axis 1, population std) and the layer's g and b are rescaled so that later
     forwards reproduce the standardised output. The model runs in whatever mode it is in (the
     reference runs this pass in training mode, noise on). Returns the model's output.
@@ -93,6 +102,8 @@ def data_dependent_init(model: nn.Module, *inputs, **kwargs):
     for module in model.modules():
         if is_weight_normed(module) and module.ddi_init_scale is not None:
             handles.append(module.register_forward_hook(hook))
+        elif hasattr(module, "data_dependent_init_"):
+            handles.append(module.register_forward_hook(lambda m, inputs, out: m.data_dependent_init_(inputs[0])))
     try:
         return model(*inputs, **kwargs)
     finally:

@@ -17,7 +17,7 @@ from ..data import (DEFAULT_SCALE, SemiSupervisedStream, UnsupervisedStream, bal
 from ..errors import ConfigError, DataError
 from ..metrics.classification import count_errors
 from ..models import build_model
-from ..nn.weight_norm import data_dependent_init, is_weight_normed
+from ..nn.weight_norm import data_dependent_init, needs_data_dependent_init
 from ..objectives import OBJECTIVES
 from .averaging import EMA
 from .checkpoint import FORMAT
@@ -38,10 +38,6 @@ def _limit(data, n: int):
     if n and n < len(data):
         data.images, data.labels = data.images[:n], data.labels[:n]
     return data
-
-
-def _has_ddi(model) -> bool:
-    return any(is_weight_normed(m) and m.ddi_init_scale is not None for m in model.modules())
 
 
 class Experiment:
@@ -109,7 +105,7 @@ class Experiment:
         x = to_float(self.train_data.images[idx], self.scale).to(self.device)
         self.D.train()
         data_dependent_init(self.D, x)
-        if _has_ddi(self.G):
+        if needs_data_dependent_init(self.G):
             self.G.train()
             data_dependent_init(self.G, self.G.sample_z(n, device=self.device))
 
