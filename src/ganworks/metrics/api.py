@@ -165,7 +165,7 @@ def compute_metrics(
     if bad or not metrics:
         raise ConfigError(f"unknown metric(s) {bad or metrics}; choose from {', '.join(KNOWN_METRICS)}")
     needs_ref = any(m in metrics for m in ("fid", "kid"))
-    if needs_ref and not reference:
+    if needs_ref and reference is None or (isinstance(reference, str) and not reference):
         raise ConfigError("FID/KID need a reference (dataset split or statistics .npz)")
     ext = extractor_obj or make_extractor(extractor, weights=weights, classifier=classifier, device=device)
     # resolve the reference before the (slow) fake features, so a wrong reference fails fast
@@ -186,7 +186,7 @@ def compute_metrics(
         "n_fake": int(len(feats)),
         "n_real": ref["n"] if ref else None,
         "input": input_desc,
-        "reference": ref["meta"].get("reference") if ref else None,
+        "reference": str(ref["meta"].get("reference")) if ref else None,
         "reference_split": ref["meta"].get("split") if ref else None,
         "reference_source": ref["meta"] if ref else None,
         **ext.describe(),
@@ -199,7 +199,8 @@ def compute_metrics(
     if ext.kind == "inception" and not ext.official:
         notes.append("Inception weights are not torch-fidelity's official file: numbers are not comparable "
                      "with published IS/FID")
-    return MetricsResult(scores=scores, protocol=protocol, notes=notes)
+    return MetricsResult(scores=scores, protocol=protocol, notes=notes,
+                         arrays={"fake_features": feats, "fake_logits": logits})
 
 
 def _versions() -> dict:

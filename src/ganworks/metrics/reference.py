@@ -59,11 +59,21 @@ def save_stats_file(path, mu, sigma, features, meta: dict) -> Path:
 def reference_statistics(reference: str, extractor, count=None, data_root=None, cache_dir=None, use_cache=True,
                          batch_size=DEFAULTS["batch_size"], num_workers=DEFAULTS["num_workers"],
                          progress=True) -> dict:
-    """``{"mu", "sigma", "features", "n", "meta"}`` for a dataset spec or a statistics ``.npz``."""
+    """``{"mu", "sigma", "features", "n", "meta"}`` for a dataset spec, a statistics ``.npz`` or
+    in-memory uint8 images (N×C×H×W tensor/array; not cached)."""
     from ganworks.metrics.datasets import load_split, parse_dataset_spec
     from ganworks.metrics.extract import extract_features
     from ganworks.metrics.fid import feature_statistics
 
+    if isinstance(reference, (np.ndarray,)) or type(reference).__name__ == "Tensor":
+        import torch
+
+        images = torch.as_tensor(reference)
+        feats, _ = extract_features(extractor, images, batch_size=batch_size, num_workers=num_workers,
+                                    progress=progress, desc="reference features")
+        mu, sigma = feature_statistics(feats)
+        meta = {"reference": "in-memory images", "split": None, "n": int(len(feats)), "extractor": extractor.name}
+        return {"mu": mu, "sigma": sigma, "features": feats, "n": int(len(feats)), "meta": meta}
     ref = str(reference)
     if ref.endswith(".npz"):
         if not Path(ref).is_file():

@@ -16,6 +16,8 @@ class MetricsResult:
     scores: dict = field(default_factory=dict)
     protocol: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
+    #: fake features/logits (float64 arrays) for reuse; not serialised
+    arrays: dict = field(default_factory=dict, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         return {"scores": dict(self.scores), "protocol": dict(self.protocol), "notes": list(self.notes)}
