@@ -1,7 +1,8 @@
 """Experiment configuration: one table of defaults, presets as TOML files, ``--set`` overrides.
 
 A preset is a TOML file under ``ganworks/presets/`` named by its path without the suffix, e.g.
-``improved-gan/mnist-100``; ``extends = "<preset>"`` at its top inherits another preset. The
+``improved-gan/mnist-100``; ``extends = "<preset>"`` at its top inherits another preset. Files
+whose name starts with ``_`` hold settings shared by several rows and are not listed. The
 resolved configuration is ``DEFAULTS`` ← extended presets ← the preset ← ``--set key=value``
 overrides. ``--set`` may only name keys that exist (a typo is an error, not a silent no-op), or
 options of the chosen model builder / objective.
@@ -37,6 +38,7 @@ DEFAULTS: dict = {
         "seed_data": 1,           # seeds the labeled-subset permutation (reference: --seed_data)
         "scale": "",              # pixel scale (data/scaling.py); "" = the dataset's default
         "batch_size": 64, "image_size": 0,
+        "channels": 1,            # only for the "synthetic" dataset (tests)
         "train_limit": 0, "test_limit": 0,   # use only the first N images (tests, smoke runs)
     },
     "model": {
@@ -62,8 +64,16 @@ DEFAULTS: dict = {
         "every": 0,               # iterations between evaluations; 0 = once per epoch
         "grid": 100,              # samples in the grid PNG written at each evaluation
         "batch_size": 1000,
-        "best": "",               # metric that selects best.pt, e.g. "test_error_ema"
+        "best": "",               # metric that selects best.pt, e.g. "test_error_ema" or "FID"
         "best_mode": "min",
+        # sample quality (IS/FID/KID, ganworks.metrics) of G's samples during training
+        "quality_samples": 0,     # generated images per score; 0 = off
+        "quality_every": 0,       # iterations between scores; 0 = at every evaluation
+        "quality_reference": "",  # real statistics for FID/KID, e.g. "cifar10:test"; "" = IS only
+        "quality_extractor": "inception",   # or "classifier" (with quality_classifier)
+        "quality_classifier": "",  # a `ganworks train-classifier` file: offline scores
+        "quality_weights": "",     # Inception weights file (else $GANWORKS_INCEPTION_WEIGHTS)
+        "quality_metrics": ["is", "fid"],
     },
 }
 
@@ -79,7 +89,7 @@ def list_presets() -> list[str]:
         for child in node.iterdir():
             if child.is_dir():
                 walk(child, f"{prefix}{child.name}/")
-            elif child.name.endswith(".toml"):
+            elif child.name.endswith(".toml") and not child.name.startswith("_"):
                 found.append(prefix + child.name[: -len(".toml")])
 
     walk(preset_root(), "")
@@ -104,10 +114,17 @@ def _read_preset(name: str, seen: tuple = ()) -> dict:
 
 
 def merge(base: dict, over: dict) -> dict:
-    """Deep merge: tables merge, everything else in ``over`` replaces ``base``."""
+    """Deep merge: tables merge, everything else in ``over`` replaces ``base``.
+
+    A builder or objective table (``generator``, ``discriminator``, ``objective``) that names a
+    different ``name`` replaces the old table instead of merging with it: the old one's options
+    belong to something else.
+    """
     out = copy.deepcopy(base)
     for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
+        renamed = key in ("generator", "discriminator", "objective") and isinstance(value, dict) and \
+            isinstance(out.get(key), dict) and value.get("name", out[key].get("name")) != out[key].get("name")
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and not renamed:
             out[key] = merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)

@@ -101,7 +101,7 @@ class CifarDiscriminator(nn.Module):
             _wn_conv(b, b, 1, padding=0), lrelu(),  # NIN
         )
         self.feature_dim = b
-        self.minibatch = MinibatchDiscrimination(b, num_kernels, dim_per_kernel) if variant == "md" else None
+        self.minibatch = MinibatchDiscrimination(b, num_kernels, dim_per_kernel) if variant == "md" and num_kernels else None
         dense_in = self.minibatch.out_features if self.minibatch is not None else b
         out = nn.Linear(dense_in, num_classes)
         nn.init.zeros_(out.bias)
@@ -202,7 +202,8 @@ def cifar_discriminator(
     width: float = 1.0, num_kernels: int = 100,
 ) -> CifarDiscriminator:
     """CIFAR-10 D: ``variant="fm"`` (train_cifar_feature_matching.py) or ``"md"``
-    (train_cifar_minibatch_discrimination.py); widths 96/192."""
+    (train_cifar_minibatch_discrimination.py); widths 96/192. ``num_kernels=0`` drops the minibatch
+    layer from the "md" variant (Table 3 "−MBF")."""
     return _discriminator("cifar10", variant, image_size, channels, num_classes, width, num_kernels)
 
 

@@ -10,6 +10,8 @@ G step, one of:
   and on a fresh generated batch, D in training mode;
 * ``feature_matching=""``: the saturating minimax loss E log(1 − D(G(z))) of the
   minibatch-discrimination models, with ``g_steps`` generator steps per D step (3 there).
+
+``real_target`` < 1 is one-sided label smoothing [§3.4]; ``historical_averaging`` see ``base``.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ class SemiSupervisedGAN(Objective):
     stream = "semi_supervised"
 
     def __init__(self, G, D, *, unlabeled_weight: float = 1.0, feature_matching: str = "l2",
-                 real_target: float = 1.0, g_steps: int = 1) -> None:
-        super().__init__(G, D)
+                 real_target: float = 1.0, g_steps: int = 1, historical_averaging: float = 0.0) -> None:
+        super().__init__(G, D, historical_averaging)
         if feature_matching not in ("l1", "l2", ""):
             raise ValueError(f"feature_matching must be 'l1', 'l2' or '' (minimax), got {feature_matching!r}")
         self.unlabeled_weight = unlabeled_weight
@@ -33,13 +35,10 @@ class SemiSupervisedGAN(Objective):
         self.real_target = real_target
         self.schedule = ("d",) + ("g",) * g_steps
 
-    def _fake(self, n: int, device) -> torch.Tensor:
-        return self.G(self.G.sample_z(n, device=device))
-
     def d_loss(self, batch):
         x_lab, x_unl = batch["x_lab"], batch["x_unl"]
         with torch.no_grad():
-            fake = self._fake(x_unl.shape[0], x_unl.device)
+            fake = self.fake(x_unl.shape[0], x_unl.device)
         logits_lab = self.D(x_lab)
         logits_unl = self.D(x_unl)
         logits_fake = self.D(fake)
@@ -50,7 +49,7 @@ class SemiSupervisedGAN(Objective):
 
     def g_loss(self, batch):
         x_real = batch["x_unl2"]
-        fake = self._fake(x_real.shape[0], x_real.device)
+        fake = self.fake(x_real.shape[0], x_real.device)
         if self.feature_matching:
             with torch.no_grad():
                 _, f_real = self.D(x_real, with_features=True)

@@ -17,6 +17,7 @@ from ..data import (DEFAULT_SCALE, SemiSupervisedStream, UnsupervisedStream, bal
 from ..errors import ConfigError, DataError
 from ..metrics.classification import count_errors
 from ..models import build_model
+from ..nn.spectral_norm import spectral_norms
 from ..nn.weight_norm import data_dependent_init, needs_data_dependent_init
 from ..objectives import OBJECTIVES
 from .averaging import EMA
@@ -47,6 +48,8 @@ class Experiment:
         d, t = cfg["data"], cfg["train"]
         self.scale = d["scale"] or DEFAULT_SCALE.get(d["name"].split(":")[0], "minus_one_one")
         opts = {"path": d["path"]} if d["path"] else {}
+        if d["name"] == "synthetic":
+            opts["channels"] = d["channels"]
         load = dict(root=d["root"] or None, download=d["download"], image_size=d["image_size"], **opts)
         self.train_data = _limit(load_dataset(d["name"], "train", **load), d["train_limit"])
         self.test_data = _limit(load_dataset(d["name"], "test", **load), d["test_limit"])
@@ -63,14 +66,19 @@ class Experiment:
                     f"set model.{role}.image_size={h} (and channels={c}) or data.image_size="
                     f"{model.image_shape[-1]}")
 
+        n_init = cfg["model"]["init_examples"]
+        if n_init:
+            self._data_dependent_init(n_init)
+
         name = cfg["objective"]["name"]
         if name not in OBJECTIVES:
             raise ConfigError(f"unknown objective {name!r}; known: {', '.join(OBJECTIVES)}")
         kwargs = {k: v for k, v in cfg["objective"].items() if k != "name"}
         try:
             self.objective = OBJECTIVES[name](self.G, self.D, **kwargs)
-        except TypeError as e:
+        except (TypeError, ValueError) as e:
             raise ConfigError(f"objective {name!r}: {e}") from None
+        self.objective.batch_size = d["batch_size"]
 
         if self.objective.stream == "semi_supervised":
             if d["labels"] <= 0:
@@ -79,10 +87,6 @@ class Experiment:
             self.stream = SemiSupervisedStream(self.train_data, labeled, d["batch_size"], self.scale, t["seed"], device)
         else:
             self.stream = UnsupervisedStream(self.train_data, d["batch_size"], self.scale, t["seed"], device)
-
-        n_init = cfg["model"]["init_examples"]
-        if n_init:
-            self._data_dependent_init(n_init)
 
         d_per_iter = self.objective.schedule.count("d")
         self.iterations_per_epoch = max(1, self.stream.batches_per_epoch // max(1, d_per_iter))
@@ -98,22 +102,52 @@ class Experiment:
         self.ema = {k: EMA(m, t[f"ema_{k}"]) for k, m in (("d", self.D), ("g", self.G)) if t[f"ema_{k}"] > 0}
         self.position = {"iteration": 0, "epoch": 0, "index": 0}
         self.best = None
+        self.quality = self._quality_evaluator()
+
+    def _quality_evaluator(self):
+        """IS/FID/KID of G's samples, set up now so a missing weights file fails before training."""
+        e = self.cfg["eval"]
+        if not e["quality_samples"]:
+            return None
+        from ..metrics.evaluator import SampleQualityEvaluator
+
+        classifier = e["quality_classifier"] or None
+        evaluator = SampleQualityEvaluator(
+            e["quality_samples"], e["quality_reference"] or None,
+            extractor="classifier" if classifier else e["quality_extractor"], weights=e["quality_weights"] or None,
+            classifier=classifier, data_root=self.cfg["data"]["root"] or None, metrics=e["quality_metrics"])
+        evaluator._setup(self.device)
+        return evaluator
 
     def _data_dependent_init(self, n: int) -> None:
-        """Reference: D's init pass on the first n examples of the seed_data-permuted training set."""
+        """Reference: D's init pass on the first n examples of the seed_data-permuted training set;
+        G's on one batch of noise (its batch size, as the reference's symbolic noise batch)."""
         idx = torch.from_numpy(data_permutation(len(self.train_data), self.cfg["data"]["seed_data"])[:n])
         x = to_float(self.train_data.images[idx], self.scale).to(self.device)
         self.D.train()
         data_dependent_init(self.D, x)
         if needs_data_dependent_init(self.G):
             self.G.train()
-            data_dependent_init(self.G, self.G.sample_z(n, device=self.device))
+            data_dependent_init(self.G, self.G.sample_z(self.cfg["data"]["batch_size"], device=self.device))
 
     # ---- evaluation ---------------------------------------------------------------------------
 
-    def evaluate(self) -> dict:
-        """Evaluators for this experiment; pure with respect to the training RNG streams."""
+    def evaluate(self, final: bool = False) -> dict:
+        """Evaluators for this experiment (test error, σ of spectral-normalized layers, IS/FID)."""
         out = {}
+        sigmas = spectral_norms(self.D)
+        if sigmas:
+            out.update({f"sigma/{k}": v for k, v in sigmas.items()})
+            out["sigma_max"], out["sigma_min"] = max(sigmas.values()), min(sigmas.values())
+        every = self.cfg["eval"]["quality_every"]
+        if self.quality is not None and (final or not every or self.position["iteration"] % every == 0):
+            G = self.ema["g"].model if "g" in self.ema else self.G
+            was = G.training
+            G.eval()
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+                torch.manual_seed(self.cfg["train"]["seed"])
+                out.update(self.quality(G, self.scale, self.device))
+            G.train(was)
         if self.objective.stream == "semi_supervised":
             test = self.test_data
             bs = self.cfg["eval"]["batch_size"]

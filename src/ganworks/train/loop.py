@@ -114,15 +114,14 @@ def train_iteration(exp: Experiment) -> list[tuple[str, dict]]:
                 pos["epoch"], pos["index"] = pos["epoch"] + 1, 0
         _set_requires_grad(frozen[phase], False)
         try:
-            loss, logs = (objective.d_loss if phase == "d" else objective.g_loss)(batch)
+            loss, logs = objective.loss(phase, batch)
             opt = exp.optimizers[phase]
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
         finally:
             _set_requires_grad(frozen[phase], True)
-        if phase == "d":
-            objective.after_d_step()
+        objective.after_step(phase)
         if phase in exp.ema:
             exp.ema[phase].update(exp.D if phase == "d" else exp.G)
         out.append((phase, {f"loss_{phase}": loss, **logs}))
@@ -186,7 +185,7 @@ def train(exp: Experiment, run_dir: Path, progress: bool = True) -> dict:
                     bar.set_postfix(shown)
                 if it % eval_every == 0 or done or interrupt["stop"]:
                     elapsed = time.time() - t_start
-                    last_row = _evaluate(exp, log, running, elapsed, (it - it_start) * images_per_iteration)
+                    last_row = _evaluate(exp, log, running, elapsed, (it - it_start) * images_per_iteration, final=done)
                     running.clear()
                     _save(exp, run_dir, last_row)
                 if interrupt["stop"]:
@@ -202,13 +201,13 @@ def train(exp: Experiment, run_dir: Path, progress: bool = True) -> dict:
     return last_row
 
 
-def _evaluate(exp: Experiment, log: RunLog, running: dict, elapsed: float, images_seen: int) -> dict:
+def _evaluate(exp: Experiment, log: RunLog, running: dict, elapsed: float, images_seen: int, final: bool = False) -> dict:
     pos = exp.position
     row = {"iteration": pos["iteration"], "epoch": pos["epoch"] + pos["index"] / exp.stream.batches_per_epoch,
            "wall_time_s": round(elapsed, 3), "images_per_s": round(images_seen / max(elapsed, 1e-9), 2)}
     row.update({k: sum(v) / len(v) for k, v in running.items() if v})
     row.update({f"lr_{k}": s.get_last_lr()[0] for k, s in exp.schedulers.items()})
-    row.update(exp.evaluate())
+    row.update(exp.evaluate(final=final))
     n = exp.cfg["eval"]["grid"]
     if n:
         grid = log.grid(to_uint8(exp.samples(n), exp.scale).cpu(), pos["iteration"])
