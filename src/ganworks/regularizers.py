@@ -123,6 +123,8 @@ def gradient_penalty(
     D(x̂) is D's raw output (the logit), the norm is taken over all of an example's input
     dimensions, and the graph is kept (``create_graph``) so the penalty backpropagates into D's
     parameters. Add ``GRADIENT_PENALTY_WEIGHT · penalty`` (λ = 10, SN-paper §4.1) to D's loss.
+    D runs in the mode it is in; the call is one more D forward (a spectrally normalised D would
+    take one more power step).
 
     ``mode``:
 

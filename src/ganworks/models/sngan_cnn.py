@@ -127,7 +127,7 @@ class CNNGenerator(nn.Module):
         self.dense = nn.Linear(z_dim, c0 * bottom * bottom)
         # the code's BN over the dense output is per unit (8192 features at M_g = 4)
         self.dense_post = (
-            nn.Sequential(nn.BatchNorm1d(c0 * bottom * bottom, eps=_BN_EPS, momentum=_BN_MOMENTUM), nn.ReLU())
+            nn.Sequential(nn.BatchNorm1d(c0 * bottom * bottom, eps=_BN_EPS, momentum=_BN_MOMENTUM), nn.ReLU(inplace=True))
             if dense_bn_relu
             else nn.Identity()
         )
@@ -136,7 +136,7 @@ class CNNGenerator(nn.Module):
             blocks += [
                 nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1),
                 nn.BatchNorm2d(cout, eps=_BN_EPS, momentum=_BN_MOMENTUM),
-                nn.ReLU(),
+                nn.ReLU(inplace=True),
             ]
         self.body = nn.Sequential(*blocks)
         self.out = nn.Conv2d(c3, channels, 3, stride=1, padding=1)
@@ -182,7 +182,7 @@ class CNNDiscriminator(nn.Module):
                 ln = nn.GroupNorm(1, cout)  # normalises over (C, H, W) per sample
                 ln.weight.requires_grad_(False)
                 layers.append(ln)
-            layers.append(nn.LeakyReLU(self.lrelu_slope))
+            layers.append(nn.LeakyReLU(self.lrelu_slope, inplace=True))  # on a fresh conv/norm output
             cin = cout
         self.body = nn.Sequential(*layers)
         self.feature_dim = widths[-1] * bottom * bottom
