@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+from torch.nn.utils import parametrize
 from torchvision.utils import save_image
 
 from ..data.scaling import to_uint8
@@ -100,7 +101,9 @@ def train_iteration(exp: Experiment) -> list[tuple[str, dict]]:
     """One iteration of the objective's schedule, then the lr schedules; returns each phase's logs.
 
     A "d" phase takes the stream's next batch, a "g" phase reuses it. The other player's
-    parameters are frozen during a phase, so no gradient is computed for them.
+    parameters are frozen during a phase, so no gradient is computed for them. Parametrized
+    weights (weight norm, spectral norm) are computed once per phase and shared by its forward
+    passes: for spectral norm that is Algorithm 1's one power iteration per update.
     """
     pos, stream, objective = exp.position, exp.stream, exp.objective
     frozen = {"d": exp.params["g"], "g": exp.params["d"]}
@@ -114,7 +117,8 @@ def train_iteration(exp: Experiment) -> list[tuple[str, dict]]:
                 pos["epoch"], pos["index"] = pos["epoch"] + 1, 0
         _set_requires_grad(frozen[phase], False)
         try:
-            loss, logs = objective.loss(phase, batch)
+            with parametrize.cached():
+                loss, logs = objective.loss(phase, batch)
             opt = exp.optimizers[phase]
             opt.zero_grad(set_to_none=True)
             loss.backward()
