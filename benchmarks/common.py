@@ -70,3 +70,18 @@ def write(name: str, result: dict, table: str) -> tuple[Path, Path]:
     js.write_text(json.dumps(result, indent=2) + "\n")
     md.write_text(table.rstrip() + "\n")
     return js, md
+
+
+def step_figures(cfg: dict, device: torch.device, iterations: int) -> dict:
+    """ms per training iteration (the loop's own ``train_iteration``), its FLOPs, and the floor:
+    FLOPs over the matmul rate measured in this process; ``ratio_to_floor`` = ms / floor."""
+    from ganworks.train import Experiment
+    from ganworks.train.loop import train_iteration
+
+    exp = Experiment(cfg, device)
+    flops = count_flops(lambda: train_iteration(exp))
+    ms = time_calls(lambda: train_iteration(exp), device, iterations)
+    rate = matmul_rate(device)
+    floor_ms = flops / rate * 1000
+    return {"ms_per_iteration": round(ms, 3), "flops_per_iteration": flops, "matmul_gflops": round(rate / 1e9, 1),
+            "floor_ms": round(floor_ms, 3), "ratio_to_floor": round(ms / floor_ms, 3), "timed_iterations": iterations}

@@ -2,10 +2,10 @@
 
 Measures, on synthetic 32×32 data (timing only; no dataset needed):
 
-1. milliseconds per iteration of the CIFAR-10 feature-matching model (papers.md §A.1, §A.3):
-   one D step (labeled, unlabeled and generated batches of ``--batch`` each through D, the
-   semi-supervised loss, Adam) plus one G step (G forward, D features of a real and the generated
-   batch, L1 feature matching, Adam). Adam lr 3e-4, β = (0.5, 0.999); both nets data-initialised.
+1. milliseconds per iteration of the CIFAR-10 feature-matching preset ``improved-gan/cifar10-4000``
+   (papers.md §A.1, §A.3), timed on the training loop's own ``train_iteration``: one D step
+   (labeled, unlabeled and generated batches through D, the semi-supervised loss) plus one G step
+   (L1 feature matching), with the step's FLOPs over the in-process matmul rate as its floor.
 2. the forward time of a MinibatchDiscrimination(192, 100 kernels × 5) layer on a batch of
    ``--batch`` pool features, relative to the forward time of the whole minibatch-discrimination
    discriminator on ``--batch`` images (target: at most 10%).
@@ -20,26 +20,20 @@ import argparse
 import json
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import torch
 
-from ganworks.losses import feature_matching_loss, semi_supervised_d_loss
-from ganworks.models.improved_gan_cifar import cifar_discriminator, cifar_generator
-from ganworks.nn.minibatch_discrimination import MinibatchDiscrimination, data_dependent_init
+from ganworks.config import resolve
+from ganworks.models.improved_gan_cifar import cifar_discriminator
+from ganworks.nn import MinibatchDiscrimination, data_dependent_init
 
-RESULTS = Path(__file__).resolve().parent / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, device_name, step_figures  # noqa: E402
 
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+PRESET = "improved-gan/cifar10-4000"
 
 
 def _timed(fn, repeats: int, warmup: int) -> list[float]:
@@ -53,45 +47,11 @@ def _timed(fn, repeats: int, warmup: int) -> list[float]:
     return times
 
 
-def bench_iteration(batch: int, iters: int, warmup: int) -> dict:
-    torch.manual_seed(0)
-    D = cifar_discriminator(variant="fm")
-    G = cifar_generator(norm="batch")
-    x_lab = torch.rand(batch, 3, 32, 32) * 2 - 1
-    y_lab = torch.randint(0, 10, (batch,))
-    x_unl = torch.rand(batch, 3, 32, 32) * 2 - 1
-    x_unl2 = torch.rand(batch, 3, 32, 32) * 2 - 1
-    data_dependent_init(D, torch.rand(min(batch, 500), 3, 32, 32) * 2 - 1)
-    data_dependent_init(G, G.sample_z(batch))
-    d_params = [p for p in D.parameters() if p.requires_grad]
-    g_params = [p for p in G.parameters() if p.requires_grad]
-    opt_d = torch.optim.Adam(d_params, lr=3e-4, betas=(0.5, 0.999))
-    opt_g = torch.optim.Adam(g_params, lr=3e-4, betas=(0.5, 0.999))
-
-    def step():
-        # D step
-        with torch.no_grad():
-            fake = G(G.sample_z(batch))
-        loss_d, _, _ = semi_supervised_d_loss(D(x_lab), y_lab, D(x_unl), D(fake))
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
-        # G step (feature matching, L1 as the CIFAR code)
-        for p in d_params:
-            p.requires_grad_(False)
-        with torch.no_grad():
-            _, f_real = D(x_unl2, with_features=True)
-        _, f_fake = D(G(G.sample_z(batch)), with_features=True)
-        loss_g = feature_matching_loss(f_real, f_fake, distance="l1")
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
-        for p in d_params:
-            p.requires_grad_(True)
-
-    times = _timed(step, iters, warmup)
-    return {"ms_per_iteration_median": statistics.median(times), "ms_per_iteration_min": min(times),
-            "ms_per_iteration_all": [round(t, 1) for t in times]}
+def bench_iteration(batch: int, iters: int) -> dict:
+    """The preset's own training iteration (``train_iteration``) on synthetic CIFAR-sized data."""
+    cfg = resolve(PRESET, ["data.name=synthetic", "data.image_size=32", "data.channels=3", f"data.batch_size={batch}",
+                           "data.labels=100", "data.test_limit=100", "eval.quality_samples=0"])
+    return step_figures(cfg, torch.device("cpu"), iters)
 
 
 def bench_minibatch(batch: int, repeats: int, warmup: int) -> dict:
@@ -125,20 +85,20 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    it = bench_iteration(args.batch, args.iters, args.warmup)
+    it = bench_iteration(args.batch, args.iters)
     mb = bench_minibatch(args.batch, args.repeats, args.warmup)
     result = {
         "benchmark": "improved_gan_step",
         "device": "cpu",
-        "cpu": _cpu_name(),
+        "cpu": device_name(torch.device("cpu")),
         "torch": torch.__version__,
         "python": platform.python_version(),
         "threads": torch.get_num_threads(),
         "settings": {
             "batch": args.batch, "iters": args.iters, "warmup": args.warmup, "repeats": args.repeats,
-            "model": "improved-gan-cifar-d (variant=fm) + improved-gan-cifar-g (norm=batch), full width",
-            "iteration": "1 D step (labeled+unlabeled+fake batches, semi-supervised loss) + 1 G step "
-                         "(L1 feature matching on the pool features); Adam lr 3e-4 betas (0.5, 0.999)",
+            "model": f"preset {PRESET} (FM discriminator, BN generator), full width",
+            "iteration": "the training loop's train_iteration: 1 D step (labeled+unlabeled+fake batches, "
+                         "semi-supervised loss) + 1 G step (L1 feature matching), the reference's Adam, EMA of D",
             "minibatch": "MinibatchDiscrimination(192, 100, 5) forward on a batch of pool features vs "
                          "improved-gan-cifar-d (variant=md) forward on the same number of images, "
                          "train mode, no grad",
@@ -157,8 +117,9 @@ def main() -> None:
         "",
         "| measurement | value |",
         "|---|---|",
-        f"| FM iteration (1 D step + 1 G step), median of {args.iters} | {it['ms_per_iteration_median']:.0f} ms |",
-        f"| FM iteration, min | {it['ms_per_iteration_min']:.0f} ms |",
+        f"| FM iteration (1 D step + 1 G step), mean of {args.iters} | {it['ms_per_iteration']:.0f} ms |",
+        f"| its FLOPs / matmul rate in this process (floor) | {it['floor_ms']:.0f} ms ({it['flops_per_iteration'] / 1e9:.1f} GFLOP at {it['matmul_gflops']} GFLOP/s) |",
+        f"| ratio to floor | {it['ratio_to_floor']:.2f} |",
         f"| MD discriminator forward, {args.batch} images | {mb['d_md_forward_ms_median']:.1f} ms |",
         f"| minibatch layer forward, {args.batch} samples | {mb['minibatch_forward_ms_median']:.2f} ms |",
         f"| minibatch layer / D forward (target ≤ 10%) | {100 * mb['minibatch_over_d_forward']:.2f}% |",

@@ -22,21 +22,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import count_flops, device_name, matmul_rate, time_calls, write  # noqa: E402
+from common import device_name, step_figures, write  # noqa: E402
 
 from ganworks.config import resolve  # noqa: E402
 from ganworks.train import Experiment, pick_device, train  # noqa: E402
-from ganworks.train.loop import train_iteration  # noqa: E402
-
-
-def step_figures(cfg: dict, device: torch.device, iterations: int) -> dict:
-    exp = Experiment(cfg, device)
-    flops = count_flops(lambda: train_iteration(exp))
-    ms = time_calls(lambda: train_iteration(exp), device, iterations)
-    rate = matmul_rate(device)
-    floor_ms = flops / rate * 1000
-    return {"ms_per_iteration": round(ms, 3), "flops_per_iteration": flops, "matmul_gflops": round(rate / 1e9, 1),
-            "floor_ms": round(floor_ms, 3), "ratio_to_floor": round(ms / floor_ms, 3), "timed_iterations": iterations}
 
 
 def mean_std(xs):
