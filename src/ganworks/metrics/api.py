@@ -164,9 +164,13 @@ def compute_metrics(
     bad = [m for m in metrics if m not in KNOWN_METRICS]
     if bad or not metrics:
         raise ConfigError(f"unknown metric(s) {bad or metrics}; choose from {', '.join(KNOWN_METRICS)}")
+    if isinstance(reference, str) and reference.lower() in ("", "none"):
+        reference = None
     needs_ref = any(m in metrics for m in ("fid", "kid"))
-    if needs_ref and reference is None or (isinstance(reference, str) and not reference):
+    if needs_ref and reference is None:
         raise ConfigError("FID/KID need a reference (dataset split or statistics .npz)")
+    if isinstance(input, (str, os.PathLike)) and not Path(input).exists():  # cheap checks before the network
+        raise DataError(f"input {input} does not exist (expected an image folder, an .npz or a run directory)")
     ext = extractor_obj or make_extractor(extractor, weights=weights, classifier=classifier, device=device)
     # resolve the reference before the (slow) fake features, so a wrong reference fails fast
     ref = None

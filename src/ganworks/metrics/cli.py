@@ -35,7 +35,7 @@ def add_subcommands(subparsers) -> None:
         description="Inception Score, FID and KID of generated images against a reference split.")
     p.add_argument("input", help="image folder, .npz of uint8 images, or a run directory / checkpoint")
     p.add_argument("--reference", default=D["reference"],
-                   help="'cifar10:test', 'mnist:test', 'imagefolder:/root:test' or a stats .npz "
+                   help="'cifar10:test', 'mnist:test', 'imagefolder:/root:test', a stats .npz, or 'none' (IS only) "
                         f"(default {D['reference']})")
     p.add_argument("--reference-count", type=int, default=D["reference_count"],
                    help="use the first N reference images (default: all)")
