@@ -216,3 +216,23 @@ def test_npz_layouts(tmp_path):
     np.savez(tmp_path / "f.npz", images=x.astype(np.float32))
     with pytest.raises(DataError, match="uint8"):
         load_npz_images(tmp_path / "f.npz")
+
+
+def test_metrics_on_a_training_run_and_during_training(digits_classifier, tmp_path, monkeypatch, tiny_digits):
+    """A run directory as input (it generates samples) and the in-loop evaluator, offline."""
+    from ganworks.cli import main
+
+    monkeypatch.setenv("GANWORKS_CACHE", str(tmp_path / "cache"))
+    clf, _ = digits_classifier
+    run = tmp_path / "run"
+    sets = tiny_digits + ["eval.quality_samples=60", "eval.quality_reference='digits:test'",
+                          f"eval.quality_classifier='{clf}'", "eval.best=digits-classifier-FID"]
+    assert main(["train", "improved-gan/mnist-100", *[a for s in sets for a in ("--set", s)], "--iterations", "4",
+                 "--out", str(run), "--no-progress"]) == 0
+    row = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert row["digits-classifier-FID"] > 0 and row["digits-classifier-IS"] >= 1
+    out = tmp_path / "r.json"
+    assert _run(["metrics", str(run), "--classifier", str(clf), "--reference", "digits:test", "--num-samples", "60",
+                 "--is-splits", "3", "--metrics", "is,fid", "--out", str(out), "--quiet"]) == 0
+    r = json.loads(out.read_text())
+    assert r["protocol"]["n_fake"] == 60 and r["scores"]["digits-classifier-FID"] > 0
