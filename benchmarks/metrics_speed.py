@@ -30,6 +30,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import device_name  # noqa: E402
 
 
 class _Images(torch.utils.data.Dataset):
@@ -41,16 +43,6 @@ class _Images(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         return self.x[i]
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def load_images(n, data_root):
@@ -156,7 +148,7 @@ def main(argv=None):
 
     result = {
         "benchmark": "Inception feature extraction speed, ganworks vs torch-fidelity calculate_metrics",
-        "device": str(device) if cuda else f"cpu: {cpu_name()}",
+        "device": str(device) if cuda else f"cpu: {device_name(torch.device('cpu'))}",
         "cpus_allowed": available_cpus(), "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__, "torch_fidelity": torch_fidelity.__version__,
         "python": platform.python_version(),
