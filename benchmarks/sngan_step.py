@@ -56,6 +56,9 @@ from ganworks.models.sngan_cnn import cnn_discriminator, cnn_generator
 from ganworks.models.sngan_resnet import resnet_discriminator, resnet_generator
 from ganworks.nn.spectral_norm import is_spectral_normed
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import device_name  # noqa: E402
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 ARCHS = {
@@ -64,16 +67,6 @@ ARCHS = {
     "resnet": dict(g=resnet_generator, d=resnet_discriminator, loss="hinge", lr=2e-4, betas=(0.0, 0.9), n_dis=5,
                    rounds=3),
 }
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _z(G, n: int) -> torch.Tensor:
@@ -244,7 +237,7 @@ def run(args) -> dict:
     return {
         "benchmark": "sngan_step",
         "device": "cpu",
-        "device_name": _cpu_name(),
+        "device_name": device_name(torch.device('cpu')),
         "torch": torch.__version__,
         "python": platform.python_version(),
         "threads": torch.get_num_threads(),

@@ -26,9 +26,11 @@ both benign (papers.md §C.1):
   starts from a random u, so its σ̂ underestimates σ(W) during the first steps of training.
 
 The layer's parameters become ``<layer>.parametrizations.weight.original`` (the raw W) and the
-buffers ``<layer>.parametrizations.weight.0._u`` / ``._v`` (saved in the state dict). With two D
-forwards per update (real and fake batch) there are two power steps per D update, as in the
-reference updater.
+buffers ``<layer>.parametrizations.weight.0._u`` / ``._v`` (saved in the state dict). Called on its
+own, every training-mode forward does a power step (the Chainer updater's two D calls per update
+make two). The training loop computes parametrized weights once per optimizer step
+(``torch.nn.utils.parametrize.cached``), so there it is one power step per update, as Algorithm 1
+states.
 """
 
 from __future__ import annotations
