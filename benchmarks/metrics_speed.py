@@ -33,16 +33,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import device_name  # noqa: E402
 
-
-class _Images(torch.utils.data.Dataset):
-    def __init__(self, x):
-        self.x = x
-
-    def __len__(self):
-        return len(self.x)
-
-    def __getitem__(self, i):
-        return self.x[i]
+from ganworks.metrics.datasets import ImageTensorDataset  # noqa: E402
 
 
 def load_images(n, data_root):
@@ -96,7 +87,7 @@ def main(argv=None):
         return inception_score(logits, splits=splits)["IS"]
 
     def tf_end_to_end():
-        r = torch_fidelity.calculate_metrics(input1=_Images(images), isc=True, isc_splits=splits,
+        r = torch_fidelity.calculate_metrics(input1=ImageTensorDataset(images), isc=True, isc_splits=splits,
                                              samples_shuffle=False, feature_extractor_weights_path=str(weights),
                                              cuda=cuda, cache=False, verbose=False, batch_size=bs)
         return r["inception_score_mean"]
@@ -109,7 +100,7 @@ def main(argv=None):
         return extract_features(ours_ext, images, batch_size=bs, progress=False)
 
     def tf_extract():
-        d = get_featuresdict_from_dataset(_Images(images), tf_ext, bs, cuda, False, False)
+        d = get_featuresdict_from_dataset(ImageTensorDataset(images), tf_ext, bs, cuda, False, False)
         return d["2048"].double().numpy(), d["logits_unbiased"].double().numpy()
 
     times = {k: [] for k in ("ours_e2e", "tf_e2e", "ours_extract", "tf_extract")}

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 import torch
 
+from ganworks.metrics.datasets import ImageTensorDataset
+
 torch_fidelity = pytest.importorskip("torch_fidelity")
 
 from ganworks.errors import GanworksError  # noqa: E402
@@ -23,22 +25,11 @@ needs_real = pytest.mark.skipif(not REAL_WEIGHTS, reason="GANWORKS_INCEPTION_WEI
                                 "torch-fidelity Inception weights are not available offline")
 
 
-class _TensorDataset(torch.utils.data.Dataset):
-    def __init__(self, x):
-        self.x = x
-
-    def __len__(self):
-        return len(self.x)
-
-    def __getitem__(self, i):
-        return self.x[i]
-
-
 def _agreement(weights, fake, real):
     """Our IS (both protocols) / FID / KID vs torch-fidelity on the same images and weights."""
     common = dict(feature_extractor_weights_path=str(weights), cuda=False, cache=False, verbose=False,
                   save_cpu_ram=True, batch_size=16)
-    tf = torch_fidelity.calculate_metrics(input1=_TensorDataset(fake), input2=_TensorDataset(real), isc=True,
+    tf = torch_fidelity.calculate_metrics(input1=ImageTensorDataset(fake), input2=ImageTensorDataset(real), isc=True,
                                           fid=True, kid=True, isc_splits=2, kid_subsets=4, kid_subset_size=12,
                                           samples_shuffle=False, **common)
     ext = InceptionExtractor(weights)

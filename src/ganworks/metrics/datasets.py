@@ -164,3 +164,17 @@ def generate_images(generator, num_samples: int, scale: str, device, batch_size:
             out.append(to_uint8(x, scale).cpu())
             bar.update(n)
     return torch.cat(out)
+
+
+class ImageTensorDataset:
+    """A map-style dataset over a uint8 image tensor whose items are bare images (not tuples), the
+    input torch-fidelity's ``calculate_metrics`` takes; used to run it on exactly our images."""
+
+    def __init__(self, images):
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i):
+        return self.images[i]
