@@ -129,21 +129,17 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .data import DEFAULT_SCALE, load_dataset
     from .metrics.classification import count_errors
     from .train import load_discriminators, pick_device
+    from .train.experiment import data_scale, load_split
 
     device = pick_device(args.device or "auto")
     D, D_avg, cfg = load_discriminators(args.run, device)
     d = cfg["data"]
     if not d["labels"]:
         raise CheckpointError(f"{args.run} is not a semi-supervised run: its discriminator is no classifier (use `ganworks metrics`)")
-    opts = {"path": d["path"]} if d["path"] else {}
-    test = load_dataset(d["name"], "test", root=args.data_root or d["root"] or None, download=d["download"],
-                        image_size=d["image_size"], **opts)
-    if d["test_limit"]:
-        test.images, test.labels = test.images[: d["test_limit"]], test.labels[: d["test_limit"]]
-    scale = d["scale"] or DEFAULT_SCALE.get(d["name"], "minus_one_one")
+    test = load_split(d, "test", root=args.data_root)
+    scale = data_scale(d)
     n = len(test)
     result = {"checkpoint": str(args.run), "dataset": d["name"], "split": "test", "n": n}
     for key, model in (("raw", D), ("averaged", D_avg)):
@@ -163,8 +159,9 @@ def cmd_sample(args) -> int:
     import torch
     from torchvision.utils import save_image
 
-    from .data import DEFAULT_SCALE, to_uint8
+    from .data import to_uint8
     from .train import load_generator, pick_device
+    from .train.experiment import data_scale
 
     if args.n < 1:
         raise ConfigError("--n must be at least 1")
@@ -173,7 +170,7 @@ def cmd_sample(args) -> int:
         raise ConfigError(f"--out must be a .png file, got {out}")
     device = pick_device(args.device or "auto")
     G, cfg = load_generator(args.run, device, averaged=not args.raw)
-    scale = cfg["data"]["scale"] or DEFAULT_SCALE.get(cfg["data"]["name"], "minus_one_one")
+    scale = data_scale(cfg["data"])
     torch.manual_seed(args.seed)
     with torch.no_grad():
         images = torch.cat([to_uint8(G(G.sample_z(min(500, args.n - i), device=device)), scale).cpu()

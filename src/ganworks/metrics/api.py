@@ -74,14 +74,12 @@ def load_input(source, num_samples=DEFAULTS["num_samples"], device="cpu", progre
     if p.is_file() and p.suffix.lower() == ".npz":
         return ds.load_npz_images(p), {"kind": "npz", "path": str(p)}
     if _is_run_dir(p):
-        try:
-            from ganworks.train.checkpoint import load_generator
-        except ImportError:
-            raise GanworksError("run directories/checkpoints need ganworks.train.checkpoint, "
-                                "which this installation lacks") from None
+        from ganworks.train.checkpoint import load_generator
+        from ganworks.train.experiment import data_scale
+
         dev = resolve_device(device)
         g, config = load_generator(str(p), device=dev)
-        scale = config["data"]["scale"]
+        scale = data_scale(config["data"])
         imgs = ds.generate_images(g, num_samples, scale, dev, batch_size=batch_size, progress=progress)
         return imgs, {"kind": "generator", "path": str(p), "scale": scale, "num_samples": num_samples}
     if p.is_dir():

@@ -35,7 +35,20 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _limit(data, n: int):
+def data_scale(data_cfg: dict) -> str:
+    """The pixel scale of a config's data: ``data.scale``, else the dataset's default."""
+    return data_cfg["scale"] or DEFAULT_SCALE.get(data_cfg["name"].split(":")[0], "minus_one_one")
+
+
+def load_split(data_cfg: dict, split: str, root=None):
+    """The ``split`` of a config's dataset, with its options and ``train_limit``/``test_limit``."""
+    d = data_cfg
+    opts = {"path": d["path"]} if d["path"] else {}
+    if d["name"] == "synthetic":
+        opts["channels"] = d["channels"]
+    data = load_dataset(d["name"], split, root=root or d["root"] or None, download=d["download"],
+                        image_size=d["image_size"], **opts)
+    n = d[f"{split}_limit"]
     if n and n < len(data):
         data.images, data.labels = data.images[:n], data.labels[:n]
     return data
@@ -46,13 +59,9 @@ class Experiment:
         self.cfg = cfg
         self.device = device
         d, t = cfg["data"], cfg["train"]
-        self.scale = d["scale"] or DEFAULT_SCALE.get(d["name"].split(":")[0], "minus_one_one")
-        opts = {"path": d["path"]} if d["path"] else {}
-        if d["name"] == "synthetic":
-            opts["channels"] = d["channels"]
-        load = dict(root=d["root"] or None, download=d["download"], image_size=d["image_size"], **opts)
-        self.train_data = _limit(load_dataset(d["name"], "train", **load), d["train_limit"])
-        self.test_data = _limit(load_dataset(d["name"], "test", **load), d["test_limit"])
+        self.scale = data_scale(d)
+        self.train_data = load_split(d, "train")
+        self.test_data = load_split(d, "test")
 
         seed_everything(t["seed"])
         self.G = build_model(**cfg["model"]["generator"]).to(device)

@@ -128,7 +128,7 @@ def train_iteration(exp: Experiment) -> list[tuple[str, dict]]:
         objective.after_step(phase)
         if phase in exp.ema:
             exp.ema[phase].update(exp.D if phase == "d" else exp.G)
-        out.append((phase, {f"loss_{phase}": loss, **logs}))
+        out.append((phase, {f"loss_{phase}": loss.detach(), **{k: v.detach() for k, v in logs.items()}}))
     for scheduler in exp.schedulers.values():
         scheduler.step()
     pos["iteration"] += 1
@@ -156,7 +156,7 @@ def train(exp: Experiment, run_dir: Path, progress: bool = True) -> dict:
         """One device sync for all losses since the last check; the first non-finite one stops the run."""
         if not pending:
             return
-        flat = torch.stack([v.detach().float().reshape(()) for _, _, logs in pending for v in logs.values()]).tolist()
+        flat = torch.stack([v.float().reshape(()) for _, _, logs in pending for v in logs.values()]).tolist()
         values = iter(flat)
         for it, phase, logs in pending:
             for name in logs:
