@@ -2,13 +2,11 @@
 
 Everything is returned as a uint8 tensor N×3×H×W (grey images are repeated to 3 channels only
 when an Inception extractor needs it; see :func:`as_rgb`).  Dataset splits come from
-``ganworks.data.load_dataset``; a minimal private reader (MNIST idx files, image folders) is
-used only while that module is unavailable.
+``ganworks.data.load_dataset``.
 """
 
 from __future__ import annotations
 
-import gzip
 import os
 from pathlib import Path
 
@@ -17,7 +15,7 @@ import torch
 
 from ganworks.errors import DataError
 
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+from ganworks.data.datasets import IMAGE_EXTENSIONS as IMAGE_EXTS
 
 
 def parse_dataset_spec(spec: str) -> tuple[str, str]:
@@ -48,43 +46,10 @@ def load_split(name: str, split: str = "test", data_root: str | None = None):
     """(uint8 images N×C×H×W, int64 labels N, num_classes) of a named dataset split."""
     if os.path.isdir(name) and not name.startswith("imagefolder:"):
         name = "imagefolder:" + name
-    try:
-        from ganworks.data import load_dataset  # lazy: written by the lead engineer
-    except ImportError:
-        load_dataset = None
-    if load_dataset is not None:
-        d = load_dataset(name, split=split, root=data_root)
-        return d.images, d.labels, int(d.num_classes)
-    return _fallback_load(name, split, data_root)
+    from ganworks.data import load_dataset
 
-
-def _fallback_load(name, split, data_root):
-    root = data_root or os.environ.get("GANWORKS_DATA")
-    if name == "mnist":
-        if root is None:
-            raise DataError("mnist: no data root (set GANWORKS_DATA or --data-root)")
-        raw = Path(root) / "MNIST" / "raw"
-        prefix = "train" if split == "train" else "t10k"
-        img_f, lab_f = raw / f"{prefix}-images-idx3-ubyte.gz", raw / f"{prefix}-labels-idx1-ubyte.gz"
-        if not img_f.exists():
-            raise DataError(f"mnist: {img_f} not found")
-        with gzip.open(img_f) as f:
-            imgs = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28)
-        with gzip.open(lab_f) as f:
-            labels = np.frombuffer(f.read(), np.uint8, offset=8)
-        return torch.from_numpy(imgs.copy()), torch.from_numpy(labels.astype(np.int64)), 10
-    if name.startswith("imagefolder:"):
-        base = Path(name[len("imagefolder:"):]) / split
-        if not base.is_dir():
-            raise DataError(f"{name}: split folder {base} not found")
-        classes = sorted(p.name for p in base.iterdir() if p.is_dir())
-        paths, labels = [], []
-        for i, c in enumerate(classes):
-            files = sorted(p for p in (base / c).iterdir() if p.suffix.lower() in IMAGE_EXTS)
-            paths += files
-            labels += [i] * len(files)
-        return read_images(paths), torch.tensor(labels, dtype=torch.int64), len(classes)
-    raise DataError(f"unknown dataset '{name}' (ganworks.data is not available for other names)")
+    d = load_dataset(name, split=split, root=data_root)
+    return d.images, d.labels, int(d.num_classes)
 
 
 def read_images(paths) -> torch.Tensor:
