@@ -48,6 +48,7 @@ DEFAULTS: dict = {
     },
     "objective": {"name": ""},
     "optim": {
+        "setting": "",            # SN-GAN Table 1 "A".."F": sets lr, beta1, beta2 and objective.n_dis
         "name": "adam", "lr": 2e-4, "lr_d": 0.0, "lr_g": 0.0,   # lr_d/lr_g: 0 = use lr
         "beta1": 0.5, "beta2": 0.999, "eps": 1e-8,
         "eps_inside_sqrt": False,  # the Improved-GAN reference's Adam: sqrt(v + eps)
@@ -208,4 +209,7 @@ def _compatible(old, new) -> bool:
 
 
 def resolve(preset: str, overrides: list[str] = ()) -> dict:
-    return apply_overrides(load_preset(preset), list(overrides))
+    """The preset with ``overrides``; an ``optim.setting`` then fixes lr, betas and n_dis."""
+    from .train.optim import apply_adam_setting
+
+    return apply_adam_setting(apply_overrides(load_preset(preset), list(overrides)))

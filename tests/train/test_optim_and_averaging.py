@@ -41,3 +41,18 @@ def test_ema_is_the_bias_corrected_zero_started_average():
 def test_linear_decay():
     f = lr_factor({"decay": "linear", "decay_start": 10, "decay_end": 20}, 100)
     assert f(0) == 1 and f(10) == 1 and abs(f(15) - 0.5) < 1e-12 and f(20) == 0 and f(30) == 0
+
+
+def test_adam_settings_by_name_follow_sn_gan_table_1():
+    import pytest
+
+    from ganworks.config import resolve
+    from ganworks.errors import ConfigError
+
+    for name, (lr, b1, b2, n_dis) in {"A": (1e-4, 0.5, 0.9, 5), "B": (1e-4, 0.5, 0.999, 1), "C": (2e-4, 0.5, 0.999, 1),
+                                      "D": (1e-3, 0.5, 0.9, 5), "E": (1e-3, 0.5, 0.999, 5), "F": (1e-3, 0.9, 0.999, 5)}.items():
+        cfg = resolve("sngan/cifar10-cnn-sn", [f"optim.setting={name}"])
+        assert (cfg["optim"]["lr"], cfg["optim"]["beta1"], cfg["optim"]["beta2"], cfg["objective"]["n_dis"]) == (lr, b1, b2, n_dis)
+        assert resolve(f"sngan/cifar10-cnn-sn-{name}")["objective"]["n_dis"] == n_dis
+    with pytest.raises(ConfigError, match="unknown Adam setting"):
+        resolve("sngan/cifar10-cnn-sn", ["optim.setting=G"])
