@@ -131,7 +131,7 @@ def generate_images(generator, num_samples: int, scale: str, device, batch_size:
     return torch.cat(out)
 
 
-class ImageTensorDataset:
+class ImageTensorDataset(torch.utils.data.Dataset):
     """A map-style dataset over a uint8 image tensor whose items are bare images (not tuples), the
     input torch-fidelity's ``calculate_metrics`` takes; used to run it on exactly our images."""
 
