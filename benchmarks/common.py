@@ -64,6 +64,18 @@ def time_calls(fn, device: torch.device, n: int, warmup: int = 3) -> float:
     return (time.perf_counter() - t0) / n * 1000
 
 
+def timed_runs(fn, repeats: int, warmup: int = 1) -> list[float]:
+    """Milliseconds of each of ``repeats`` calls of ``fn`` (CPU wall clock) after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return times
+
+
 def write(name: str, result: dict, table: str) -> tuple[Path, Path]:
     RESULTS.mkdir(parents=True, exist_ok=True)
     js, md = RESULTS / f"{name}.json", RESULTS / f"{name}.md"

@@ -21,7 +21,6 @@ import json
 import platform
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -31,20 +30,9 @@ from ganworks.models.improved_gan_cifar import cifar_discriminator
 from ganworks.nn import MinibatchDiscrimination, data_dependent_init
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, device_name, step_figures  # noqa: E402
+from common import RESULTS, device_name, step_figures, timed_runs  # noqa: E402
 
 PRESET = "improved-gan/cifar10-4000"
-
-
-def _timed(fn, repeats: int, warmup: int) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return times
 
 
 def bench_iteration(batch: int, iters: int) -> dict:
@@ -63,14 +51,14 @@ def bench_minibatch(batch: int, repeats: int, warmup: int) -> dict:
     mbd: MinibatchDiscrimination = D.minibatch
     out = {}
     with torch.no_grad():
-        d_fwd = _timed(lambda: D(x), repeats, warmup)
-        mb_fwd = _timed(lambda: mbd(feats), repeats * 5, warmup)
+        d_fwd = timed_runs(lambda: D(x), repeats, warmup)
+        mb_fwd = timed_runs(lambda: mbd(feats), repeats * 5, warmup)
     out["d_md_forward_ms_median"] = statistics.median(d_fwd)
     out["minibatch_forward_ms_median"] = statistics.median(mb_fwd)
     out["minibatch_over_d_forward"] = out["minibatch_forward_ms_median"] / out["d_md_forward_ms_median"]
     # forward + backward of the layer alone, for reference
     feats_g = feats.clone().requires_grad_(True)
-    mb_fb = _timed(lambda: mbd(feats_g).sum().backward(), repeats * 5, warmup)
+    mb_fb = timed_runs(lambda: mbd(feats_g).sum().backward(), repeats * 5, warmup)
     out["minibatch_forward_backward_ms_median"] = statistics.median(mb_fb)
     return out
 

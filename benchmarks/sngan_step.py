@@ -57,7 +57,7 @@ from ganworks.models.sngan_resnet import resnet_discriminator, resnet_generator
 from ganworks.nn.spectral_norm import is_spectral_normed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import device_name  # noqa: E402
+from common import device_name, timed_runs  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -112,12 +112,7 @@ def isolated_sn_ms(D, repeats: int) -> float:
         total = sum((m.weight * g).sum() for m, g in zip(layers, grads))
         total.backward()
 
-    once()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        once()
-        times.append((time.perf_counter() - t0) * 1e3)
+    times = timed_runs(once, repeats)
     for m in layers:
         m.parametrizations.weight.original.grad = None
     # the weight-gradient accumulation into .grad also happens without SN; subtract it
@@ -126,12 +121,7 @@ def isolated_sn_ms(D, repeats: int) -> float:
     def plain() -> None:
         sum((w * g).sum() for w, g in zip(raws, grads)).backward()
 
-    plain()
-    base = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        plain()
-        base.append((time.perf_counter() - t0) * 1e3)
+    base = timed_runs(plain, repeats)
     for w in raws:
         w.grad = None
     return max(0.0, statistics.median(times) - statistics.median(base))
