@@ -159,7 +159,7 @@ def cmd_sample(args) -> int:
     import torch
     from torchvision.utils import save_image
 
-    from .data import to_uint8
+    from .metrics.datasets import generate_images
     from .train import load_generator, pick_device
     from .train.experiment import data_scale
 
@@ -172,9 +172,7 @@ def cmd_sample(args) -> int:
     G, cfg = load_generator(args.run, device, averaged=not args.raw)
     scale = data_scale(cfg["data"])
     torch.manual_seed(args.seed)
-    with torch.no_grad():
-        images = torch.cat([to_uint8(G(G.sample_z(min(500, args.n - i), device=device)), scale).cpu()
-                            for i in range(0, args.n, 500)])
+    images = generate_images(G, args.n, scale, device, batch_size=500)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_image(images.float().div(255), out, nrow=max(1, int(math.sqrt(args.n))), padding=1)
     print(f"wrote {args.n} samples to {out}")

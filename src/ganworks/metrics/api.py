@@ -16,24 +16,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ganworks.errors import ConfigError, DataError, GanworksError
+from ganworks.device import pick_device
+from ganworks.errors import ConfigError, DataError
 from ganworks.metrics.defaults import DEFAULTS
 from ganworks.metrics.result import MetricsResult
 
 KNOWN_METRICS = ("is", "fid", "kid")
 
 
-def resolve_device(device) -> torch.device:
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("device cuda requested but CUDA is not available")
-    return torch.device(device)
-
-
 def make_extractor(extractor="inception", weights=None, classifier=None, device="cpu"):
     """An :class:`InceptionExtractor` or a :class:`ClassifierExtractor`."""
-    device = resolve_device(device)
+    device = pick_device(device)
     if classifier is not None or extractor == "classifier":
         if classifier is None:
             raise ConfigError("the classifier extractor needs a classifier file (--classifier PATH)")
@@ -77,7 +70,7 @@ def load_input(source, num_samples=DEFAULTS["num_samples"], device="cpu", progre
         from ganworks.train.checkpoint import load_generator
         from ganworks.train.experiment import data_scale
 
-        dev = resolve_device(device)
+        dev = pick_device(device)
         g, config = load_generator(str(p), device=dev)
         scale = data_scale(config["data"])
         imgs = ds.generate_images(g, num_samples, scale, dev, batch_size=batch_size, progress=progress)

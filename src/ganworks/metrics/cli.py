@@ -52,7 +52,7 @@ def add_subcommands(subparsers) -> None:
     p.add_argument("--kid-subset-size", type=int, default=D["kid_subset_size"])
     p.add_argument("--batch-size", type=int, default=D["batch_size"])
     p.add_argument("--num-workers", type=int, default=D["num_workers"])
-    p.add_argument("--cache-dir", default=None, help=f"reference-statistics cache (else ${D['cache_env']})")
+    p.add_argument("--cache-dir", default=None, help="reference-statistics cache (else $GANWORKS_CACHE, else ~/.cache/ganworks)")
     p.add_argument("--no-cache", action="store_true", help="recompute reference statistics")
     p.add_argument("--out", default=None, help="write the result JSON here")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -79,19 +79,10 @@ def add_subcommands(subparsers) -> None:
     t.set_defaults(func=run_train_classifier)
 
 
-def _device(name: str):
-    import torch
-
-    if name in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda requested but CUDA is not available")
-    return torch.device(name)
-
-
 def run_train_classifier(args) -> int:
     import torch
 
+    from ganworks.device import pick_device
     from ganworks.metrics.classifier import save_classifier, train_classifier
     from ganworks.metrics.datasets import dataset_label, load_split
 
@@ -111,7 +102,7 @@ def run_train_classifier(args) -> int:
         arch_args={"width": args.width} if args.width else None,
         epochs=args.epochs or default_for_dataset("clf_epochs", key),
         batch_size=args.batch_size, lr=args.lr or default_for_dataset("clf_lr", key),
-        weight_decay=args.weight_decay, seed=args.seed, device=_device(args.device),
+        weight_decay=args.weight_decay, seed=args.seed, device=pick_device(args.device),
         progress=not args.quiet, max_train=args.max_train,
         log=lambda m: print(m, file=sys.stderr),
     )

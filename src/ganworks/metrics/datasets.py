@@ -115,9 +115,10 @@ def as_rgb(images: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
+@torch.no_grad()
 def generate_images(generator, num_samples: int, scale: str, device, batch_size: int = 100, progress=False):
     """``num_samples`` uint8 images from ``generator`` (eval mode, has ``sample_z``), on CPU."""
-    from ganworks.data.scaling import to_uint8  # lazy: written by the lead engineer
+    from ganworks.data.scaling import to_uint8
     from tqdm.auto import tqdm
 
     out = []

@@ -41,8 +41,6 @@ DEFAULTS = {
     "progress": True,
     # environment
     "weights_env": "GANWORKS_INCEPTION_WEIGHTS",
-    "cache_env": "GANWORKS_CACHE",
-    "cache_dir": "~/.cache/ganworks",
     # train-classifier
     "clf_epochs": {"mnist": 8, "default": 20},
     "clf_batch_size": 128,

@@ -36,7 +36,8 @@ class SampleQualityEvaluator:
         self._device = None
         self.last_protocol = None
 
-    def _setup(self, device):
+    def prepare(self, device):
+        """Build the extractor and reference statistics once (a missing weights file fails here)."""
         import torch
 
         from ganworks.metrics.api import make_extractor
@@ -56,7 +57,7 @@ class SampleQualityEvaluator:
         from ganworks.metrics.datasets import generate_images
         from ganworks.metrics.extract import extract_features
 
-        self._setup(device)
+        self.prepare(device)
         images = generate_images(generator, self.num_samples, scale, device, batch_size=self.batch_size)
         feats, logits = extract_features(self._ext, images, batch_size=self.batch_size, progress=self.progress,
                                          desc="eval features")

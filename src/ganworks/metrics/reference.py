@@ -22,7 +22,10 @@ from ganworks.metrics.defaults import DEFAULTS
 
 
 def cache_root(cache_dir=None) -> Path:
-    return Path(cache_dir or os.environ.get(DEFAULTS["cache_env"]) or DEFAULTS["cache_dir"]).expanduser()
+    """``cache_dir`` if given, else the project's cache folder (``ganworks.data.cache_dir``)."""
+    from ganworks.data import cache_dir as default_cache_dir
+
+    return Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
 
 
 def cache_key(dataset: str, split: str, count, extractor_name: str, weights_sha256: str) -> str:

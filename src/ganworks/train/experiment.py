@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import math
 import random
+from contextlib import contextmanager
 
 import numpy as np
 import torch
 
 from ..data import (DEFAULT_SCALE, SemiSupervisedStream, UnsupervisedStream, balanced_labeled_subset,
                     data_permutation, load_dataset, to_float)
+from ..device import pick_device  # noqa: F401  (re-exported by ganworks.train)
 from ..errors import ConfigError, DataError
 from ..metrics.classification import count_errors
 from ..models import build_model
@@ -23,16 +25,6 @@ from ..objectives import OBJECTIVES
 from .averaging import EMA
 from .checkpoint import FORMAT
 from .optim import build_optimizer, build_scheduler
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("--device cuda asked for, but PyTorch sees no CUDA GPU: use --device cpu (or auto)")
-    if name not in ("cpu",) and not name.startswith("cuda"):
-        raise ConfigError(f"unknown device {name!r}: use auto, cpu or cuda")
-    return torch.device(name)
 
 
 def data_scale(data_cfg: dict) -> str:
@@ -125,7 +117,7 @@ class Experiment:
             e["quality_samples"], e["quality_reference"] or None,
             extractor="classifier" if classifier else e["quality_extractor"], weights=e["quality_weights"] or None,
             classifier=classifier, data_root=self.cfg["data"]["root"] or None, metrics=e["quality_metrics"])
-        evaluator._setup(self.device)
+        evaluator.prepare(self.device)
         return evaluator
 
     def _data_dependent_init(self, n: int) -> None:
@@ -150,13 +142,8 @@ class Experiment:
             out["sigma_max"], out["sigma_min"] = max(sigmas.values()), min(sigmas.values())
         every = self.cfg["eval"]["quality_every"]
         if self.quality is not None and (final or not every or self.position["iteration"] % every == 0):
-            G = self.ema["g"].model if "g" in self.ema else self.G
-            was = G.training
-            G.eval()
-            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-                torch.manual_seed(self.cfg["train"]["seed"])
+            with self.sampling_generator(self.cfg["train"]["seed"]) as G:
                 out.update(self.quality(G, self.scale, self.device))
-            G.train(was)
         if self.objective.stream == "semi_supervised":
             test = self.test_data
             bs = self.cfg["eval"]["batch_size"]
@@ -168,17 +155,25 @@ class Experiment:
                 out.update(test_errors_ema=errors, test_error_ema=errors / n)
         return out
 
-    @torch.no_grad()
-    def samples(self, n: int, seed: int = 0) -> torch.Tensor:
-        """n samples from the averaged G if any, else G, in eval mode, from a fixed noise seed."""
+    @contextmanager
+    def sampling_generator(self, seed: int):
+        """The averaged G if any, else G, in eval mode, with the RNG seeded to ``seed`` inside the
+        block and the training RNG streams untouched by it."""
         G = self.ema["g"].model if "g" in self.ema else self.G
         was = G.training
         G.eval()
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            torch.manual_seed(seed)
-            x = G(G.sample_z(n, device=self.device))
-        G.train(was)
-        return x
+        try:
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+                torch.manual_seed(seed)
+                yield G
+        finally:
+            G.train(was)
+
+    @torch.no_grad()
+    def samples(self, n: int, seed: int = 0) -> torch.Tensor:
+        """n samples from a fixed noise seed (see ``sampling_generator``)."""
+        with self.sampling_generator(seed) as G:
+            return G(G.sample_z(n, device=self.device))
 
     # ---- checkpoint state ---------------------------------------------------------------------
 
