@@ -1,7 +1,7 @@
 """Image sources for evaluation: dataset splits, image folders, ``.npz`` files, generators.
 
 Everything is returned as a uint8 tensor N×3×H×W (grey images are repeated to 3 channels only
-when an Inception extractor needs it; see :func:`as_rgb`).  Dataset splits come from
+when an Inception extractor needs it, at extraction).  Dataset splits come from
 ``ganworks.data.load_dataset``.
 """
 
@@ -105,16 +105,6 @@ def load_npz_images(path: str | Path) -> torch.Tensor:
     return t
 
 
-def as_rgb(images: torch.Tensor) -> torch.Tensor:
-    """Repeat a single grey channel to 3 (Inception expects RGB)."""
-    if images.shape[1] == 1:
-        return images.expand(-1, 3, -1, -1)
-    if images.shape[1] != 3:
-        raise DataError(f"images with {images.shape[1]} channels; expected 1 or 3")
-    return images
-
-
-@torch.no_grad()
 @torch.no_grad()
 def generate_images(generator, num_samples: int, scale: str, device, batch_size: int = 100, progress=False):
     """``num_samples`` uint8 images from ``generator`` (eval mode, has ``sample_z``), on CPU."""
