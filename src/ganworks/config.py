@@ -11,6 +11,7 @@ options of the chosen model builder / objective.
 from __future__ import annotations
 
 import copy
+import difflib
 import inspect
 import sys
 from importlib import resources
@@ -102,8 +103,9 @@ def _read_preset(name: str, seen: tuple = ()) -> dict:
         raise ConfigError(f"preset {name!r} extends itself through {' -> '.join(seen)}")
     node = preset_root().joinpath(*f"{name}.toml".split("/"))
     if not node.is_file():
-        close = [p for p in list_presets() if name.split("/")[-1] in p] or list_presets()
-        raise ConfigError(f"unknown preset {name!r}; try one of: {', '.join(close[:12])} (see `ganworks presets`)")
+        close = difflib.get_close_matches(name, list_presets(), n=5, cutoff=0.5)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise ConfigError(f"unknown preset {name!r}; {hint}`ganworks presets` lists them all")
     try:
         data = tomllib.loads(node.read_text())
     except tomllib.TOMLDecodeError as e:
