@@ -57,8 +57,9 @@ def resolve_inception_weights(weights: str | os.PathLike | None = None, download
             pass
     raise GanworksError(
         f"Inception weights not available offline: download {INCEPTION_WEIGHTS_FILE} (torch-fidelity's FID "
-        f"Inception weights, {INCEPTION_WEIGHTS_URL}) and pass --inception-weights PATH, set ${env}=PATH, "
-        f"or put it at {hub}")
+        f"Inception weights, {INCEPTION_WEIGHTS_URL}) and set ${env}=PATH (or `ganworks metrics --inception-weights "
+        f"PATH`, `ganworks train --set eval.quality_weights=PATH`), or put it at {hub}; to train without IS/FID "
+        f"use --set eval.quality_samples=0")
 
 
 @lru_cache(maxsize=16)
