@@ -2,6 +2,9 @@
 
 Every input problem (unknown preset or key, missing data, bad checkpoint, wrong image size, a
 diverged run) ends in one line ``error: ...`` and exit status 2, never a traceback.
+
+Exit status: 0 finished, 2 error, 130 stopped by Ctrl-C (SIGINT), 143 stopped by SIGTERM (both
+after saving ``last.pt``; ``--resume`` continues exactly).
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iterations", type=int, help="train for this many iterations in total (generator updates for SN-GAN)")
     p.add_argument("--seed", type=int, help="model and data-order seed (train.seed)")
     p.add_argument("--out", help="run directory (default: runs/<preset>-seed<seed>-<time>)")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint "
+                   "(or from RUN_DIR/checkpoints/best.pt)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _common(p)
     p.set_defaults(func=cmd_train)
@@ -81,14 +85,58 @@ def main(argv: list[str] | None = None) -> int:
 # ---- train -----------------------------------------------------------------------------------
 
 
-def cmd_train(args) -> int:
-    from .config import apply_overrides, resolve
-    from .train import Experiment, load_checkpoint, pick_device, train
+def _resume_target(path: str) -> tuple[Path, Path | None]:
+    """``(run_dir, checkpoint or None)`` for ``--resume`` of a run directory or one of its checkpoints."""
+    p = Path(path).expanduser()
+    if p.is_file():
+        if p.parent.name != "checkpoints" or not (p.parent.parent / "config.json").is_file():
+            raise CheckpointError(f"--resume takes a run directory (or RUN/checkpoints/<name>.pt inside one); {p} is "
+                                  f"not inside a run directory")
+        return p.parent.parent, p
+    if not p.is_dir():
+        raise CheckpointError(f"no such run directory: {p}")
+    last = p / "checkpoints" / "last.pt"
+    if last.is_file():
+        return p, last
+    if (p / "config.json").is_file():
+        return p, None  # killed before its first checkpoint: restart it from its config
+    raise CheckpointError(f"{p} is not a ganworks run directory (no config.json or checkpoints/last.pt): "
+                          f"pass the folder `ganworks train --out` wrote")
 
+
+def _check_out_dir(run_dir: Path) -> None:
+    """A new run may go into a missing or empty folder, or restart a run that has no checkpoint yet."""
+    if (run_dir / "checkpoints" / "last.pt").is_file():
+        raise ConfigError(f"{run_dir} already holds a run: continue it with --resume {run_dir}, or pick another --out")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--out {run_dir} is a file: pick a folder")
+    if run_dir.is_dir() and any(run_dir.iterdir()) and not (run_dir / "config.json").is_file():
+        raise ConfigError(f"--out {run_dir} holds other files and is not a run: pick a new or empty folder")
+
+
+def cmd_train(args) -> int:
+    from .config import apply_overrides, resolve, validate, with_defaults
+    from .train import Experiment, load_checkpoint, pick_device, train
+    from .train.loop import EXIT_CODES
+
+    state = None
     if args.resume:
-        run_dir = Path(args.resume)
-        state = load_checkpoint(run_dir)
-        cfg = state["config"]
+        run_dir, ckpt = _resume_target(args.resume)
+        if ckpt is not None:
+            state = load_checkpoint(ckpt)
+            cfg = state["config"]
+            if ckpt.name != "last.pt":
+                print(f"resuming from {ckpt} (iteration {state['position']['iteration']}); its later rows in "
+                      f"metrics.jsonl are dropped and last.pt is overwritten at the next save", file=sys.stderr)
+        else:
+            try:
+                cfg = with_defaults(json.loads((run_dir / "config.json").read_text()))
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                raise CheckpointError(f"{run_dir / 'config.json'} is unreadable ({type(e).__name__}): start the run "
+                                      f"again with its preset and a new --out") from None
+            print(f"{run_dir} has no checkpoint (stopped before its first save): starting it again from its "
+                  f"config.json", file=sys.stderr)
+        cfg = validate(cfg)
         if args.preset and args.preset != cfg["meta"].get("preset"):
             raise ConfigError(f"{run_dir} is a run of {cfg['meta'].get('preset')!r}, not {args.preset!r}: drop the preset name to resume it")
         if args.set or args.seed is not None:
@@ -99,10 +147,10 @@ def cmd_train(args) -> int:
         cfg = resolve(args.preset, args.set)
         if args.seed is not None:
             cfg["train"]["seed"] = args.seed
+            cfg = validate(cfg)
         run_dir = Path(args.out) if args.out else Path("runs") / (
             f"{re.sub('[^A-Za-z0-9._-]+', '-', args.preset)}-seed{cfg['train']['seed']}-{time.strftime('%Y%m%d-%H%M%S')}")
-        if (run_dir / "checkpoints").exists():
-            raise ConfigError(f"{run_dir} already holds a run: continue it with --resume {run_dir}, or pick another --out")
+        _check_out_dir(run_dir)
     if args.epochs is not None:
         cfg = apply_overrides(cfg, [f"train.epochs={args.epochs}", "train.iterations=0"])
     if args.iterations is not None:
@@ -112,7 +160,7 @@ def cmd_train(args) -> int:
     device = pick_device(args.device or cfg["train"]["device"])
 
     exp = Experiment(cfg, device)
-    if args.resume:
+    if state is not None:
         exp.load_state_dict(state)
         if exp.position["iteration"] >= exp.total_iterations:
             raise ConfigError(f"{run_dir} already finished {exp.position['iteration']} iterations: ask for more with --epochs or --iterations")
@@ -122,7 +170,7 @@ def cmd_train(args) -> int:
           f"({exp.iterations_per_epoch} per epoch)", file=sys.stderr)
     row = train(exp, run_dir, progress=not args.no_progress)
     print(json.dumps({k: v for k, v in row.items() if k != "samples"}))
-    return 0
+    return EXIT_CODES.get(row.get("interrupted"), 0)
 
 
 # ---- eval / sample / presets -------------------------------------------------------------------
@@ -130,8 +178,10 @@ def cmd_train(args) -> int:
 
 def cmd_eval(args) -> int:
     from .metrics.classification import count_errors
-    from .train import load_discriminators, pick_device
-    from .train.experiment import data_scale, load_split
+    from .checkpoints import load_discriminators
+    from .data.scaling import data_scale
+    from .device import pick_device
+    from .train.experiment import load_split
 
     device = pick_device(args.device or "auto")
     D, D_avg, cfg = load_discriminators(args.run, device)
@@ -153,21 +203,28 @@ def cmd_eval(args) -> int:
     return 0
 
 
+#: most images ``ganworks sample`` puts into one grid (``ganworks metrics`` scores more)
+MAX_SAMPLES = 10_000
+
+
 def cmd_sample(args) -> int:
     import math
 
     import torch
     from torchvision.utils import save_image
 
+    from .checkpoints import load_generator
+    from .data.scaling import data_scale
+    from .device import pick_device
     from .metrics.datasets import generate_images
-    from .train import load_generator, pick_device
-    from .train.experiment import data_scale
 
-    if args.n < 1:
-        raise ConfigError("--n must be at least 1")
+    if not 1 <= args.n <= MAX_SAMPLES:
+        raise ConfigError(f"--n must be between 1 and {MAX_SAMPLES} (one grid), got {args.n}")
     out = Path(args.out)
     if out.suffix.lower() != ".png":
         raise ConfigError(f"--out must be a .png file, got {out}")
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a folder: name a .png file to write")
     device = pick_device(args.device or "auto")
     G, cfg = load_generator(args.run, device, averaged=not args.raw)
     scale = data_scale(cfg["data"])

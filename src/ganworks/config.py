@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import difflib
 import inspect
+import math
 import sys
 from importlib import resources
 from pathlib import Path
@@ -41,6 +42,8 @@ DEFAULTS: dict = {
         "batch_size": 64, "image_size": 0,
         "channels": 1,            # only for the "synthetic" dataset (tests)
         "train_limit": 0, "test_limit": 0,   # use only the first N images (tests, smoke runs)
+        "validation": 0,          # hold out the last N training images for eval.best selection (0 = none)
+        "dequantize": False,      # add U(0, 1/128) noise to x/128 - 1 (sngan_projection's CIFAR loader)
     },
     "model": {
         "generator": {"name": ""},
@@ -66,7 +69,7 @@ DEFAULTS: dict = {
         "every": 0,               # iterations between evaluations; 0 = once per epoch
         "grid": 100,              # samples in the grid PNG written at each evaluation
         "batch_size": 1000,
-        "best": "",               # metric that selects best.pt, e.g. "test_error_ema" or "FID"
+        "best": "",               # metric that selects best.pt, e.g. "val_error_ema" (needs data.validation) or "FID"
         "best_mode": "min",
         # sample quality (IS/FID/KID, ganworks.metrics) of G's samples during training
         "quality_samples": 0,     # generated images per score; 0 = off
@@ -76,8 +79,95 @@ DEFAULTS: dict = {
         "quality_classifier": "",  # a `ganworks train-classifier` file: offline scores
         "quality_weights": "",     # Inception weights file (else $GANWORKS_INCEPTION_WEIGHTS)
         "quality_metrics": ["is", "fid"],
+        "quality_splits": 10,     # Inception Score splits (sngan_projection: 1 split of 5,000 samples)
+        "quality_uint8": "round",  # or "truncate" (chainer-gan-lib) when samples become uint8 for scoring
     },
 }
+
+#: Allowed values of the numeric and choice keys, checked wherever a config is resolved or loaded:
+#: key -> (type, low, high, low_open) for numbers (None = unbounded; low_open: ``low`` itself is
+#: not allowed), or a tuple of the allowed strings.
+VALID: dict = {
+    "data.batch_size": (int, 1, None, False),
+    "data.labels": (int, 0, None, False),
+    "data.seed_data": (int, 0, None, False),
+    "data.image_size": (int, 0, 4096, False),
+    "data.channels": (int, 1, 4, False),
+    "data.train_limit": (int, 0, None, False),
+    "data.test_limit": (int, 0, None, False),
+    "data.validation": (int, 0, None, False),
+    "model.init_examples": (int, 0, None, False),
+    "optim.lr": (float, 0.0, None, True),
+    "optim.lr_d": (float, 0.0, None, False),
+    "optim.lr_g": (float, 0.0, None, False),
+    "optim.beta1": (float, 0.0, 1.0, False),
+    "optim.beta2": (float, 0.0, 1.0, False),
+    "optim.eps": (float, 0.0, 1.0, False),
+    "optim.decay": ("constant", "linear"),
+    "optim.decay_start": (int, 0, None, False),
+    "optim.decay_end": (int, 0, None, False),
+    "train.seed": (int, 0, 2**63 - 1, False),
+    "train.epochs": (float, 0.0, 1e6, False),
+    "train.iterations": (int, 0, 10**10, False),
+    "train.ema_d": (float, 0.0, 1.0, False),
+    "train.ema_g": (float, 0.0, 1.0, False),
+    "train.max_minutes": (float, 0.0, 1e7, False),
+    "train.log_every": (int, 1, None, False),
+    "eval.every": (int, 0, None, False),
+    "eval.grid": (int, 0, 10000, False),
+    "eval.batch_size": (int, 1, None, False),
+    "eval.best_mode": ("min", "max"),
+    "eval.quality_samples": (int, 0, 10**7, False),
+    "eval.quality_every": (int, 0, None, False),
+    "eval.quality_splits": (int, 1, 1000, False),
+    "eval.quality_uint8": ("round", "truncate"),
+}
+#: Keys whose upper bound is open (a decay of 1.0 never moves; beta 1.0 divides by zero).
+_HIGH_OPEN = {"optim.beta1", "optim.beta2", "train.ema_d", "train.ema_g"}
+
+
+def _interval(key: str, kind, low, high, low_open) -> str:
+    lo = "-inf" if low is None else f"{low:g}" if kind is float else str(low)
+    hi = "inf" if high is None else f"{high:g}" if kind is float else str(high)
+    what = "an integer" if kind is int else "a number"
+    return f"{what} in {'(' if low_open else '['}{lo}, {hi}{')' if key in _HIGH_OPEN or high is None else ']'}"
+
+
+def validate(cfg: dict) -> dict:
+    """Check every key of ``VALID`` in ``cfg``; a bad value raises ``ConfigError`` naming the range.
+
+    Integral floats of integer keys (``2.0``) become ints; anything else out of range is an error.
+    """
+    for key, rule in VALID.items():
+        section, leaf = key.split(".")
+        node = cfg.get(section, {})
+        if leaf not in node:
+            continue
+        value = node[leaf]
+        if isinstance(rule[0], str):
+            if value not in rule:
+                raise ConfigError(f"config key {key!r} is {value!r}; allowed: {', '.join(map(repr, rule))}")
+            continue
+        kind, low, high, low_open = rule
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if ok and kind is int:
+            ok = float(value).is_integer()
+            if ok:
+                value = int(value)
+        if ok and low is not None:
+            ok = value > low if low_open else value >= low
+        if ok and high is not None:
+            ok = value < high if key in _HIGH_OPEN else value <= high
+        if not ok:
+            raise ConfigError(f"config key {key!r} is {value!r}; it must be {_interval(key, kind, low, high, low_open)}")
+        node[leaf] = value
+    return cfg
+
+
+def with_defaults(saved: dict) -> dict:
+    """A saved run's config with keys added since it was written filled from ``DEFAULTS``
+    (the saved values win), so a run started by an older version resumes."""
+    return merge(DEFAULTS, saved)
 
 
 def preset_root():
@@ -199,7 +289,7 @@ def apply_overrides(cfg: dict, overrides: list[str]) -> dict:
         if isinstance(node.get(leaf), float) and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         node[leaf] = value
-    return cfg
+    return validate(cfg)
 
 
 def _compatible(old, new) -> bool:
@@ -214,4 +304,4 @@ def resolve(preset: str, overrides: list[str] = ()) -> dict:
     """The preset with ``overrides``; an ``optim.setting`` then fixes lr, betas and n_dis."""
     from .train.optim import apply_adam_setting
 
-    return apply_adam_setting(apply_overrides(load_preset(preset), list(overrides)))
+    return validate(apply_adam_setting(apply_overrides(load_preset(preset), list(overrides))))

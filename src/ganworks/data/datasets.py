@@ -16,6 +16,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,6 +84,9 @@ def load_dataset(
     if name not in LOADERS:
         raise DataError(f"unknown dataset {name!r}; known: {', '.join(LOADERS)} (or imagefolder:<path>)")
     data_root = resolve_data_root(root)
+    if name in ("mnist", "cifar10", "svhn", "stl10") and (root or os.environ.get("GANWORKS_DATA")) and not data_root.is_dir():
+        # a root the user named: never create a tree inside a path that does not exist (a typo)
+        raise _missing(name, data_root, "the data root itself does not exist; create it to download there")
     if name == "synthetic":
         data = _synthetic(split, image_size=image_size or 28, **options)
     else:
@@ -118,8 +122,12 @@ _MNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
 
 def _read_idx(path: Path) -> np.ndarray:
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError, zlib.error) as e:  # truncated or CRC-corrupt .gz, a directory, no permission
+        raise DataError(f"cannot read {path} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'corrupt'}): "
+                        f"delete it and download it again") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 8:
         raise DataError(f"{path} is not an unsigned-byte idx file (corrupt download?): delete it and retry")
     ndim = raw[3]
@@ -238,7 +246,7 @@ def _imagefolder(root: Path, split: str, download: bool, path: str = "") -> Imag
              if f.suffix.lower() in IMAGE_EXTENSIONS]
     if not files:
         raise DataError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {folder}/<class>/")
-    key = hashlib.sha1(f"{folder.resolve()}|{len(files)}|{files[-1][0].stat().st_mtime_ns}".encode()).hexdigest()[:16]
+    key = imagefolder_key(folder, [f for f, _ in files])
     cached = cache_dir() / "imagefolder" / f"{key}.npz"
     if cached.exists():
         with np.load(cached) as z:
@@ -251,11 +259,24 @@ def _imagefolder(root: Path, split: str, download: bool, path: str = "") -> Imag
     return ImageData(torch.from_numpy(images), torch.from_numpy(labels), len(classes), f"imagefolder:{base.name}")
 
 
+def imagefolder_key(folder: Path, files: list[Path]) -> str:
+    """Cache key of a decoded image folder: every file's (relative path, size, mtime), so an edited,
+    added, removed or renamed image anywhere in the tree is decoded again."""
+    h = hashlib.sha1(str(folder.resolve()).encode())
+    for f in files:
+        st = f.stat()
+        h.update(f"|{f.relative_to(folder)}|{st.st_size}|{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
 def _decode(files: list[tuple[Path, int]]) -> tuple[np.ndarray, np.ndarray]:
     from PIL import Image
     from tqdm import tqdm
 
-    first = np.asarray(Image.open(files[0][0]).convert("RGB"))
+    try:
+        first = np.asarray(Image.open(files[0][0]).convert("RGB"))
+    except Exception as e:
+        raise DataError(f"cannot read image {files[0][0]} ({type(e).__name__}): remove or replace it") from None
     images = np.empty((len(files), 3, *first.shape[:2]), dtype=np.uint8)
     for i, (f, _) in enumerate(tqdm(files, desc="decoding images (once; cached)", unit="img", leave=False)):
         try:

@@ -45,7 +45,29 @@ def to_float(x: Tensor, scale: str) -> Tensor:
     return x.to(torch.float32).mul_(a).add_(b)
 
 
-def to_uint8(x: Tensor, scale: str) -> Tensor:
-    """Float images in the scale's range → uint8, rounded and clipped to [0, 255]."""
+def to_uint8(x: Tensor, scale: str, mode: str = "round") -> Tensor:
+    """Float images in the scale's range → uint8, clipped to [0, 255].
+
+    ``mode="round"`` rounds to the nearest level (default); ``"truncate"`` drops the fraction as
+    chainer-gan-lib does before scoring (``np.clip(x * 127.5 + 127.5, 0, 255).astype(np.uint8)``).
+    """
     a, b = _coefficients(scale)
-    return ((x.detach().float() - b) / a).round_().clamp_(0, 255).to(torch.uint8)
+    y = (x.detach().float() - b) / a
+    if mode == "round":
+        y = y.round_()
+    elif mode == "truncate":
+        y = y.clamp_(0, 255).trunc_()
+    else:
+        raise ConfigError(f"unknown uint8 conversion {mode!r}: use 'round' or 'truncate'")
+    return y.clamp_(0, 255).to(torch.uint8)
+
+
+def data_scale(data_cfg: dict) -> str:
+    """The pixel scale of a config's data: ``data.scale``, else the dataset's default."""
+    return data_cfg["scale"] or DEFAULT_SCALE.get(data_cfg["name"].split(":")[0], "minus_one_one")
+
+
+def dequantize(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Add U(0, 1/128) noise in place: sngan_projection's CIFAR-10 loader, ``x/128 − 1 + U(0, 1/128)``."""
+    noise = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    return x.add_(noise.mul_(1.0 / 128.0))

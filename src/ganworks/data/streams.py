@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .datasets import ImageData
-from .scaling import to_float
+from .scaling import dequantize, to_float
 
 
 def _epoch_rng(seed: int, epoch: int) -> np.random.Generator:
@@ -49,8 +49,12 @@ class _Stream:
     def _slice(self, order: torch.Tensor, index: int) -> torch.Tensor:
         return order[index * self.batch_size:(index + 1) * self.batch_size]
 
+    #: add U(0, 1/128) noise to each scaled batch (``data.dequantize``; torch's RNG, so resumable)
+    dequantize = False
+
     def _x(self, idx: torch.Tensor) -> torch.Tensor:
-        return to_float(self.images[idx], self.scale)
+        x = to_float(self.images[idx], self.scale)
+        return dequantize(x) if self.dequantize else x
 
     def orders(self, epoch: int):
         if self._epoch != epoch:

@@ -67,8 +67,8 @@ def load_input(source, num_samples=DEFAULTS["num_samples"], device="cpu", progre
     if p.is_file() and p.suffix.lower() == ".npz":
         return ds.load_npz_images(p), {"kind": "npz", "path": str(p)}
     if _is_run_dir(p):
-        from ganworks.train.checkpoint import load_generator
-        from ganworks.train.experiment import data_scale
+        from ganworks.checkpoints import load_generator
+        from ganworks.data.scaling import data_scale
 
         dev = pick_device(device)
         g, config = load_generator(str(p), device=dev)

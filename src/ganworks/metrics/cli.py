@@ -125,6 +125,13 @@ def run_metrics(args) -> int:
     extractor = "classifier" if args.classifier else args.extractor
     if extractor == "classifier" and not args.classifier:
         raise ConfigError("--extractor classifier needs --classifier PATH")
+    for flag, value, low in (("--num-samples", args.num_samples, 1), ("--is-splits", args.is_splits, 1),
+                             ("--kid-subsets", args.kid_subsets, 1), ("--kid-subset-size", args.kid_subset_size, 2),
+                             ("--batch-size", args.batch_size, 1), ("--num-workers", args.num_workers, 0)):
+        if value < low:
+            raise ConfigError(f"{flag} must be at least {low}, got {value}")
+    if args.num_samples > 10**7:
+        raise ConfigError(f"--num-samples must be at most 10000000, got {args.num_samples}")
     result = compute_metrics(
         args.input, reference=args.reference, metrics=metrics, extractor=extractor,
         weights=args.inception_weights, classifier=args.classifier, num_samples=args.num_samples,

@@ -106,8 +106,10 @@ def load_npz_images(path: str | Path) -> torch.Tensor:
 
 
 @torch.no_grad()
-def generate_images(generator, num_samples: int, scale: str, device, batch_size: int = 100, progress=False):
-    """``num_samples`` uint8 images from ``generator`` (eval mode, has ``sample_z``), on CPU."""
+def generate_images(generator, num_samples: int, scale: str, device, batch_size: int = 100, progress=False,
+                    uint8: str = "round"):
+    """``num_samples`` uint8 images from ``generator`` (eval mode, has ``sample_z``), on CPU;
+    ``uint8`` is ``to_uint8``'s mode ("round" or "truncate")."""
     from ganworks.data.scaling import to_uint8
     from tqdm.auto import tqdm
 
@@ -117,7 +119,7 @@ def generate_images(generator, num_samples: int, scale: str, device, batch_size:
             n = min(batch_size, num_samples - start)
             z = generator.sample_z(n, device=device)
             x = generator(z)
-            out.append(to_uint8(x, scale).cpu())
+            out.append(to_uint8(x, scale, uint8).cpu())
             bar.update(n)
     return torch.cat(out)
 

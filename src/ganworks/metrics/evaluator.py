@@ -21,7 +21,7 @@ class SampleQualityEvaluator:
     def __init__(self, num_samples, reference, extractor="inception", weights=None, classifier=None,
                  batch_size=DEFAULTS["batch_size"], data_root=None, metrics=None, cache_dir=None,
                  is_splits=DEFAULTS["is_splits"], kid_subsets=DEFAULTS["kid_subsets"],
-                 kid_subset_size=DEFAULTS["kid_subset_size"], progress=False):
+                 kid_subset_size=DEFAULTS["kid_subset_size"], progress=False, uint8="round"):
         self.num_samples = int(num_samples)
         self.reference = reference
         self.extractor_name = "classifier" if classifier else extractor
@@ -31,6 +31,7 @@ class SampleQualityEvaluator:
         self.is_splits = min(is_splits, self.num_samples)
         self.kid_subsets, self.kid_subset_size = kid_subsets, kid_subset_size
         self.progress = progress
+        self.uint8 = uint8  # "round" or "truncate" (chainer-gan-lib) when samples become uint8
         self._ext = None
         self._ref = None
         self._device = None
@@ -58,12 +59,14 @@ class SampleQualityEvaluator:
         from ganworks.metrics.extract import extract_features
 
         self.prepare(device)
-        images = generate_images(generator, self.num_samples, scale, device, batch_size=self.batch_size)
+        images = generate_images(generator, self.num_samples, scale, device, batch_size=self.batch_size,
+                                 uint8=self.uint8)
         feats, logits = extract_features(self._ext, images, batch_size=self.batch_size, progress=self.progress,
                                          desc="eval features")
         scores, proto, notes = scores_from_features(
             feats, logits, self.metrics, self._ref, score_names(self._ext), is_splits=self.is_splits,
             kid_subsets=self.kid_subsets, kid_subset_size=self.kid_subset_size)
         self.last_protocol = {"n_fake": len(feats), "n_real": self._ref["n"] if self._ref else None,
-                              "reference": self.reference, **self._ext.describe(), **proto, "notes": notes}
+                              "reference": self.reference, "uint8": self.uint8, **self._ext.describe(), **proto,
+                              "notes": notes}
         return {k: float(v) for k, v in scores.items()}

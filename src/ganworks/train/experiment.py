@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from ..data import (DEFAULT_SCALE, SemiSupervisedStream, UnsupervisedStream, balanced_labeled_subset,
+from ..data import (SemiSupervisedStream, data_scale, UnsupervisedStream, balanced_labeled_subset,
                     data_permutation, load_dataset, to_float)
 from ..device import pick_device  # noqa: F401  (re-exported by ganworks.train)
 from ..errors import ConfigError, DataError
@@ -23,13 +23,8 @@ from ..nn.spectral_norm import spectral_norms
 from ..nn.weight_norm import data_dependent_init, needs_data_dependent_init
 from ..objectives import OBJECTIVES
 from .averaging import EMA
-from .checkpoint import FORMAT
+from ..checkpoints import FORMAT
 from .optim import build_optimizer, build_scheduler
-
-
-def data_scale(data_cfg: dict) -> str:
-    """The pixel scale of a config's data: ``data.scale``, else the dataset's default."""
-    return data_cfg["scale"] or DEFAULT_SCALE.get(data_cfg["name"].split(":")[0], "minus_one_one")
 
 
 def load_split(data_cfg: dict, split: str, root=None):
@@ -46,6 +41,13 @@ def load_split(data_cfg: dict, split: str, root=None):
     return data
 
 
+def split_off(data, n: int):
+    """Keep the first ``n`` images of ``data`` in place; return the rest as a new split (validation)."""
+    rest = type(data)(data.images[n:], data.labels[n:], data.num_classes, f"{data.name}:validation")
+    data.images, data.labels = data.images[:n], data.labels[:n]
+    return rest
+
+
 class Experiment:
     def __init__(self, cfg: dict, device: torch.device) -> None:
         self.cfg = cfg
@@ -54,6 +56,19 @@ class Experiment:
         self.scale = data_scale(d)
         self.train_data = load_split(d, "train")
         self.test_data = load_split(d, "test")
+        self.val_data = None
+        if d["validation"]:
+            n_val, n = d["validation"], len(self.train_data)
+            if n_val >= n - d["batch_size"]:
+                raise ConfigError(f"data.validation={n_val} leaves less than one batch of the {n} training images: "
+                                  f"hold out fewer (at most {n - d['batch_size'] - 1})")
+            self.val_data = split_off(self.train_data, n - n_val)
+        if cfg["eval"]["best"].startswith("test_"):
+            import warnings
+
+            warnings.warn(f"eval.best={cfg['eval']['best']!r} selects best.pt on the test set, which flatters any "
+                          f"number read from it: hold out data.validation and select on "
+                          f"{cfg['eval']['best'].replace('test_', 'val_', 1)!r}", stacklevel=2)
 
         seed_everything(t["seed"])
         self.G = build_model(**cfg["model"]["generator"]).to(device)
@@ -88,6 +103,7 @@ class Experiment:
             self.stream = SemiSupervisedStream(self.train_data, labeled, d["batch_size"], self.scale, t["seed"], device)
         else:
             self.stream = UnsupervisedStream(self.train_data, d["batch_size"], self.scale, t["seed"], device)
+        self.stream.dequantize = bool(d["dequantize"])
 
         d_per_iter = self.objective.schedule.count("d")
         self.iterations_per_epoch = max(1, self.stream.batches_per_epoch // max(1, d_per_iter))
@@ -103,6 +119,7 @@ class Experiment:
         self.ema = {k: EMA(m, t[f"ema_{k}"]) for k, m in (("d", self.D), ("g", self.G)) if t[f"ema_{k}"] > 0}
         self.position = {"iteration": 0, "epoch": 0, "index": 0}
         self.best = None
+        self.loop_state = {}
         self.quality = self._quality_evaluator()
 
     def _quality_evaluator(self):
@@ -116,7 +133,8 @@ class Experiment:
         evaluator = SampleQualityEvaluator(
             e["quality_samples"], e["quality_reference"] or None,
             extractor="classifier" if classifier else e["quality_extractor"], weights=e["quality_weights"] or None,
-            classifier=classifier, data_root=self.cfg["data"]["root"] or None, metrics=e["quality_metrics"])
+            classifier=classifier, data_root=self.cfg["data"]["root"] or None, metrics=e["quality_metrics"],
+            is_splits=e["quality_splits"], uint8=e["quality_uint8"])
         evaluator.prepare(self.device)
         return evaluator
 
@@ -144,15 +162,19 @@ class Experiment:
         if self.quality is not None and (final or not every or self.position["iteration"] % every == 0):
             with self.sampling_generator(self.cfg["train"]["seed"]) as G:
                 out.update(self.quality(G, self.scale, self.device))
+            if "is" in self.quality.metrics:
+                out.update(IS_samples=self.quality.num_samples, IS_splits=self.quality.is_splits)
         if self.objective.stream == "semi_supervised":
-            test = self.test_data
             bs = self.cfg["eval"]["batch_size"]
-            n = len(test)
-            errors = count_errors(self.D, test.images, test.labels, self.scale, bs, self.device)
-            out.update(test_errors=errors, test_error=errors / n)
-            if "d" in self.ema:
-                errors = count_errors(self.ema["d"].model, test.images, test.labels, self.scale, bs, self.device)
-                out.update(test_errors_ema=errors, test_error_ema=errors / n)
+            for prefix, split in (("test", self.test_data), ("val", self.val_data)):
+                if split is None:
+                    continue
+                n = len(split)
+                errors = count_errors(self.D, split.images, split.labels, self.scale, bs, self.device)
+                out.update({f"{prefix}_errors": errors, f"{prefix}_error": errors / n})
+                if "d" in self.ema:
+                    errors = count_errors(self.ema["d"].model, split.images, split.labels, self.scale, bs, self.device)
+                    out.update({f"{prefix}_errors_ema": errors, f"{prefix}_error_ema": errors / n})
         return out
 
     @contextmanager
@@ -203,6 +225,7 @@ class Experiment:
         self.objective.load_state_dict(state.get("objective", {}))
         self.position = dict(state["position"])
         self.best = state.get("best")
+        self.loop_state = state.get("loop", {})  # the loop's running loss window (train() reads it)
         set_rng_state(state["rng"], self.device)
 
 

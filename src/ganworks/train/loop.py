@@ -7,16 +7,25 @@ optimizer and updates that player's moving average. Every ``eval.every`` iterati
 per epoch) it evaluates, writes ``metrics.jsonl``, TensorBoard scalars and a sample grid, and saves
 ``checkpoints/last.pt`` (and ``best.pt``) atomically.
 
-Losses are checked for NaN/Inf every ``train.log_every`` iterations without a per-step device
-sync; a bad loss stops the run with a message naming the iteration and phase, before anything is
-written, so the last good checkpoint stays intact. Ctrl-C finishes the current iteration, saves a
-checkpoint and exits cleanly (a second Ctrl-C aborts at once).
+What is guaranteed:
+
+* Losses are checked for NaN/Inf every ``train.log_every`` iterations without a per-step device
+  sync, and before every save every parameter, buffer, optimizer state and average is checked
+  (one sync): a divergence stops the run with ``TrainingDiverged`` before anything is written, so
+  ``last.pt`` is always the last finite state (the message names it, or says none was written).
+* SIGINT (Ctrl-C) and SIGTERM (what schedulers send) finish the current iteration, save
+  ``last.pt`` with the running loss window and stop; ``train`` returns a row with
+  ``interrupted`` set to the signal's name (the CLI exits 130 / 143). A second signal aborts at once.
+* Resuming drops ``metrics.jsonl`` rows written after the checkpoint (a kill between a row and its
+  save) and stale ``*.tmp`` files, and continues the loss window, so the resumed run writes the
+  same rows and reaches the same weights as an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import time
 from contextlib import contextmanager
@@ -28,7 +37,7 @@ from torchvision.utils import save_image
 
 from ..data.scaling import to_uint8
 from ..errors import TrainingDiverged
-from .checkpoint import save_atomic
+from .checkpoint import nonfinite, remove_stale_tmp, save_atomic
 from .experiment import Experiment
 
 
@@ -37,25 +46,34 @@ def _set_requires_grad(params, flag: bool) -> None:
         p.requires_grad_(flag)
 
 
+#: exit status of a run stopped by each signal (128 + signal number, the shell's convention)
+EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
+
+
 @contextmanager
 def _graceful_interrupt():
-    """Turn the first SIGINT into a flag the loop polls; restore the handler afterwards."""
-    flag = {"stop": False}
+    """Turn the first SIGINT/SIGTERM into a flag the loop polls; restore the handlers afterwards."""
+    flag = {"stop": None}
 
     def handler(signum, frame):
         if flag["stop"]:
-            raise KeyboardInterrupt
-        flag["stop"] = True
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            raise SystemExit(EXIT_CODES["SIGTERM"])
+        flag["stop"] = signal.Signals(signum).name
 
+    previous = {}
     try:
-        previous = signal.signal(signal.SIGINT, handler)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, handler)
     except ValueError:  # not in the main thread
         yield flag
         return
     try:
         yield flag
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, h in previous.items():
+            signal.signal(sig, h)
 
 
 class RunLog:
@@ -76,6 +94,29 @@ class RunLog:
             except ImportError:  # tensorboard missing: jsonl still has everything
                 self._tb = False
         return self._tb
+
+    def rollback(self, iteration: int) -> int:
+        """Drop rows of ``metrics.jsonl`` after ``iteration`` (written before a save that never
+        happened) and a torn last line; returns how many were dropped."""
+        path = self.run_dir / "metrics.jsonl"
+        if not path.exists():
+            return 0
+        keep, dropped = [], 0
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                dropped += 1
+                continue
+            if row.get("iteration", 0) > iteration:
+                dropped += 1
+            else:
+                keep.append(line)
+        if dropped:
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text("".join(line + "\n" for line in keep))
+            os.replace(tmp, path)
+        return dropped
 
     def write(self, row: dict) -> None:
         with open(self.run_dir / "metrics.jsonl", "a") as f:
@@ -136,17 +177,24 @@ def train_iteration(exp: Experiment) -> list[tuple[str, dict]]:
 
 
 def train(exp: Experiment, run_dir: Path, progress: bool = True) -> dict:
-    """Train ``exp`` until ``exp.total_iterations``, writing into ``run_dir``; returns the last row."""
+    """Train ``exp`` until ``exp.total_iterations``, writing into ``run_dir``; returns the last row.
+
+    A row with ``interrupted`` ("SIGINT"/"SIGTERM") means a signal stopped the run after saving.
+    """
     from tqdm import tqdm
 
     cfg = exp.cfg
+    run_dir = Path(run_dir)
+    remove_stale_tmp(run_dir)
     log = RunLog(run_dir)
     pos = exp.position
+    log.rollback(pos["iteration"])
     stream, objective = exp.stream, exp.objective
     eval_every = cfg["eval"]["every"] or exp.iterations_per_epoch
     log_every = max(1, cfg["train"]["log_every"])
     pending: list[tuple[int, str, dict]] = []  # (iteration, phase, logs) not yet checked
-    running: dict[str, list[float]] = {}
+    # losses since the last evaluation row, restored from the checkpoint when resuming mid-window
+    running: dict[str, list[float]] = {k: list(v) for k, v in getattr(exp, "loop_state", {}).get("running", {}).items()}
     last_row: dict = {}
     t_start, it_start = time.time(), pos["iteration"]
     images_per_iteration = stream.batch_size * objective.schedule.count("d")
@@ -162,10 +210,7 @@ def train(exp: Experiment, run_dir: Path, progress: bool = True) -> dict:
             for name in logs:
                 v = next(values)
                 if not math.isfinite(v):
-                    raise TrainingDiverged(
-                        f"{name} became {v} at iteration {it + 1} ({phase.upper()} step); the run stopped "
-                        f"without saving, so {run_dir / 'checkpoints' / 'last.pt'} is the last good state: "
-                        f"lower optim.lr or check the data scaling, then --resume or restart")
+                    raise _diverged(exp, run_dir, f"{name} became {v} at iteration {it + 1} ({phase.upper()} step)")
                 running.setdefault(name, []).append(v)
         pending.clear()
 
@@ -178,8 +223,9 @@ def train(exp: Experiment, run_dir: Path, progress: bool = True) -> dict:
                 pending.extend((it, phase, logs) for phase, logs in train_iteration(exp))
                 it += 1
                 bar.update(1)
-                done = it >= exp.total_iterations or (budget_s and time.time() - t_start > budget_s)
-                if it % log_every == 0 or done or interrupt["stop"] or it % eval_every == 0:
+                done = it >= exp.total_iterations or bool(budget_s and time.time() - t_start > budget_s)
+                evaluate = it % eval_every == 0 or done
+                if it % log_every == 0 or evaluate or interrupt["stop"]:
                     check_and_accumulate()
                     shown = {k: f"{v[-1]:.4g}" for k, v in running.items() if k in ("loss_d", "loss_g", "train_error")}
                     for k in ("test_error_ema", "test_error"):
@@ -187,15 +233,20 @@ def train(exp: Experiment, run_dir: Path, progress: bool = True) -> dict:
                             shown["test_err"] = f"{last_row[k]:.4f}"
                             break
                     bar.set_postfix(shown)
-                if it % eval_every == 0 or done or interrupt["stop"]:
+                if evaluate or interrupt["stop"]:
+                    _check_finite(exp, run_dir)  # before the row is written: nothing of a diverged state
+                if evaluate:
                     elapsed = time.time() - t_start
                     last_row = _evaluate(exp, log, running, elapsed, (it - it_start) * images_per_iteration, final=done)
                     running.clear()
-                    _save(exp, run_dir, last_row)
+                    _save(exp, run_dir, last_row, running)
+                elif interrupt["stop"]:
+                    _save(exp, run_dir, None, running)  # no row: the resumed run writes this window's row
+                    last_row = {"iteration": it}
                 if interrupt["stop"]:
-                    bar.write(f"interrupted: saved {run_dir / 'checkpoints' / 'last.pt'} at iteration {it}; "
-                              f"continue with: ganworks train --resume {run_dir}")
-                    last_row["interrupted"] = True
+                    bar.write(f"interrupted ({interrupt['stop']}): saved {run_dir / 'checkpoints' / 'last.pt'} at "
+                              f"iteration {it}; continue with: ganworks train --resume {run_dir}")
+                    last_row["interrupted"] = interrupt["stop"]
                     break
                 if done:
                     break
@@ -203,6 +254,38 @@ def train(exp: Experiment, run_dir: Path, progress: bool = True) -> dict:
         bar.close()
         log.close()
     return last_row
+
+
+def _diverged(exp: Experiment, run_dir: Path, what: str) -> TrainingDiverged:
+    """The divergence error, naming the last good checkpoint if there is one."""
+    last = run_dir / "checkpoints" / "last.pt"
+    o = exp.cfg["optim"]
+    lr = f"optim.lr (now {o['lr']:g})"
+    if last.is_file():
+        try:
+            from .checkpoint import load_checkpoint
+
+            at = f" (iteration {load_checkpoint(last)['position']['iteration']})"
+        except Exception:  # noqa: BLE001 - the message must come out whatever last.pt holds
+            at = ""
+        return TrainingDiverged(
+            f"{what}; the run stopped without saving, so {last}{at} is the last good checkpoint: lower {lr} "
+            f"or check the data scaling and start again (--resume {run_dir} keeps the same lr and will "
+            f"diverge again)")
+    return TrainingDiverged(
+        f"{what}; the run stopped before its first checkpoint, so no checkpoint was written: start again "
+        f"with a lower {lr} or check the data scaling")
+
+
+def _check_finite(exp: Experiment, run_dir: Path) -> None:
+    """Every parameter, buffer, optimizer state and average must be finite before a save (one sync)."""
+    bad = nonfinite({"models": {"G": exp.G.state_dict(), "D": exp.D.state_dict()},
+                     "optimizers": {k: o.state_dict()["state"] for k, o in exp.optimizers.items()},
+                     "ema": {k: e.model.state_dict() for k, e in exp.ema.items()}})
+    if bad:
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        raise _diverged(exp, run_dir, f"at iteration {exp.position['iteration']} the training state became "
+                                      f"non-finite ({', '.join(bad[:3])}{more})")
 
 
 def _evaluate(exp: Experiment, log: RunLog, running: dict, elapsed: float, images_seen: int, final: bool = False) -> dict:
@@ -220,15 +303,17 @@ def _evaluate(exp: Experiment, log: RunLog, running: dict, elapsed: float, image
     return row
 
 
-def _save(exp: Experiment, run_dir: Path, row: dict) -> None:
+def _save(exp: Experiment, run_dir: Path, row: dict | None, running: dict | None = None) -> None:
+    """Write last.pt (and best.pt when ``row`` improves ``eval.best``, or always without one)."""
     best_key, mode = exp.cfg["eval"]["best"], exp.cfg["eval"]["best_mode"]
     improved = False
-    if best_key and best_key in row:
+    if row is not None and best_key and best_key in row:
         value = row[best_key]
         if exp.best is None or (value < exp.best["value"] if mode == "min" else value > exp.best["value"]):
             exp.best = {"metric": best_key, "value": value, "iteration": row["iteration"]}
             improved = True
     state = exp.state_dict()
+    state["loop"] = {"running": {k: list(v) for k, v in (running or {}).items()}}
     save_atomic(state, run_dir / "checkpoints" / "last.pt")
     if improved or not best_key:
         save_atomic(state, run_dir / "checkpoints" / "best.pt")
