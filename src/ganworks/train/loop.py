@@ -27,6 +27,7 @@ import json
 import math
 import os
 import signal
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -244,8 +245,8 @@ def train(exp: Experiment, run_dir: Path, progress: bool = True) -> dict:
                     _save(exp, run_dir, None, running)  # no row: the resumed run writes this window's row
                     last_row = {"iteration": it}
                 if interrupt["stop"]:
-                    bar.write(f"interrupted ({interrupt['stop']}): saved {run_dir / 'checkpoints' / 'last.pt'} at "
-                              f"iteration {it}; continue with: ganworks train --resume {run_dir}")
+                    tqdm.write(f"interrupted ({interrupt['stop']}): saved {run_dir / 'checkpoints' / 'last.pt'} at "
+                               f"iteration {it}; continue with: ganworks train --resume {run_dir}", file=sys.stderr)
                     last_row["interrupted"] = interrupt["stop"]
                     break
                 if done:
