@@ -165,7 +165,9 @@ def cmd_train(args) -> int:
         if exp.position["iteration"] >= exp.total_iterations:
             raise ConfigError(f"{run_dir} already finished {exp.position['iteration']} iterations: ask for more with --epochs or --iterations")
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+    tmp = run_dir / "config.json.tmp"
+    tmp.write_text(json.dumps(cfg, indent=2) + "\n")
+    tmp.replace(run_dir / "config.json")  # atomic: a kill leaves the old file or the new one
     print(f"run: {run_dir}  device: {device}  iterations: {exp.position['iteration']} -> {exp.total_iterations} "
           f"({exp.iterations_per_epoch} per epoch)", file=sys.stderr)
     row = train(exp, run_dir, progress=not args.no_progress)
