@@ -10,8 +10,9 @@ configuration of tests/conftest.py and kills it with SIGKILL at one of these poi
   ``<file>.tmp`` and before the rename;
 * ``row_then_save``: after an evaluation row was written to metrics.jsonl and before its save.
 
-Then it does what a user would: ``ganworks train --resume DIR`` if DIR holds a config.json, else the
-original command again, to completion. A trial is *bit-exact* when every tensor of the final
+Then it does what a user would: nothing if ``last.pt`` (the last file a save writes) is at the
+final iteration, else ``ganworks train --resume DIR`` if DIR holds a config.json, else the original
+command again, to completion. A trial is *bit-exact* when every tensor of the final
 ``last.pt`` (G, D, both optimizers, the averages) equals the uninterrupted run's, and *row-exact*
 when the metrics.jsonl rows are equal (all keys but the timing ones ``wall_time_s`` and
 ``images_per_s``). Children are forked from one process that imported torch once, so a trial costs
@@ -190,7 +191,7 @@ def main() -> int:
         code, ref_seconds = run_child(command(ref))
         if code != 0:
             raise SystemExit(f"the uninterrupted run failed (exit {code})")
-        saves = 2 * (ITERATIONS // 5)  # last.pt and best.pt at every evaluation (no eval.best)
+        saves = 2 * (ITERATIONS // 5)  # best.pt then last.pt at every evaluation (no eval.best)
         evaluations = ITERATIONS // 5
         trials = []
         for i in range(args.trials):
@@ -205,7 +206,7 @@ def main() -> int:
                 point = {"iteration": hook["at"]}
             elif kind == "in_save":
                 hook = {"kind": kind, "at": rng.randrange(1, saves + 1), "fraction": round(rng.random(), 3)}
-                point = {"save": hook["at"], "file": "last.pt" if hook["at"] % 2 else "best.pt",
+                point = {"save": hook["at"], "file": "best.pt" if hook["at"] % 2 else "last.pt",
                          "bytes_written": hook["fraction"]}
             else:
                 hook = {"kind": kind, "at": rng.randrange(1, evaluations + 1)}
@@ -214,6 +215,8 @@ def main() -> int:
             left = snapshot(run)
             if killed_code == 0:  # finished before the kill landed: nothing to resume
                 how, resume_args = "nothing (finished)", None
+            elif left["checkpoint_iteration"] == ITERATIONS:  # last.pt (written last) is final: complete
+                how, resume_args = "nothing (last.pt final)", None
             elif left["config"]:
                 how, resume_args = "--resume", ["train", "--resume", str(run), "--no-progress", "--device", "cpu"]
             else:

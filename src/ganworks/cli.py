@@ -159,6 +159,10 @@ def cmd_train(args) -> int:
         cfg["data"]["root"] = args.data_root
     device = pick_device(args.device or cfg["train"]["device"])
 
+    if args.resume:
+        from .train.checkpoint import remove_stale_tmp
+
+        remove_stale_tmp(run_dir)
     exp = Experiment(cfg, device)
     if state is not None:
         exp.load_state_dict(state)

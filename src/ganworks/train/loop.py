@@ -315,6 +315,8 @@ def _save(exp: Experiment, run_dir: Path, row: dict | None, running: dict | None
             improved = True
     state = exp.state_dict()
     state["loop"] = {"running": {k: list(v) for k, v in (running or {}).items()}}
-    save_atomic(state, run_dir / "checkpoints" / "last.pt")
+    # best.pt first: last.pt is the commit point, so a kill between the two leaves last.pt behind
+    # and --resume redoes (and rewrites) both; a final last.pt means the run is complete
     if improved or not best_key:
         save_atomic(state, run_dir / "checkpoints" / "best.pt")
+    save_atomic(state, run_dir / "checkpoints" / "last.pt")
