@@ -76,10 +76,10 @@ def load_checkpoint(path: str | os.PathLike, which: str = "last") -> dict:
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as e:
-        other = "best.pt" if p.name == "last.pt" else "last.pt"
+        other = p.with_name("best.pt" if p.name == "last.pt" else "last.pt")
         raise CheckpointError(
-            f"checkpoint {p} is truncated or corrupt ({type(e).__name__}): resume from the run's "
-            f"{other} if it exists, or start the run again"
+            f"checkpoint {p} is truncated or corrupt ({type(e).__name__}): use {other} if it exists "
+            f"(ganworks train --resume {other}), or start the run again"
         ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{p} is not a ganworks checkpoint (expected format {FORMAT!r})")

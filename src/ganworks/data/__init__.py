@@ -7,6 +7,7 @@ from .streams import SemiSupervisedStream, UnsupervisedStream
 
 __all__ = [
     "DEFAULT_SCALE", "ImageData", "SCALES", "SemiSupervisedStream", "UnsupervisedStream",
-    "balanced_labeled_subset", "cache_dir", "data_scale", "dequantize", "data_permutation", "load_dataset", "resolve_data_root",
+    "balanced_labeled_subset", "cache_dir", "data_permutation", "data_scale", "dequantize", "load_dataset",
+    "resolve_data_root",
     "to_float", "to_uint8",
 ]

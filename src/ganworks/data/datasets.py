@@ -84,7 +84,8 @@ def load_dataset(
     if name not in LOADERS:
         raise DataError(f"unknown dataset {name!r}; known: {', '.join(LOADERS)} (or imagefolder:<path>)")
     data_root = resolve_data_root(root)
-    if name in ("mnist", "cifar10", "svhn", "stl10") and (root or os.environ.get("GANWORKS_DATA")) and not data_root.is_dir():
+    named_root = root or os.environ.get("GANWORKS_DATA")
+    if name in ("mnist", "cifar10", "svhn", "stl10") and named_root and not data_root.is_dir():
         # a root the user named: never create a tree inside a path that does not exist (a typo)
         raise _missing(name, data_root, "the data root itself does not exist; create it to download there")
     if name == "synthetic":
