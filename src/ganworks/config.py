@@ -41,6 +41,12 @@ DEFAULTS: dict = {
         "batch_size": 64, "image_size": 0,
         "channels": 1,            # only for the "synthetic" dataset (tests)
         "train_limit": 0, "test_limit": 0,   # use only the first N images (tests, smoke runs)
+        # lazily read class folders (data.name = "imagenet"; ganworks.data.folder)
+        "workers": 4,             # DataLoader worker processes
+        "limit_per_class": 0,     # only the first N images of each class (smoke runs); 0 = all
+        "classes": [],            # a subset of class folder names, relabelled 0..k-1; [] = all
+        "class_order": "",        # a dirname_to_label.txt file; "" = sorted folder names
+        "dequantize": True,       # add U(0, 1/128) to x/128 - 1 (the reference transform)
     },
     "model": {
         "generator": {"name": ""},

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
+from ..data.folder import LAZY_DATASETS, FolderStream, load_folder_dataset
 from ..data import (DEFAULT_SCALE, SemiSupervisedStream, UnsupervisedStream, balanced_labeled_subset,
                     data_permutation, load_dataset, to_float)
 from ..device import pick_device  # noqa: F401  (re-exported by ganworks.train)
@@ -52,8 +53,12 @@ class Experiment:
         self.device = device
         d, t = cfg["data"], cfg["train"]
         self.scale = data_scale(d)
-        self.train_data = load_split(d, "train")
-        self.test_data = load_split(d, "test")
+        self.lazy_data = d["name"] in LAZY_DATASETS
+        if self.lazy_data:  # read from disk by DataLoader workers, never held in memory
+            self.train_data, self.test_data = load_folder_dataset(d), None
+        else:
+            self.train_data = load_split(d, "train")
+            self.test_data = load_split(d, "test")
 
         seed_everything(t["seed"])
         self.G = build_model(**cfg["model"]["generator"]).to(device)
@@ -81,7 +86,13 @@ class Experiment:
             raise ConfigError(f"objective {name!r}: {e}") from None
         self.objective.batch_size = d["batch_size"]
 
-        if self.objective.stream == "semi_supervised":
+        if self.lazy_data:
+            if self.objective.stream != "unsupervised":
+                raise ConfigError(f"dataset {d['name']!r} is read lazily and serves the unsupervised/conditional "
+                                  f"objectives only, not {name!r}")
+            self.stream = FolderStream(self.train_data, d["batch_size"], self.scale, t["seed"], device,
+                                       workers=d["workers"], dequantize=d["dequantize"])
+        elif self.objective.stream == "semi_supervised":
             if d["labels"] <= 0:
                 raise ConfigError("the semi-supervised objective needs labels: set data.labels (e.g. 100)")
             labeled = balanced_labeled_subset(self.train_data.labels, d["labels"], self.train_data.num_classes, d["seed_data"])
