@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="PNG file to write")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--raw", action="store_true", help="use the raw G even if the run averaged G's weights")
+    p.add_argument("--class", dest="cls", type=int, default=None, help="class of every image (conditional runs)")
     _common(p)
     p.set_defaults(func=cmd_sample)
 
@@ -62,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         add_subcommands(sub)
+    from .conditional_cli import add_subcommands as add_conditional
+    add_conditional(sub)
     return parser
 
 
@@ -172,7 +175,12 @@ def cmd_sample(args) -> int:
     G, cfg = load_generator(args.run, device, averaged=not args.raw)
     scale = data_scale(cfg["data"])
     torch.manual_seed(args.seed)
-    images = generate_images(G, args.n, scale, device, batch_size=500)
+    if args.cls is not None:
+        from .metrics.conditional import generate_with_classes
+
+        images = generate_with_classes(G, torch.full((args.n,), args.cls), scale, device, batch_size=500)
+    else:
+        images = generate_images(G, args.n, scale, device, batch_size=500)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_image(images.float().div(255), out, nrow=max(1, int(math.sqrt(args.n))), padding=1)
     print(f"wrote {args.n} samples to {out}")
