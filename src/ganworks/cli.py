@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run directory (default: runs/<preset>-seed<seed>-<time>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--nproc", type=int, default=1,
+                   help="data-parallel processes (launches torchrun; data.batch_size is the global batch)")
     _common(p)
     p.set_defaults(func=cmd_train)
 
@@ -87,6 +89,12 @@ def main(argv: list[str] | None = None) -> int:
 def cmd_train(args) -> int:
     from .config import apply_overrides, resolve
     from .train import Experiment, load_checkpoint, pick_device, train
+    from .train import distributed
+
+    if args.nproc > 1 and not distributed.launched_by_torchrun():
+        from .train.launch import launch_torchrun
+
+        return launch_torchrun(args)
 
     if args.resume:
         run_dir = Path(args.resume)
@@ -113,12 +121,32 @@ def cmd_train(args) -> int:
     if args.data_root:
         cfg["data"]["root"] = args.data_root
     device = pick_device(args.device or cfg["train"]["device"])
+    info = None
+    if distributed.launched_by_torchrun():
+        info, device = distributed.setup(device)
+        distributed.check_config(cfg, info.world_size)
 
     exp = Experiment(cfg, device)
+    if info is not None:
+        exp.world_size = info.world_size
     if args.resume:
         exp.load_state_dict(state)
         if exp.position["iteration"] >= exp.total_iterations:
             raise ConfigError(f"{run_dir} already finished {exp.position['iteration']} iterations: ask for more with --epochs or --iterations")
+    if info is not None:
+        distributed.wrap(exp, info)
+        try:
+            if info.is_main:
+                run_dir.mkdir(parents=True, exist_ok=True)
+                (run_dir / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+                print(f"run: {run_dir}  {info.world_size} processes, device: {device}  iterations: "
+                      f"{exp.position['iteration']} -> {exp.total_iterations}", file=sys.stderr)
+            row = distributed.train_distributed(exp, run_dir, progress=not args.no_progress and info.is_main)
+        finally:
+            distributed.teardown()
+        if info.is_main:
+            print(json.dumps({k: v for k, v in row.items() if k != "samples"}))
+        return 0
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
     print(f"run: {run_dir}  device: {device}  iterations: {exp.position['iteration']} -> {exp.total_iterations} "

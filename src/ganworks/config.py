@@ -67,6 +67,8 @@ DEFAULTS: dict = {
         "ema_d": 0.0, "ema_g": 0.0,  # decay of a bias-corrected moving average (0 = off)
         "max_minutes": 0.0,       # wall-clock budget: evaluate, save and stop after it (0 = none)
         "device": "auto", "log_every": 10,
+        "sync_bn": False,         # several processes: SyncBatchNorm in G (CUDA only; train/distributed.py)
+        "amp": "none",            # mixed precision: "none", "bf16" or "fp16" (train/amp.py)
     },
     "eval": {
         "every": 0,               # iterations between evaluations; 0 = once per epoch

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import random
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 import torch
@@ -114,6 +114,8 @@ class Experiment:
         self.ema = {k: EMA(m, t[f"ema_{k}"]) for k, m in (("d", self.D), ("g", self.G)) if t[f"ema_{k}"] > 0}
         self.position = {"iteration": 0, "epoch": 0, "index": 0}
         self.best = None
+        self.world_size = 1  # processes training this run (train/distributed.py)
+        self.phase_context = _no_context  # what each phase's losses run inside (DDP, autocast)
         self.quality = self._quality_evaluator()
 
     def _quality_evaluator(self):
@@ -200,9 +202,13 @@ class Experiment:
             "rng": rng_state(self.device),
             "position": dict(self.position),
             "best": self.best,
+            "world_size": self.world_size,
         }
 
     def load_state_dict(self, state: dict) -> None:
+        from .distributed import check_resume
+
+        check_resume(state, self.world_size)
         self.G.load_state_dict(state["models"]["G"])
         self.D.load_state_dict(state["models"]["D"])
         for k, o in self.optimizers.items():
@@ -215,6 +221,10 @@ class Experiment:
         self.position = dict(state["position"])
         self.best = state.get("best")
         set_rng_state(state["rng"], self.device)
+
+
+def _no_context(phase: str):
+    return nullcontext()
 
 
 def seed_everything(seed: int) -> None:
