@@ -116,6 +116,9 @@ class Experiment:
         self.best = None
         self.world_size = 1  # processes training this run (train/distributed.py)
         self.phase_context = _no_context  # what each phase's losses run inside (DDP, autocast)
+        from .amp import setup_amp
+
+        setup_amp(self)  # train.amp: autocast (and a GradScaler for fp16)
         self.quality = self._quality_evaluator()
 
     def _quality_evaluator(self):
