@@ -135,8 +135,10 @@ if _SpectralNorm is not None:
         op (conv, matmul) still runs in the autocast dtype."""
 
         def forward(self, weight):
+            low = weight.dtype in (torch.float16, torch.bfloat16)  # float64 models stay float64
             with torch.autocast(weight.device.type, enabled=False):
-                return super().forward(weight.float()).to(weight.dtype)
+                out = super().forward(weight.float() if low else weight)
+            return out.to(weight.dtype)
 
 
 def _is_sn(p: nn.Module) -> bool:
