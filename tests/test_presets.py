@@ -20,6 +20,10 @@ def tiny(cfg: dict) -> list[str]:
         over.append("data.labels=20")
     if cfg["model"]["init_examples"]:
         over.append("model.init_examples=16")
+    if cfg["optim"]["decay_start"]:  # a decay starting after the 2 iterations (e.g. 400K) is an error
+        over.append("optim.decay_start=0")
+    if cfg["objective"].get("n_gen_samples"):
+        over.append("objective.n_gen_samples=8")
     if "vbn_ref_size" in g:
         over.append("model.generator.vbn_ref_size=8")
     if "num_kernels" in d or d.get("variant") == "md":
@@ -32,8 +36,9 @@ def test_there_is_a_preset_for_every_table_row():
     assert len([p for p in PRESETS if p.startswith("improved-gan/cifar10-") and "table3" not in p]) == 4
     assert len([p for p in PRESETS if p.startswith("improved-gan/svhn-")]) == 3
     assert len([p for p in PRESETS if "table3" in p]) == 6
-    assert len([p for p in PRESETS if p.startswith("sngan/cifar10-")]) == 11 + 6  # Table 2 rows + settings A-F
+    assert len([p for p in PRESETS if p.startswith("sngan/cifar10-")]) == 11 + 6 + 1  # Table 2 rows + settings A-F + projection
     assert len([p for p in PRESETS if p.startswith("sngan/stl10-")]) == 11
+    assert len([p for p in PRESETS if p.startswith("sngan/imagenet")]) == 4
     for name in PRESETS:
         meta = load_preset(name)["meta"]
         assert meta["paper"] and meta["table"] and meta["row"] and meta["published"], name

@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint "
                    "(or from RUN_DIR/checkpoints/best.pt)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--nproc", type=int, default=1,
+                   help="data-parallel processes (launches torchrun; data.batch_size is the global batch)")
     _common(p)
     p.set_defaults(func=cmd_train)
 
@@ -53,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="PNG file to write")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--raw", action="store_true", help="use the raw G even if the run averaged G's weights")
+    p.add_argument("--class", dest="cls", type=int, default=None, help="class of every image (conditional runs)")
     _common(p)
     p.set_defaults(func=cmd_sample)
 
@@ -66,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         add_subcommands(sub)
+    from .conditional_cli import add_subcommands as add_conditional
+    add_conditional(sub)
     return parser
 
 
@@ -114,10 +119,24 @@ def _check_out_dir(run_dir: Path) -> None:
         raise ConfigError(f"--out {run_dir} holds other files and is not a run: pick a new or empty folder")
 
 
+def _write_config(run_dir: Path, cfg: dict) -> None:
+    """``run_dir/config.json``, atomically: a kill leaves the old file or the new one."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tmp = run_dir / "config.json.tmp"
+    tmp.write_text(json.dumps(cfg, indent=2) + "\n")
+    tmp.replace(run_dir / "config.json")
+
+
 def cmd_train(args) -> int:
     from .config import apply_overrides, resolve, validate, with_defaults
     from .train import Experiment, load_checkpoint, pick_device, train
+    from .train import distributed
     from .train.loop import EXIT_CODES
+
+    if args.nproc > 1 and not distributed.launched_by_torchrun():
+        from .train.launch import launch_torchrun
+
+        return launch_torchrun(args)
 
     state = None
     if args.resume:
@@ -158,20 +177,36 @@ def cmd_train(args) -> int:
     if args.data_root:
         cfg["data"]["root"] = args.data_root
     device = pick_device(args.device or cfg["train"]["device"])
+    info = None
+    if distributed.launched_by_torchrun():
+        info, device = distributed.setup(device)
+        distributed.check_config(cfg, info.world_size)
 
     if args.resume:
         from .train.checkpoint import remove_stale_tmp
 
         remove_stale_tmp(run_dir)
     exp = Experiment(cfg, device)
+    if info is not None:
+        exp.world_size = info.world_size
     if state is not None:
         exp.load_state_dict(state)
         if exp.position["iteration"] >= exp.total_iterations:
             raise ConfigError(f"{run_dir} already finished {exp.position['iteration']} iterations: ask for more with --epochs or --iterations")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / "config.json.tmp"
-    tmp.write_text(json.dumps(cfg, indent=2) + "\n")
-    tmp.replace(run_dir / "config.json")  # atomic: a kill leaves the old file or the new one
+    if info is not None:
+        distributed.wrap(exp, info)
+        try:
+            if info.is_main:
+                _write_config(run_dir, cfg)
+                print(f"run: {run_dir}  {info.world_size} processes, device: {device}  iterations: "
+                      f"{exp.position['iteration']} -> {exp.total_iterations}", file=sys.stderr)
+            row = distributed.train_distributed(exp, run_dir, progress=not args.no_progress and info.is_main)
+        finally:
+            distributed.teardown()
+        if info.is_main:
+            print(json.dumps({k: v for k, v in row.items() if k != "samples"}))
+        return 0
+    _write_config(run_dir, cfg)
     print(f"run: {run_dir}  device: {device}  iterations: {exp.position['iteration']} -> {exp.total_iterations} "
           f"({exp.iterations_per_epoch} per epoch)", file=sys.stderr)
     row = train(exp, run_dir, progress=not args.no_progress)
@@ -235,7 +270,12 @@ def cmd_sample(args) -> int:
     G, cfg = load_generator(args.run, device, averaged=not args.raw)
     scale = data_scale(cfg["data"])
     torch.manual_seed(args.seed)
-    images = generate_images(G, args.n, scale, device, batch_size=500)
+    if args.cls is not None:
+        from .metrics.conditional import generate_with_classes
+
+        images = generate_with_classes(G, torch.full((args.n,), args.cls), scale, device, batch_size=500)
+    else:
+        images = generate_images(G, args.n, scale, device, batch_size=500)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_image(images.float().div(255), out, nrow=max(1, int(math.sqrt(args.n))), padding=1)
     print(f"wrote {args.n} samples to {out}")

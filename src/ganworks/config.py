@@ -43,7 +43,12 @@ DEFAULTS: dict = {
         "channels": 1,            # only for the "synthetic" dataset (tests)
         "train_limit": 0, "test_limit": 0,   # use only the first N images (tests, smoke runs)
         "validation": 0,          # hold out the last N training images for eval.best selection (0 = none)
-        "dequantize": False,      # add U(0, 1/128) noise to x/128 - 1 (sngan_projection's CIFAR loader)
+        "dequantize": False,      # add U(0, 1/128) noise to x/128 - 1 (sngan_projection's loaders)
+        # lazily read class folders (data.name = "imagenet"; ganworks.data.folder)
+        "workers": 4,             # DataLoader worker processes
+        "limit_per_class": 0,     # only the first N images of each class (smoke runs); 0 = all
+        "classes": [],            # a subset of class folder names, relabelled 0..k-1; [] = all
+        "class_order": "",        # a dirname_to_label.txt file; "" = sorted folder names
     },
     "model": {
         "generator": {"name": ""},
@@ -64,6 +69,8 @@ DEFAULTS: dict = {
         "ema_d": 0.0, "ema_g": 0.0,  # decay of a bias-corrected moving average (0 = off)
         "max_minutes": 0.0,       # wall-clock budget: evaluate, save and stop after it (0 = none)
         "device": "auto", "log_every": 10,
+        "sync_bn": False,         # several processes: SyncBatchNorm in G (CUDA only; train/distributed.py)
+        "amp": "none",            # mixed precision: "none", "bf16" or "fp16" (train/amp.py)
     },
     "eval": {
         "every": 0,               # iterations between evaluations; 0 = once per epoch

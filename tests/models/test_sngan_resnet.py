@@ -126,7 +126,7 @@ def test_norm_option():
     with pytest.raises(ConfigError):
         resnet_discriminator(width=TINY, norm="batch")
     with pytest.raises(ConfigError):
-        resnet_generator(image_size=64)
+        resnet_generator(image_size=40)
 
 
 def test_registry():

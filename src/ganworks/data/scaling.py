@@ -5,6 +5,7 @@
 | ``zero_one``         | x / 255                  | Improved-GAN MNIST (G ends in a sigmoid, §A.2)   |
 | ``improved_gan_cifar`` | (x − 127.5) / 128      | Improved-GAN CIFAR-10 (§A.3)                     |
 | ``minus_one_one``    | x / 127.5 − 1            | Improved-GAN SVHN (§A.3), SN-GAN (§B.2, chainer-gan-lib) |
+| ``imagenet``         | x / 128 − 1              | sngan_projection's ImageNet data (+ U(0, 1/128) noise, ``data.folder``) |
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ SCALES: dict[str, tuple[float, float]] = {
     "zero_one": (1.0 / 255.0, 0.0),
     "improved_gan_cifar": (1.0 / 128.0, -127.5 / 128.0),
     "minus_one_one": (1.0 / 127.5, -1.0),
+    "imagenet": (1.0 / 128.0, -1.0),
 }
 
 #: The scale a dataset gets when a preset names none.
@@ -29,6 +31,7 @@ DEFAULT_SCALE = {
     "svhn": "minus_one_one",
     "stl10": "minus_one_one",
     "imagefolder": "minus_one_one",
+    "imagenet": "imagenet",
 }
 
 

@@ -12,7 +12,7 @@ import inspect
 
 from ..errors import ConfigError
 
-_FAMILIES = ["improved_gan_mnist", "improved_gan_cifar", "sngan_cnn", "sngan_resnet"]
+_FAMILIES = ["improved_gan_mnist", "improved_gan_cifar", "improved_gan_imagenet", "sngan_cnn", "sngan_resnet"]
 
 
 def builders() -> dict:

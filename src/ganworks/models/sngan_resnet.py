@@ -35,8 +35,18 @@ orthonormal-regularisation baseline: build with ``norm="none"``, then
 :func:`ganworks.regularizers.orthonormal_init_` and :func:`~ganworks.regularizers.orthonormal_penalty`).
 ``forward(x, with_features=False)`` returns logits (N,), or (logits, the sum-pooled features (N, C)).
 
-Builders: ``sngan-resnet-g``, ``sngan-resnet-d`` (``image_size`` 32 or 48; ``width`` multiplies
-every channel count).
+ImageNet (SN-paper Table 6, sngan_projection's released 64 and 128 models, ch = 64): G dense
+4·4·1024 → UpBlocks 1024, 512, 256, 128, 64 (128 px; 64 px: 512, 256, 128, 64) → BN → ReLU → conv →
+tanh; D OptimizedBlock 64 → down 128 → 256 → 512 → 1024 (→ Block 1024 at 128 px) → ReLU → sum pool →
+dense with bias.
+
+Class-conditional models (``num_classes`` > 0): G's block BNs become categorical conditional BNs
+(:mod:`ganworks.nn.conditional_batch_norm`), ``G(z, y)``; D is the projection or the concat
+discriminator (see :class:`ResNetDiscriminator`), ``D(x, y)``. ``num_classes=0`` gives the
+unconditional models unchanged.
+
+Builders: ``sngan-resnet-g``, ``sngan-resnet-d`` (``image_size`` 32, 48, 64 or 128; ``width``
+multiplies every channel count; ``num_classes``; D's ``conditioning``).
 """
 
 from __future__ import annotations
@@ -48,6 +58,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ConfigError
+from ..nn.conditional_batch_norm import batch_norm_or_conditional
 from ..nn.spectral_norm import apply_spectral_norm
 from .sngan_cnn import Z_DISTRIBUTIONS, sample_z
 
@@ -63,7 +74,18 @@ _CONFIGS = {
              d_down=(True, True, False, False), final_bias=False),
     48: dict(g_start=512, g_blocks=(256, 128, 64), d_blocks=(64, 128, 256, 512, 1024),
              d_down=(True, True, True, True, False), final_bias=True),
+    # ImageNet 64×64 [SNP:gen_models/resnet_64.py, dis_models/snresnet_64.py, ch=64]
+    64: dict(g_start=1024, g_blocks=(512, 256, 128, 64), d_blocks=(64, 128, 256, 512, 1024),
+             d_down=(True, True, True, True, True), final_bias=True),
+    # ImageNet 128×128 [SN-paper Table 6; SNP:gen_models/resnet.py, dis_models/snresnet.py, ch=64]
+    128: dict(g_start=1024, g_blocks=(1024, 512, 256, 128, 64), d_blocks=(64, 128, 256, 512, 1024, 1024),
+              d_down=(True, True, True, True, True, False), final_bias=True),
 }
+D_CONDITIONING = ("projection", "concat")
+#: the concat discriminator's class embedding width (dim_emb of SNResNetConcatDiscriminator)
+CONCAT_EMBED_DIM = 128
+#: the concat discriminator concatenates the broadcast embedding after this many blocks
+CONCAT_AFTER = 3
 
 
 def _units(n: int, width: float) -> int:
@@ -72,7 +94,9 @@ def _units(n: int, width: float) -> int:
 
 def _config(image_size: int) -> dict:
     if image_size not in _CONFIGS:
-        raise ConfigError(f"the SN-GAN ResNets exist for image_size 32 (CIFAR-10) and 48 (STL-10), got {image_size}")
+        raise ConfigError(f"the SN-GAN ResNets exist for image_size 32 (CIFAR-10), 48 (STL-10), 64 and 128 "
+                          f"(ImageNet), got {image_size}: set model.generator.image_size and "
+                          f"model.discriminator.image_size to one of them")
     return _CONFIGS[image_size]
 
 
@@ -92,19 +116,24 @@ def _bn(c: int) -> nn.BatchNorm2d:
 
 
 class UpBlock(nn.Module):
-    """G residual block with nearest-neighbour ×2 upsampling [SNP:gen_models/resblocks.py]."""
+    """G residual block with nearest-neighbour ×2 upsampling [SNP:gen_models/resblocks.py]; with
+    ``num_classes`` > 0 both BNs are categorical conditional BNs and ``forward`` takes the classes."""
 
-    def __init__(self, cin: int, cout: int) -> None:
+    def __init__(self, cin: int, cout: int, num_classes: int = 0) -> None:
         super().__init__()
-        self.b1 = _bn(cin)
+        self.num_classes = num_classes
+        self.b1 = batch_norm_or_conditional(cin, num_classes, _BN_EPS, _BN_MOMENTUM)
         self.c1 = _conv(cin, cout, 3, _RESIDUAL_GAIN)
-        self.b2 = _bn(cout)
+        self.b2 = batch_norm_or_conditional(cout, num_classes, _BN_EPS, _BN_MOMENTUM)
         self.c2 = _conv(cout, cout, 3, _RESIDUAL_GAIN)
         self.c_sc = _conv(cin, cout, 1, 1.0)
 
-    def forward(self, x: Tensor) -> Tensor:
-        h = F.interpolate(F.relu(self.b1(x), inplace=True), scale_factor=2, mode="nearest")
-        h = self.c2(F.relu(self.b2(self.c1(h)), inplace=True))
+    def _norm(self, bn: nn.Module, x: Tensor, y: Tensor | None) -> Tensor:
+        return bn(x, y) if self.num_classes else bn(x)
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        h = F.interpolate(F.relu(self._norm(self.b1, x, y), inplace=True), scale_factor=2, mode="nearest")
+        h = self.c2(F.relu(self._norm(self.b2, self.c1(h), y), inplace=True))
         # conv1×1(upsample(x)) computed as upsample(conv1×1(x)): equal for nearest upsampling, 4× cheaper
         return h + F.interpolate(self.c_sc(x), scale_factor=2, mode="nearest")
 
@@ -154,8 +183,11 @@ class ResNetGenerator(nn.Module):
         start_channels: int = 256,
         block_channels: tuple[int, ...] = (256, 256, 256),
         z_distribution: str = "normal",
+        num_classes: int = 0,
     ) -> None:
         super().__init__()
+        if num_classes < 0:
+            raise ConfigError(f"num_classes must be >= 0 (0: unconditional), got {num_classes}")
         if z_distribution not in Z_DISTRIBUTIONS:
             raise ConfigError(f"z_distribution must be 'normal' or 'uniform', got {z_distribution!r}")
         bottom = image_size // 2 ** len(block_channels)
@@ -164,26 +196,53 @@ class ResNetGenerator(nn.Module):
         self.image_shape = (channels, image_size, image_size)
         self.z_dim = z_dim
         self.z_distribution = z_distribution
+        self.num_classes = num_classes
         self._start = (start_channels, bottom, bottom)
         self.dense = _glorot(nn.Linear(z_dim, start_channels * bottom * bottom), 1.0)
         blocks, cin = [], start_channels
         for cout in block_channels:
-            blocks.append(UpBlock(cin, cout))
+            blocks.append(UpBlock(cin, cout, num_classes))
             cin = cout
-        self.blocks = nn.Sequential(*blocks)
-        self.bn = _bn(cin)
+        self.blocks = nn.Sequential(*blocks)  # iterated in forward (the blocks take the classes)
+        self.bn = _bn(cin)  # the last BN is unconditional, as in the reference
         self.out = _conv(cin, channels, 3, 1.0)
 
     def sample_z(self, n: int, device=None) -> Tensor:
         return sample_z(n, self.z_dim, self.z_distribution, device)
 
-    def forward(self, z: Tensor) -> Tensor:
-        h = self.blocks(self.dense(z).view(-1, *self._start))
+    def sample_y(self, n: int, device=None) -> Tensor | None:
+        """n classes drawn uniformly (the reference's ``sample_categorical``); None if unconditional."""
+        if not self.num_classes:
+            return None
+        return torch.randint(0, self.num_classes, (n,), device=device)
+
+    def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        """Images for noise z; a conditional G takes class indices (N,) or class weights (N, K) in
+        ``y`` and draws uniform classes when ``y`` is None (the reference generator's behaviour)."""
+        if self.num_classes and y is None:
+            y = self.sample_y(z.shape[0], z.device)
+        elif y is not None and not self.num_classes:
+            raise ValueError("this generator is unconditional (num_classes=0) and takes no classes")
+        h = self.dense(z).view(-1, *self._start)
+        for block in self.blocks:
+            h = block(h, y)
         return torch.tanh(self.out(F.relu(self.bn(h), inplace=True)))
 
 
 class ResNetDiscriminator(nn.Module):
-    """OptimizedBlock → pre-activation blocks → ReLU → global sum pool → dense → logit."""
+    """OptimizedBlock → pre-activation blocks → ReLU → global sum pool → dense → logit.
+
+    With ``num_classes`` > 0 it is class-conditional and ``forward(x, y)`` takes class indices:
+
+    * ``conditioning="projection"`` [SNP:dis_models/snresnet*.py SNResNetProjectionDiscriminator]:
+      logit = ψ(φ(x)) + ⟨embed(y), φ(x)⟩, φ(x) the sum-pooled features, embed a spectrally
+      normalised K × C embedding (Glorot-uniform init). Called without ``y`` it returns ψ(φ(x)).
+    * ``conditioning="concat"`` [SNP:dis_models/snresnet.py SNResNetConcatDiscriminator]: a
+      spectrally normalised K × ``embed_dim`` (128) embedding, broadcast over H × W and
+      concatenated to the features after the third block. The block after it takes
+      C + ``embed_dim`` channels: the released class declares it with C input channels, which
+      cannot accept the concatenation, so its exact in-width is UNVERIFIED.
+    """
 
     def __init__(
         self,
@@ -193,26 +252,56 @@ class ResNetDiscriminator(nn.Module):
         downsample: tuple[bool, ...] = (True, True, False, False),
         final_bias: bool = False,
         norm: str = "spectral",
+        num_classes: int = 0,
+        conditioning: str = "projection",
+        embed_dim: int = CONCAT_EMBED_DIM,
     ) -> None:
         super().__init__()
         if norm not in D_NORMS:
             raise ConfigError(f"norm must be one of {', '.join(map(repr, D_NORMS))}; got {norm!r}")
         if len(block_channels) != len(downsample) or not downsample[0]:
             raise ConfigError("the first discriminator block always downsamples (OptimizedBlock)")
+        if num_classes < 0:
+            raise ConfigError(f"num_classes must be >= 0 (0: unconditional), got {num_classes}")
+        if conditioning not in D_CONDITIONING:
+            raise ConfigError(f"conditioning must be one of {', '.join(map(repr, D_CONDITIONING))}; got {conditioning!r}")
+        concat = bool(num_classes) and conditioning == "concat"
+        if concat and len(block_channels) <= CONCAT_AFTER:
+            raise ConfigError(f"the concat discriminator needs more than {CONCAT_AFTER} blocks")
         self.image_shape = (channels, image_size, image_size)
         self.norm = norm
+        self.num_classes = num_classes
+        self.conditioning = conditioning if num_classes else ""
         blocks = [OptimizedBlock(channels, block_channels[0])]
-        for cin, cout, down in zip(block_channels[:-1], block_channels[1:], downsample[1:]):
+        for i, (cin, cout, down) in enumerate(zip(block_channels[:-1], block_channels[1:], downsample[1:]), start=1):
+            if concat and i == CONCAT_AFTER:
+                cin += embed_dim
             blocks.append(DownBlock(cin, cout, down))
         self.blocks = nn.Sequential(*blocks)
         self.feature_dim = block_channels[-1]
         self.out = _glorot(nn.Linear(self.feature_dim, 1, bias=final_bias), 1.0)
+        if num_classes:
+            dim = embed_dim if concat else self.feature_dim
+            self.embed = _glorot(nn.Embedding(num_classes, dim), 1.0)
         if norm == "spectral":
-            apply_spectral_norm(self)
+            apply_spectral_norm(self)  # the class embedding too (SNEmbedID)
 
-    def forward(self, x: Tensor, with_features: bool = False):
-        features = F.relu(self.blocks(x), inplace=True).sum(dim=(2, 3))  # global SUM pooling
+    def forward(self, x: Tensor, y: Tensor | None = None, with_features: bool = False):
+        if isinstance(y, bool):  # the unconditional call signature forward(x, with_features)
+            y, with_features = None, y
+        if self.conditioning == "concat" and y is None:
+            raise ValueError("the concat discriminator needs the classes y")
+        if self.conditioning == "concat":
+            h = self.blocks[:CONCAT_AFTER](x)
+            e = self.embed(y)
+            h = torch.cat([h, e[:, :, None, None].expand(-1, -1, h.shape[2], h.shape[3])], dim=1)
+            h = self.blocks[CONCAT_AFTER:](h)
+        else:
+            h = self.blocks(x)
+        features = F.relu(h, inplace=True).sum(dim=(2, 3))  # global SUM pooling
         logits = self.out(features).view(-1)
+        if self.conditioning == "projection" and y is not None:
+            logits = logits + (self.embed(y) * features).sum(dim=1)
         return (logits, features) if with_features else logits
 
 
@@ -223,8 +312,10 @@ def resnet_generator(
     z_dim: int = 128,
     width: float = 1.0,
     z_distribution: str = "normal",
+    num_classes: int = 0,
 ) -> ResNetGenerator:
-    """ResNet G: CIFAR-10 (``image_size=32``, Table 4) or STL-10 (``48``, Table 5)."""
+    """ResNet G: CIFAR-10 (``image_size=32``, Table 4), STL-10 (``48``, Table 5), ImageNet
+    (``64``, ``128``, Table 6); ``num_classes`` > 0 makes every block's BN class-conditional."""
     cfg = _config(image_size)
     return ResNetGenerator(
         image_size,
@@ -233,6 +324,7 @@ def resnet_generator(
         _units(cfg["g_start"], width),
         tuple(_units(c, width) for c in cfg["g_blocks"]),
         z_distribution,
+        num_classes,
     )
 
 
@@ -243,9 +335,13 @@ def resnet_discriminator(
     width: float = 1.0,
     norm: str = "spectral",
     final_bias: bool | None = None,
+    num_classes: int = 0,
+    conditioning: str = "projection",
+    embed_dim: int = CONCAT_EMBED_DIM,
 ) -> ResNetDiscriminator:
-    """ResNet D: CIFAR-10 (``image_size=32``, Table 4; final dense without bias) or STL-10
-    (``48``, Table 5); ``norm`` "spectral" or "none"."""
+    """ResNet D: CIFAR-10 (``image_size=32``, Table 4; final dense without bias), STL-10
+    (``48``, Table 5), ImageNet (``64``, ``128``); ``norm`` "spectral" or "none";
+    ``num_classes`` > 0 with ``conditioning`` "projection" or "concat" (``embed_dim`` wide)."""
     cfg = _config(image_size)
     return ResNetDiscriminator(
         image_size,
@@ -254,6 +350,9 @@ def resnet_discriminator(
         cfg["d_down"],
         cfg["final_bias"] if final_bias is None else final_bias,
         norm,
+        num_classes,
+        conditioning,
+        embed_dim,
     )
 
 

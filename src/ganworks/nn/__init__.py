@@ -8,9 +8,11 @@
 | virtual batch normalization (Improved-GAN §3.5)     | ``vbn``                   |
 | Gaussian noise layers (Improved-GAN reference code) | ``noise``                 |
 | batch norm without gain (Improved-GAN generators)   | ``batch_norm``            |
+| categorical conditional BN (SN-GAN §4.2, cGANs)     | ``conditional_batch_norm`` |
 """
 
 from .batch_norm import batch_norm_no_gain
+from .conditional_batch_norm import CategoricalConditionalBatchNorm2d
 from .minibatch_discrimination import MinibatchDiscrimination
 from .noise import GaussianNoise
 from .spectral_norm import apply_spectral_norm, spectral_norm, spectral_norms
@@ -18,6 +20,6 @@ from .vbn import VirtualBatchNorm
 from .weight_norm import data_dependent_init, weight_norm
 
 __all__ = [
-    "GaussianNoise", "MinibatchDiscrimination", "VirtualBatchNorm", "apply_spectral_norm", "batch_norm_no_gain",
+    "CategoricalConditionalBatchNorm2d", "GaussianNoise", "MinibatchDiscrimination", "VirtualBatchNorm", "apply_spectral_norm", "batch_norm_no_gain",
     "data_dependent_init", "spectral_norm", "spectral_norms", "weight_norm",
 ]

@@ -25,6 +25,9 @@ both benign (papers.md §C.1):
 * At registration PyTorch runs 15 power iterations (a warm start, pytorch PR #59564); Chainer
   starts from a random u, so its σ̂ underestimates σ(W) during the first steps of training.
 
+Under autocast (``train.amp``) the power iteration and W/σ are computed in float32 with autocast
+disabled (``_SpectralNormFP32``), so u, v and σ never drop to bf16/fp16.
+
 The layer's parameters become ``<layer>.parametrizations.weight.original`` (the raw W) and the
 buffers ``<layer>.parametrizations.weight.0._u`` / ``._v`` (saved in the state dict). Called on its
 own, every training-mode forward does a power step (the Chainer updater's two D calls per update
@@ -71,7 +74,10 @@ def spectral_norm(module: nn.Module, name: str = "weight") -> nn.Module:
         raise TypeError(f"{type(module).__name__} has no tensor {name!r} to normalise")
     if is_spectral_normed(module, name):
         raise ValueError(f"{type(module).__name__}.{name} is already spectrally normalised")
-    return parametrizations.spectral_norm(module, name=name, n_power_iterations=1, eps=EPS)
+    parametrizations.spectral_norm(module, name=name, n_power_iterations=1, eps=EPS)
+    if _SpectralNorm is not None:
+        module.parametrizations[name][0].__class__ = _SpectralNormFP32
+    return module
 
 
 def is_spectral_normed(module: nn.Module, name: str = "weight") -> bool:
@@ -120,6 +126,19 @@ def spectral_norms(model: nn.Module, normalized: bool = False) -> dict[str, floa
                 else:
                     out[key] = float(sigma)
     return out
+
+
+if _SpectralNorm is not None:
+    class _SpectralNormFP32(_SpectralNorm):
+        """torch's spectral norm with the power iteration and the σ division always in float32,
+        outside any autocast region (mixed-precision training, ``train.amp``); the layer's own
+        op (conv, matmul) still runs in the autocast dtype."""
+
+        def forward(self, weight):
+            low = weight.dtype in (torch.float16, torch.bfloat16)  # float64 models stay float64
+            with torch.autocast(weight.device.type, enabled=False):
+                out = super().forward(weight.float() if low else weight)
+            return out.to(weight.dtype)
 
 
 def _is_sn(p: nn.Module) -> bool:

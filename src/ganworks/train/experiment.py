@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import math
 import random
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 import torch
 
+from ..data.folder import LAZY_DATASETS, FolderStream, load_folder_dataset
 from ..data import (SemiSupervisedStream, data_scale, UnsupervisedStream, balanced_labeled_subset,
                     data_permutation, load_dataset, to_float)
 from ..device import pick_device  # noqa: F401  (re-exported by ganworks.train)
@@ -54,8 +55,12 @@ class Experiment:
         self.device = device
         d, t = cfg["data"], cfg["train"]
         self.scale = data_scale(d)
-        self.train_data = load_split(d, "train")
-        self.test_data = load_split(d, "test")
+        self.lazy_data = d["name"] in LAZY_DATASETS
+        if self.lazy_data:  # read from disk by DataLoader workers, never held in memory
+            self.train_data, self.test_data = load_folder_dataset(d), None
+        else:
+            self.train_data = load_split(d, "train")
+            self.test_data = load_split(d, "test")
         self.val_data = None
         if d["validation"]:
             n_val, n = d["validation"], len(self.train_data)
@@ -96,7 +101,13 @@ class Experiment:
             raise ConfigError(f"objective {name!r}: {e}") from None
         self.objective.batch_size = d["batch_size"]
 
-        if self.objective.stream == "semi_supervised":
+        if self.lazy_data:
+            if self.objective.stream != "unsupervised":
+                raise ConfigError(f"dataset {d['name']!r} is read lazily and serves the unsupervised/conditional "
+                                  f"objectives only, not {name!r}")
+            self.stream = FolderStream(self.train_data, d["batch_size"], self.scale, t["seed"], device,
+                                       workers=d["workers"], dequantize=d["dequantize"])
+        elif self.objective.stream == "semi_supervised":
             if d["labels"] <= 0:
                 raise ConfigError("the semi-supervised objective needs labels: set data.labels (e.g. 100)")
             labeled = balanced_labeled_subset(self.train_data.labels, d["labels"], self.train_data.num_classes, d["seed_data"])
@@ -120,6 +131,11 @@ class Experiment:
         self.position = {"iteration": 0, "epoch": 0, "index": 0}
         self.best = None
         self.loop_state = {}
+        self.world_size = 1  # processes training this run (train/distributed.py)
+        self.phase_context = _no_context  # what each phase's losses run inside (DDP, autocast)
+        from .amp import setup_amp
+
+        setup_amp(self)  # train.amp: autocast (and a GradScaler for fp16)
         self.quality = self._quality_evaluator()
 
     def _quality_evaluator(self):
@@ -211,9 +227,13 @@ class Experiment:
             "rng": rng_state(self.device),
             "position": dict(self.position),
             "best": self.best,
+            "world_size": self.world_size,
         }
 
     def load_state_dict(self, state: dict) -> None:
+        from .distributed import check_resume
+
+        check_resume(state, self.world_size)
         self.G.load_state_dict(state["models"]["G"])
         self.D.load_state_dict(state["models"]["D"])
         for k, o in self.optimizers.items():
@@ -227,6 +247,10 @@ class Experiment:
         self.best = state.get("best")
         self.loop_state = state.get("loop", {})  # the loop's running loss window (train() reads it)
         set_rng_state(state["rng"], self.device)
+
+
+def _no_context(phase: str):
+    return nullcontext()
 
 
 def seed_everything(seed: int) -> None:

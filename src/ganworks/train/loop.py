@@ -159,7 +159,7 @@ def train_iteration(exp: Experiment) -> list[tuple[str, dict]]:
                 pos["epoch"], pos["index"] = pos["epoch"] + 1, 0
         _set_requires_grad(frozen[phase], False)
         try:
-            with parametrize.cached():
+            with exp.phase_context(phase), parametrize.cached():  # DDP wrapping / autocast (distributed.py, amp.py)
                 loss, logs = objective.loss(phase, batch)
             opt = exp.optimizers[phase]
             opt.zero_grad(set_to_none=True)
