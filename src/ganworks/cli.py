@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run directory (default: runs/<preset>-seed<seed>-<time>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--compile", choices=["auto", "true", "false"], help="train.compile, also when resuming")
+    p.add_argument("--threads", type=int, help="CPU threads (torch.set_num_threads)")
     _common(p)
     p.set_defaults(func=cmd_train)
 
@@ -82,13 +84,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_train(args) -> int:
-    from .config import apply_overrides, resolve
+    from .config import apply_overrides, resolve, with_defaults
     from .train import Experiment, load_checkpoint, pick_device, train
 
     if args.resume:
         run_dir = Path(args.resume)
         state = load_checkpoint(run_dir)
-        cfg = state["config"]
+        cfg = with_defaults(state["config"])
         if args.preset and args.preset != cfg["meta"].get("preset"):
             raise ConfigError(f"{run_dir} is a run of {cfg['meta'].get('preset')!r}, not {args.preset!r}: drop the preset name to resume it")
         if args.set or args.seed is not None:
@@ -109,6 +111,12 @@ def cmd_train(args) -> int:
         cfg = apply_overrides(cfg, [f"train.iterations={args.iterations}"])
     if args.data_root:
         cfg["data"]["root"] = args.data_root
+    if args.compile is not None:
+        cfg["train"]["compile"] = {"true": True, "false": False}.get(args.compile, args.compile)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     device = pick_device(args.device or cfg["train"]["device"])
 
     exp = Experiment(cfg, device)

@@ -61,6 +61,7 @@ DEFAULTS: dict = {
         "ema_d": 0.0, "ema_g": 0.0,  # decay of a bias-corrected moving average (0 = off)
         "max_minutes": 0.0,       # wall-clock budget: evaluate, save and stop after it (0 = none)
         "device": "auto", "log_every": 10,
+        "compile": "auto",        # torch.compile the step: true, false, or "auto" (where faster; train/compiled.py)
     },
     "eval": {
         "every": 0,               # iterations between evaluations; 0 = once per epoch
@@ -203,11 +204,19 @@ def apply_overrides(cfg: dict, overrides: list[str]) -> dict:
 
 
 def _compatible(old, new) -> bool:
+    if old == "auto":  # tri-state keys: "auto" or a boolean
+        return isinstance(new, (bool, str))
     if isinstance(old, bool) or isinstance(new, bool):
         return isinstance(old, bool) and isinstance(new, bool)
     if isinstance(old, (int, float)):
         return isinstance(new, (int, float))
     return isinstance(new, type(old))
+
+
+def with_defaults(cfg: dict) -> dict:
+    """A saved config (e.g. a checkpoint's, from an older ganworks) with keys added since filled in
+    from ``DEFAULTS``; keys it has keep their values."""
+    return merge(DEFAULTS, cfg)
 
 
 def resolve(preset: str, overrides: list[str] = ()) -> dict:

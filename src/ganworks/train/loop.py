@@ -23,12 +23,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from torch.nn.utils import parametrize
 from torchvision.utils import save_image
 
 from ..data.scaling import to_uint8
 from ..errors import TrainingDiverged
 from .checkpoint import save_atomic
+from .compiled import PhaseLoss
 from .experiment import Experiment
 
 
@@ -103,9 +103,11 @@ def train_iteration(exp: Experiment) -> list[tuple[str, dict]]:
     A "d" phase takes the stream's next batch, a "g" phase reuses it. The other player's
     parameters are frozen during a phase, so no gradient is computed for them. Parametrized
     weights (weight norm, spectral norm) are computed once per phase and shared by its forward
-    passes: for spectral norm that is Algorithm 1's one power iteration per update.
+    passes: for spectral norm that is Algorithm 1's one power iteration per update. The phase's
+    loss is ``exp.phase_loss`` (train/compiled.py): eager, or compiled with ``train.compile``.
     """
     pos, stream, objective = exp.position, exp.stream, exp.objective
+    phase_loss = getattr(exp, "phase_loss", None) or PhaseLoss(objective)
     frozen = {"d": exp.params["g"], "g": exp.params["d"]}
     out = []
     batch = None
@@ -117,8 +119,7 @@ def train_iteration(exp: Experiment) -> list[tuple[str, dict]]:
                 pos["epoch"], pos["index"] = pos["epoch"] + 1, 0
         _set_requires_grad(frozen[phase], False)
         try:
-            with parametrize.cached():
-                loss, logs = objective.loss(phase, batch)
+            loss, logs = phase_loss(phase, batch)
             opt = exp.optimizers[phase]
             opt.zero_grad(set_to_none=True)
             loss.backward()
