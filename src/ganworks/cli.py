@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--compile", choices=["auto", "true", "false"], help="train.compile, also when resuming")
     p.add_argument("--threads", type=int, help="CPU threads (torch.set_num_threads)")
+    p.add_argument("--max-minutes", type=float, help="train.max_minutes (wall-clock budget), also when resuming")
     _common(p)
     p.set_defaults(func=cmd_train)
 
@@ -64,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         add_subcommands(sub)
+    from .reproduce.cli import add_subcommands as add_reproduce
+
+    add_reproduce(sub)
     return parser
 
 
@@ -111,6 +115,8 @@ def cmd_train(args) -> int:
         cfg = apply_overrides(cfg, [f"train.iterations={args.iterations}"])
     if args.data_root:
         cfg["data"]["root"] = args.data_root
+    if args.max_minutes is not None:
+        cfg = apply_overrides(cfg, [f"train.max_minutes={args.max_minutes}"])
     if args.compile is not None:
         cfg["train"]["compile"] = {"true": True, "false": False}.get(args.compile, args.compile)
     if args.threads:
@@ -129,6 +135,10 @@ def cmd_train(args) -> int:
     print(f"run: {run_dir}  device: {device}  iterations: {exp.position['iteration']} -> {exp.total_iterations} "
           f"({exp.iterations_per_epoch} per epoch)", file=sys.stderr)
     row = train(exp, run_dir, progress=not args.no_progress)
+    it = exp.position["iteration"]  # how far the run got (read by `ganworks reproduce`)
+    (run_dir / "status.json").write_text(json.dumps({
+        "iteration": it, "total_iterations": exp.total_iterations, "finished": it >= exp.total_iterations,
+        "epoch": it / exp.iterations_per_epoch, "interrupted": bool(row.get("interrupted"))}) + "\n")
     print(json.dumps({k: v for k, v in row.items() if k != "samples"}))
     return 0
 
