@@ -87,6 +87,8 @@ def test_table_end_to_end_skip_resume_and_report(tmp_path, tiny_digits, capsys):
         for seed in (1, 2):
             status = json.loads((out / "tiny-table" / row / f"seed{seed}" / "status.json").read_text())
             assert status["iteration"] == 10 and status["finished"] and status["caps"]["iterations"] == 10
+    assert main(base + ["--report"]) == 0
+    assert "iterations 10" in (out / "tiny-table" / "report" / "report.md").read_text()  # the cap is reported
     capsys.readouterr()
     assert main(base + ["--iterations", "10", "--dry-run"]) == 0
     assert capsys.readouterr().out.count("skip (finished)") == 4
@@ -114,7 +116,7 @@ def test_table_end_to_end_skip_resume_and_report(tmp_path, tiny_digits, capsys):
     assert wide["summary"]["test_errors_ema"]["published"] == 90
     md = (rep / "report.md").read_text()
     assert f"| width 0.05 | test_errors_ema | {mean:.1f}" in md or f"| width 0.05 | test_errors_ema | {int(mean)}" in md
-    assert "| 90 ± 5 |" in md and "2 of 2" in md and "iterations 10" in md  # the earlier cap is reported
+    assert "| 90 ± 5 |" in md and "2 of 2" in md and "Caps: none" in md  # now trained to full length
     for f in ("wide.png", "narrow.png", "wide-samples.png", "narrow-samples.png"):
         assert (rep / f).stat().st_size > 1000
     # the narrow row really is another configuration

@@ -147,7 +147,7 @@ def test_a_failing_compiler_warns_once_and_trains_eagerly_with_the_same_numbers(
 
 def test_compile_setting(tiny_digits):
     mnist = resolve("improved-gan/mnist-100")
-    assert compile_wanted(mnist, CPU, 180_000)                     # auto: measured faster on CPU
+    assert compile_wanted(mnist, CPU, 180_000) == (("cpu", "improved-gan-mnist-d") in compiled_mod.FASTER_COMPILED)
     assert not compile_wanted(mnist, CPU, 60)                      # auto: too short to repay compiling
     assert not compile_wanted(resolve("sngan/cifar10-cnn-sn-A"), CPU, 100_000)
     assert not compile_wanted(resolve("improved-gan/mnist-100", ["train.compile=false"]), CPU, 180_000)

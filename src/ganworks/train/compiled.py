@@ -27,9 +27,10 @@ from torch.nn.utils import parametrize
 from ..errors import ConfigError
 
 #: (device type, discriminator builder) where the compiled step was measured faster than eager.
-FASTER_COMPILED = {
-    ("cpu", "improved-gan-mnist-d"),
-}
+#: Empty: on the shared 2-core CPU of benchmarks/results/improved_gan_step_compiled.md the compiled
+#: MNIST step was not measurably faster (0.78x, then 0.99x at 1 thread, under load 4-11), so
+#: ``auto`` compiles nothing until a measurement on a quiet machine says otherwise.
+FASTER_COMPILED: set[tuple[str, str]] = set()
 #: ``auto`` compiles only runs of at least this many iterations (compiling takes ~0.5-2 minutes).
 MIN_ITERATIONS = 2000
 #: CUDA graphs (``mode="reduce-overhead"``) for models up to this many parameters (G + D).
