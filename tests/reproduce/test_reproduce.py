@@ -13,7 +13,8 @@ import pytest
 from ganworks.cli import main
 from ganworks.config import list_presets, resolve
 from ganworks.reproduce import Caps, list_tables, load_table, plan, run_state
-from ganworks.reproduce.runner import LOCK, Launch, train_command
+from ganworks.reproduce.runner import Launch, train_command
+from ganworks.train import load_checkpoint
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
@@ -164,11 +165,15 @@ def test_kill_minus_9_mid_run_then_resume(tmp_path, tiny_digits):
     proc.wait()
     assert ckpt.exists()
     spec = plan(load_table(str(table)), out, rows=["wide"])[0]
+    deadline = time.time() + 30  # the killed child is reaped by init, not by us: give it a moment
+    while run_state(spec, Caps()) == "running" and time.time() < deadline:
+        time.sleep(0.2)
     assert run_state(spec, Caps()) == "partial"  # the lock died with them
-    assert main(["reproduce", str(table), "--out", str(out), "--rows", "wide", "--iterations", "60",
+    reached = load_checkpoint(spec.run_dir)["position"]["iteration"]
+    assert main(["reproduce", str(table), "--out", str(out), "--rows", "wide", "--iterations", str(reached + 20),
                  "--no-progress"]) == 0
     status = json.loads((spec.run_dir / "status.json").read_text())
-    assert status["finished"] and status["iteration"] == 60
+    assert status["finished"] and status["iteration"] == reached + 20
     assert "--resume" in (spec.run_dir / "reproduce.log").read_text()
 
 
