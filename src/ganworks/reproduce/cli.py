@@ -89,7 +89,7 @@ def cmd_reproduce(args) -> int:
             what = {"finished": "skip (finished)", "running": "skip (running elsewhere)",
                     "partial": "resume", "new": "start"}[state]
             cmd = "" if state in ("finished", "running") else " ".join(
-                train_command(s, state, caps, args.threads, args.device, args.data_root)[2:])
+                train_command(s, state, caps, args.threads, args.device, args.data_root)[1:])
             print(f"{s.key:32s} {what:26s} {s.run_dir}" + (f"\n    python {cmd}" if cmd else ""))
         return 0
 
