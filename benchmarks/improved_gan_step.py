@@ -12,13 +12,21 @@ Measures, on synthetic 32×32 data (timing only; no dataset needed):
 
 Writes ``benchmarks/results/improved_gan_step_<device>.json`` and ``.md``. Run from the repo root:
 ``OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/improved_gan_step.py --threads 1``.
+
+``--part compile`` instead times the semi-supervised MNIST iteration (``improved-gan/mnist-100``,
+synthetic 28×28 data) eager (``train.compile=false``) and compiled (``train.compile=true``: the
+compiled loss+backward per phase and the compiled Adam update) on each of ``--thread-counts``,
+with the FLOP floor of each, and writes ``improved_gan_step_compiled.json`` / ``.md`` with the
+load average before and after (the machine may be shared: the figures are only as good as that).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import time
 import statistics
 import sys
 from pathlib import Path
@@ -33,6 +41,86 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, device_name, step_figures, timed_runs  # noqa: E402
 
 PRESET = "improved-gan/cifar10-4000"
+MNIST_PRESET = "improved-gan/mnist-100"
+
+
+def bench_compile(thread_counts: list[int], iters: int, rounds: int = 6) -> dict:
+    """Eager vs compiled MNIST iterations per thread count, each with its own floor."""
+    from common import count_flops, matmul_rate, time_calls
+
+    from ganworks.train import Experiment
+    from ganworks.train.loop import train_iteration
+
+    over = ["data.name=synthetic", "data.image_size=28", "data.channels=1", "data.labels=100",
+            "data.test_limit=100", "train.iterations=100000"]
+    cpu = torch.device("cpu")
+    rows = []
+    for threads in thread_counts:
+        torch.set_num_threads(threads)
+        rate = matmul_rate(cpu)
+        row = {"threads": threads, "matmul_gflops": round(rate / 1e9, 1)}
+        exps = {}
+        for mode in ("false", "true"):
+            exp = Experiment(resolve(MNIST_PRESET, over + [f"train.compile={mode}"]), cpu)
+            t0 = time.perf_counter()
+            for _ in range(5):  # compiles when compiled
+                train_iteration(exp)
+            exps[mode] = (exp, time.perf_counter() - t0)
+        row["flops_per_iteration"] = count_flops(lambda: train_iteration(exps["false"][0]))
+        floor_ms = row["flops_per_iteration"] / rate * 1000
+        row["floor_ms"] = round(floor_ms, 2)
+        # interleaved blocks (eager, compiled, eager, ...): load changes on a shared machine hit both alike
+        blocks = {"false": [], "true": []}
+        block = max(1, iters // rounds)
+        for _ in range(rounds):
+            for mode in ("false", "true"):
+                blocks[mode].append(time_calls(lambda: train_iteration(exps[mode][0]), cpu, block, warmup=1))
+        for mode, key in (("false", "eager"), ("true", "compiled")):
+            ms = statistics.median(blocks[mode])
+            row[key] = {"ms_per_iteration": round(ms, 2), "ratio_to_floor": round(ms / floor_ms, 3),
+                        "block_ms": [round(x, 1) for x in blocks[mode]],
+                        "first_five_iterations_s": round(exps[mode][1], 1), "compiled": exps[mode][0].phase_loss.is_compiled}
+        row["speedup"] = round(row["eager"]["ms_per_iteration"] / row["compiled"]["ms_per_iteration"], 3)
+        rows.append(row)
+    return {"rows": rows}
+
+
+def main_compile(args) -> None:
+    load_before = os.getloadavg()
+    res = bench_compile(args.thread_counts, args.iters)
+    load_after = os.getloadavg()
+    result = {
+        "benchmark": "improved_gan_step_compiled", "device": "cpu", "cpu": device_name(torch.device("cpu")),
+        "torch": torch.__version__, "python": platform.python_version(), "cores": os.cpu_count(),
+        "loadavg_before": [round(x, 2) for x in load_before], "loadavg_after": [round(x, 2) for x in load_after],
+        "settings": {"preset": MNIST_PRESET, "data": "synthetic 28x28 (timing only)", "batch": 100,
+                     "timed_iterations": args.iters, "warmup_iterations": 5, "blocks": 6,
+                     "timing": "median over 6 interleaved blocks (eager, compiled, eager, ...) of the mean ms per iteration in each block",
+                     "iteration": "train_iteration: 1 D step (labeled+unlabeled+fake through D) + 1 G step "
+                                  "(L2 feature matching), the reference's Adam, EMA of D",
+                     "floor": "FLOPs (FlopCounterMode, eager) / 1024x1024 float32 matmul rate at that thread count"},
+        **res,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stem = RESULTS / "improved_gan_step_compiled"
+    stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    md = ["# Improved-GAN MNIST step: eager vs `train.compile` (CPU)", "",
+          f"{result['cpu']}, {result['cores']} cores, torch {result['torch']}, preset `{MNIST_PRESET}` on synthetic "
+          f"28×28 data, batch 100, median of 6 interleaved blocks of {args.iters // 6} iterations per mode after warm-up. Produced by "
+          "`benchmarks/improved_gan_step.py --part compile`.", "",
+          f"**The machine was shared with other work**: load average (1, 5, 15 min) {result['loadavg_before']} "
+          f"before and {result['loadavg_after']} after the run, on {result['cores']} cores, so absolute times "
+          "are inflated and noisy; eager and compiled were timed in interleaved blocks so that both see the same load.", "",
+          "| threads | eager ms/it | compiled ms/it | speed-up | floor ms | eager / floor | compiled / floor | "
+          "first 5 its (compiling) |", "|---|---|---|---|---|---|---|---|"]
+    for r in res["rows"]:
+        md.append(f"| {r['threads']} | {r['eager']['ms_per_iteration']:.1f} | {r['compiled']['ms_per_iteration']:.1f} | "
+                  f"{r['speedup']:.2f}× | {r['floor_ms']:.1f} | {r['eager']['ratio_to_floor']:.2f} | "
+                  f"{r['compiled']['ratio_to_floor']:.2f} | {r['compiled']['first_five_iterations_s']:.0f} s |")
+    md += ["", "Floor: the iteration's matmul FLOPs over a 1024×1024 float32 matmul's rate measured at the same "
+           "thread count in the same process.", ""]
+    stem.with_suffix(".md").write_text("\n".join(md))
+    print(json.dumps(result, indent=2))
 
 
 def bench_iteration(batch: int, iters: int) -> dict:
@@ -70,7 +158,14 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=5, help="timed D forwards (the layer alone: 5×)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--part", choices=["cifar", "compile"], default="cifar",
+                    help="cifar: the CIFAR-10 step and minibatch layer; compile: MNIST eager vs compiled")
+    ap.add_argument("--thread-counts", type=int, nargs="+", default=[1, 2], help="--part compile: thread counts")
     args = ap.parse_args()
+    if args.part == "compile":
+        args.iters = max(args.iters, 30) if args.iters == 3 else args.iters
+        main_compile(args)
+        return
     torch.set_num_threads(args.threads)
 
     it = bench_iteration(args.batch, args.iters)

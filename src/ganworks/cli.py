@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--nproc", type=int, default=1,
                    help="data-parallel processes (launches torchrun; data.batch_size is the global batch)")
+    p.add_argument("--compile", choices=["auto", "true", "false"], help="train.compile, also when resuming")
+    p.add_argument("--threads", type=int, help="CPU threads (torch.set_num_threads)")
+    p.add_argument("--max-minutes", type=float, help="train.max_minutes (wall-clock budget), also when resuming")
     _common(p)
     p.set_defaults(func=cmd_train)
 
@@ -71,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
         add_subcommands(sub)
     from .conditional_cli import add_subcommands as add_conditional
     add_conditional(sub)
+    from .reproduce.cli import add_subcommands as add_reproduce
+
+    add_reproduce(sub)
     return parser
 
 
@@ -115,7 +121,10 @@ def _check_out_dir(run_dir: Path) -> None:
         raise ConfigError(f"{run_dir} already holds a run: continue it with --resume {run_dir}, or pick another --out")
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"--out {run_dir} is a file: pick a folder")
-    if run_dir.is_dir() and any(run_dir.iterdir()) and not (run_dir / "config.json").is_file():
+    from .reproduce.runner import LOCK, LOG  # what `ganworks reproduce` puts in a run dir before it starts
+
+    others = [p for p in run_dir.iterdir() if p.name not in (LOCK, LOG)] if run_dir.is_dir() else []
+    if others and not (run_dir / "config.json").is_file():
         raise ConfigError(f"--out {run_dir} holds other files and is not a run: pick a new or empty folder")
 
 
@@ -176,6 +185,14 @@ def cmd_train(args) -> int:
         cfg = apply_overrides(cfg, [f"train.iterations={args.iterations}"])
     if args.data_root:
         cfg["data"]["root"] = args.data_root
+    if args.max_minutes is not None:
+        cfg = apply_overrides(cfg, [f"train.max_minutes={args.max_minutes}"])
+    if args.compile is not None:
+        cfg["train"]["compile"] = {"true": True, "false": False}.get(args.compile, args.compile)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     device = pick_device(args.device or cfg["train"]["device"])
     info = None
     if distributed.launched_by_torchrun():
@@ -210,6 +227,10 @@ def cmd_train(args) -> int:
     print(f"run: {run_dir}  device: {device}  iterations: {exp.position['iteration']} -> {exp.total_iterations} "
           f"({exp.iterations_per_epoch} per epoch)", file=sys.stderr)
     row = train(exp, run_dir, progress=not args.no_progress)
+    it = exp.position["iteration"]  # how far the run got (read by `ganworks reproduce`)
+    (run_dir / "status.json").write_text(json.dumps({
+        "iteration": it, "total_iterations": exp.total_iterations, "finished": it >= exp.total_iterations,
+        "epoch": it / exp.iterations_per_epoch, "interrupted": bool(row.get("interrupted"))}) + "\n")
     print(json.dumps({k: v for k, v in row.items() if k != "samples"}))
     return EXIT_CODES.get(row.get("interrupted"), 0)
 

@@ -71,6 +71,7 @@ DEFAULTS: dict = {
         "device": "auto", "log_every": 10,
         "sync_bn": False,         # several processes: SyncBatchNorm in G (CUDA only; train/distributed.py)
         "amp": "none",            # mixed precision: "none", "bf16" or "fp16" (train/amp.py)
+        "compile": "auto",        # torch.compile the step: true, false, or "auto" (where faster; train/compiled.py)
     },
     "eval": {
         "every": 0,               # iterations between evaluations; 0 = once per epoch
@@ -300,6 +301,8 @@ def apply_overrides(cfg: dict, overrides: list[str]) -> dict:
 
 
 def _compatible(old, new) -> bool:
+    if old == "auto":  # tri-state keys: "auto" or a boolean
+        return isinstance(new, (bool, str))
     if isinstance(old, bool) or isinstance(new, bool):
         return isinstance(old, bool) and isinstance(new, bool)
     if isinstance(old, (int, float)):

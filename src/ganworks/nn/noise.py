@@ -23,7 +23,8 @@ class GaussianNoise(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or self.sigma == 0.0:
             return x
-        return x + self.sigma * torch.randn_like(x)
+        # one draw for the whole layer, scaled and added in place: no temporary besides the noise
+        return torch.randn_like(x).mul_(self.sigma).add_(x)
 
     def extra_repr(self) -> str:
         return f"sigma={self.sigma}"

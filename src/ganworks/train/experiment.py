@@ -25,6 +25,7 @@ from ..nn.weight_norm import data_dependent_init, needs_data_dependent_init
 from ..objectives import OBJECTIVES
 from .averaging import EMA
 from ..checkpoints import FORMAT
+from .compiled import PhaseLoss, compile_wanted
 from .optim import build_optimizer, build_scheduler
 
 
@@ -122,10 +123,15 @@ class Experiment:
         if self.total_iterations <= 0:
             raise ConfigError("nothing to train: set train.epochs or train.iterations (or --epochs)")
 
+        self.phase_loss = PhaseLoss(self.objective, compile_wanted(cfg, device, self.total_iterations), device,
+                                    (self.G, self.D))
         o = cfg["optim"]
         self.params = {"d": [p for p in self.D.parameters() if p.requires_grad],
                        "g": [p for p in self.G.parameters() if p.requires_grad]}
         self.optimizers = {k: build_optimizer(self.params[k], o, o[f"lr_{k}"] or o["lr"]) for k in ("d", "g")}
+        if self.phase_loss.is_compiled:  # the reference's Adam: one fused update per tensor
+            for opt in self.optimizers.values():
+                getattr(opt, "compile_update", lambda: None)()
         self.schedulers = {k: build_scheduler(opt, o, self.total_iterations) for k, opt in self.optimizers.items()}
         self.ema = {k: EMA(m, t[f"ema_{k}"]) for k, m in (("d", self.D), ("g", self.G)) if t[f"ema_{k}"] > 0}
         self.position = {"iteration": 0, "epoch": 0, "index": 0}

@@ -33,12 +33,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from torch.nn.utils import parametrize
 from torchvision.utils import save_image
 
 from ..data.scaling import to_uint8
 from ..errors import TrainingDiverged
 from .checkpoint import nonfinite, remove_stale_tmp, save_atomic
+from .compiled import PhaseLoss
 from .experiment import Experiment
 
 
@@ -145,9 +145,11 @@ def train_iteration(exp: Experiment) -> list[tuple[str, dict]]:
     A "d" phase takes the stream's next batch, a "g" phase reuses it. The other player's
     parameters are frozen during a phase, so no gradient is computed for them. Parametrized
     weights (weight norm, spectral norm) are computed once per phase and shared by its forward
-    passes: for spectral norm that is Algorithm 1's one power iteration per update.
+    passes: for spectral norm that is Algorithm 1's one power iteration per update. The phase's
+    loss is ``exp.phase_loss`` (train/compiled.py): eager, or compiled with ``train.compile``.
     """
     pos, stream, objective = exp.position, exp.stream, exp.objective
+    phase_loss = getattr(exp, "phase_loss", None) or PhaseLoss(objective)
     frozen = {"d": exp.params["g"], "g": exp.params["d"]}
     out = []
     batch = None
@@ -159,8 +161,8 @@ def train_iteration(exp: Experiment) -> list[tuple[str, dict]]:
                 pos["epoch"], pos["index"] = pos["epoch"] + 1, 0
         _set_requires_grad(frozen[phase], False)
         try:
-            with exp.phase_context(phase), parametrize.cached():  # DDP wrapping / autocast (distributed.py, amp.py)
-                loss, logs = objective.loss(phase, batch)
+            with exp.phase_context(phase):  # DDP wrapping / autocast (distributed.py, amp.py)
+                loss, logs = phase_loss(phase, batch)
             opt = exp.optimizers[phase]
             opt.zero_grad(set_to_none=True)
             loss.backward()
