@@ -21,7 +21,7 @@ ap.add_argument("--chainer-gan-lib", required=True)
 ap.add_argument("inp")
 ap.add_argument("out")
 a = ap.parse_args()
-sys.path[:0] = [a.sngan_projection, a.chainer_gan_lib.rstrip("/") + "/common"]
+sys.path[:0] = [a.sngan_projection, a.chainer_gan_lib.rstrip("/") + "/common", a.chainer_gan_lib]
 
 import chainer  # noqa: E402
 import chainer.functions as F  # noqa: E402
@@ -89,8 +89,13 @@ def dis_out(D, x):
     return D(x).array.reshape(-1)
 
 
-def run_pair(prefix, G, D, loss_d, loss_g):
-    load(G, prefix + "G")
+def run_pair(prefix, G_link, D, loss_d, loss_g):
+    def G(z):
+        if isinstance(G_link, ResNetGenerator):
+            return G_link(batchsize=len(z), z=z)
+        return G_link(z)
+
+    load(G_link, prefix + "G")
     load(D, prefix + "D")
     z, x_real = d[prefix + "z"], d[prefix + "x_real"]
     # D step, as sngan_projection's Updater: real first, then the generated batch (no gradient to G)
@@ -105,12 +110,12 @@ def run_pair(prefix, G, D, loss_d, loss_g):
     out.update(grads(D, prefix + "D"))
     # G step: a fresh pass of the same z through G and D; gradients w.r.t. G's parameters
     load(D, prefix + "D")
-    G.cleargrads()
+    G_link.cleargrads()
     D.cleargrads()
     L = loss_g(D(G(z)))
     L.backward()
     out[prefix + "loss_g"] = np.asarray(L.array)
-    out.update(grads(G, prefix + "G"))
+    out.update(grads(G_link, prefix + "G"))
 
 
 with chainer.using_config("train", True):
