@@ -8,6 +8,10 @@ authors' reference code on identical weights, inputs and random draws. For every
   element-wise ratio would blow up on entries that are zero by construction, e.g. ReLU outputs);
 * it passes when ``max_rel <= rtol`` (or ``max_abs <= atol``, for arrays that are all ~0).
 
+``atol_of_check=True`` sets atol = rtol × the largest reference scale among the check's arrays: for
+gradients that are zero by construction (e.g. a conv bias followed by batch norm) both sides return
+rounding noise, which is judged against the largest gradient of the same check rather than itself.
+
 A check over several arrays (e.g. every parameter's gradient) passes only if each does; its figure
 is the worst array. ``deviation=True`` marks a difference that exists by design; such a check is
 reported with its measured size and never counts as a failure.
@@ -90,9 +94,13 @@ def diff(name: str, ours, ref, rtol: float, atol: float = 0.0) -> ArrayDiff:
 
 
 def check(component: str, reference: str, ours_name: str, pairs: dict, rtol: float = RTOL_STEP,
-          atol: float = 0.0, deviation: bool = False, note: str = "", section: str = "") -> Check:
+          atol: float = 0.0, deviation: bool = False, note: str = "", section: str = "",
+          atol_of_check: bool = False) -> Check:
     """A check over ``pairs``: {array name: (ours, ref)}. Keys must be the same on both sides."""
     c = Check(component, reference, ours_name, rtol, deviation=deviation, note=note, section=section)
+    if atol_of_check and pairs:
+        scales = [float(np.max(np.abs(np.asarray(r, dtype=np.float64)))) for _, r in pairs.values() if np.size(r)]
+        atol = max(atol, rtol * max(scales, default=0.0))
     for name, (ours, ref) in pairs.items():
         c.arrays.append(diff(name, ours, ref, rtol, atol))
     return c

@@ -43,6 +43,8 @@ import updater  # noqa: E402  (sngan_projection/updater.py: the losses)
 import net  # noqa: E402  (chainer-gan-lib/common/net.py)
 
 d = dict(np.load(a.inp))
+dtype = np.dtype(str(d["dtype"]))
+chainer.global_config.dtype = dtype  # links are created in this dtype
 out = {}
 
 # ---- one power iteration from the same u --------------------------------------------------------
@@ -50,7 +52,6 @@ for kind, cls in (("linear", SNLinear), ("conv", SNConvolution2D), ("embed", SNE
     W, u0 = d["pi_%s_W" % kind], d["pi_%s_u" % kind]
     if kind == "linear":
         link = SNLinear(W.shape[1], W.shape[0])
-        link(np.zeros((1, W.shape[1]), np.float32))  # materialise W
         W_mat = W
     elif kind == "conv":
         link = SNConvolution2D(W.shape[1], W.shape[0], ksize=W.shape[2], pad=1)
@@ -60,7 +61,7 @@ for kind, cls in (("linear", SNLinear), ("conv", SNConvolution2D), ("embed", SNE
         W_mat = W
     link.W.array[...] = W
     sigma, _u, _v = max_sv.max_singular_value(chainer.Variable(W_mat), u0.copy(), 1)
-    link.u[...] = u0
+    link.u = u0.copy()
     W_bar = link.W_bar
     out["pi_%s_sigma" % kind] = np.asarray(sigma.array)
     out["pi_%s_u" % kind] = link.u.reshape(-1).copy()

@@ -91,3 +91,12 @@ def test_deviation_rows_never_fail_and_results_files(tmp_path):
     assert [r["status"] for r in data["checks"]] == ["FAIL", "pass"]
     md = (tmp_path / "r.md").read_text()
     assert "| broken | ref.py: h |" in md and "FAIL" in md and "broken / y" in md
+
+
+def test_zero_by_construction_arrays_are_judged_against_the_checks_largest_array():
+    pairs = {"big": (np.array([1.0, 2.0]), np.array([1.0, 2.0])),
+             "zero": (np.array([3e-9]), np.array([-2e-9]))}  # rounding noise around an exact 0
+    assert not C.check("g", "r", "o", pairs).passed
+    assert C.check("g", "r", "o", pairs, atol_of_check=True).passed
+    pairs["zero"] = (np.array([1e-3]), np.array([0.0]))  # a real error is still caught
+    assert not C.check("g", "r", "o", pairs, atol_of_check=True).passed
