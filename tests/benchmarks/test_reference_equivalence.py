@@ -100,3 +100,7 @@ def test_zero_by_construction_arrays_are_judged_against_the_checks_largest_array
     assert C.check("g", "r", "o", pairs, atol_of_check=True).passed
     pairs["zero"] = (np.array([1e-3]), np.array([0.0]))  # a real error is still caught
     assert not C.check("g", "r", "o", pairs, atol_of_check=True).passed
+    pairs["zero"] = (np.array([3e-9]), np.array([-2e-9]))
+    row = C.check("g", "r", "o", pairs, atol_of_check=True).to_dict()
+    assert C.judged_rel(row) == (0.0, 1)  # the noise array is reported apart, not as the row's max rel
+    assert "(+1 atol)" in C.render_markdown([row], {})
