@@ -51,6 +51,7 @@ class Check:
     deviation: bool = False
     note: str = ""
     section: str = ""
+    info: bool = False      # a diagnostic measurement, not a ganworks-vs-reference check
 
     @property
     def max_abs(self) -> float:
@@ -66,6 +67,8 @@ class Check:
 
     @property
     def status(self) -> str:
+        if self.info:
+            return "info"
         if self.deviation:
             return "deviation"
         return "pass" if self.passed else "FAIL"
@@ -95,9 +98,9 @@ def diff(name: str, ours, ref, rtol: float, atol: float = 0.0) -> ArrayDiff:
 
 def check(component: str, reference: str, ours_name: str, pairs: dict, rtol: float = RTOL_STEP,
           atol: float = 0.0, deviation: bool = False, note: str = "", section: str = "",
-          atol_of_check: bool = False) -> Check:
+          atol_of_check: bool = False, info: bool = False) -> Check:
     """A check over ``pairs``: {array name: (ours, ref)}. Keys must be the same on both sides."""
-    c = Check(component, reference, ours_name, rtol, deviation=deviation, note=note, section=section)
+    c = Check(component, reference, ours_name, rtol, deviation=deviation, note=note, section=section, info=info)
     if atol_of_check and pairs:
         scales = [float(np.max(np.abs(np.asarray(r, dtype=np.float64)))) for _, r in pairs.values() if np.size(r)]
         atol = max(atol, rtol * max(scales, default=0.0))
@@ -133,7 +136,8 @@ def render_markdown(rows: list[dict], meta: dict) -> str:
     for k, v in meta.items():
         lines.append(f"- **{k}**: {v}")
     lines += ["", "max rel = max |ours − ref| / max |ref| per array; each row shows its worst array. "
-              "Status: pass (within target), FAIL, or deviation (differs by design; the measured size is shown). "
+              "Status: pass (within target), FAIL, deviation (differs by design; the measured size is shown) or info "
+              "(a diagnostic measurement, e.g. the reference against itself in another precision). "
               "(+n atol): n arrays are zero by construction (e.g. a conv bias followed by BN) and were judged "
               "against the row's largest array instead of themselves (compare.py); they are left out of max rel.",
               "", "| component | reference (file: function) | ours | shapes | max abs | max rel | target | status |",

@@ -39,6 +39,7 @@ sys.path.insert(0, str(HERE))
 import compare as C  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
+LAST_OURS: dict = {}
 
 
 def run_reference(python: str, script: str, args: list[str], inp: dict, env_extra: dict, tmp: Path, tag: str) -> dict:
@@ -697,9 +698,21 @@ def sngan_section(a, tmp: Path, dtype: str = "float32") -> list[C.Check]:
             opt.step()
             adam_ours[f"adam_{name}_p{t}"] = npy(p)
 
+    LAST_OURS["sngan-" + dtype] = results_models  # kept for ad hoc inspection (e.g. float32 vs float64)
     ref = run_reference(a.chainer_python, "ref_sngan.py",
                         ["--sngan-projection", a.sngan_projection, "--chainer-gan-lib", a.chainer_gan_lib],
                         inp, {}, tmp, "sngan")
+
+    ref64 = None
+    if not wide:
+        # the reference again, in float64 on the same (upcast) weights and inputs: tells float32
+        # rounding on either side apart from a real difference
+        inp64 = {k: (v.astype(np.float64) if isinstance(v, np.ndarray) and v.dtype == np.float32 else v)
+                 for k, v in ((k, np.asarray(v)) for k, v in inp.items())}
+        inp64["dtype"] = "float64"
+        ref64 = run_reference(a.chainer_python, "ref_sngan.py",
+                              ["--sngan-projection", a.sngan_projection, "--chainer-gan-lib", a.chainer_gan_lib],
+                              inp64, {}, tmp, "sngan-ref64")
 
     checks = []
 
@@ -745,6 +758,16 @@ def sngan_section(a, tmp: Path, dtype: str = "float32") -> list[C.Check]:
                      {k: v for k, v in r.items() if k.startswith("G_grad")}), atol_of_check=True,
            note="G's conv biases feed a BN, so their exact gradient is 0 and both sides return rounding noise: "
                 "such arrays are judged against the check's largest gradient (see compare.py)")
+        if ref64 is not None:
+            r64 = {k[len(prefix):]: v for k, v in ref64.items() if k.startswith(prefix)}
+            for who, grads_of in (("ganworks float32", o), ("reference float32", r)):
+                for role in ("D", "G"):
+                    ks = [k for k in r64 if k.startswith(role + "_grad")]
+                    ck(f"SN-GAN {title}: {role} gradients, {who} vs the reference in float64 (same instance)",
+                       f"{dref if role == 'D' else gref} (run in float64)", "autograd" if who.startswith("ganworks")
+                       else "reference in float32", {k: (grads_of[k], r64[k]) for k in ks}, atol_of_check=True,
+                       info=True, note="diagnostic: the float64 reference is the closest thing to exact here; "
+                                       "whichever float32 side is far from it carries the float32 error")
     for name in ADAM_SETTINGS:
         lr, b1, b2, _ = ADAM_SETTINGS[name]
         ck(f"Adam setting {name} (lr {lr:g}, β1 {b1}, β2 {b2}), 3 steps", "chainer.optimizers.Adam (Chainer 7.8.1)",

@@ -104,3 +104,9 @@ def test_zero_by_construction_arrays_are_judged_against_the_checks_largest_array
     row = C.check("g", "r", "o", pairs, atol_of_check=True).to_dict()
     assert C.judged_rel(row) == (0.0, 1)  # the noise array is reported apart, not as the row's max rel
     assert "(+1 atol)" in C.render_markdown([row], {})
+
+
+def test_info_rows_are_reported_but_never_fail():
+    c = C.check("diagnostic", "r", "o", {"x": (np.ones(2), 3 * np.ones(2))}, info=True)
+    assert c.status == "info" and not c.passed
+    assert "| info |" in C.render_markdown([c.to_dict()], {})
