@@ -1,0 +1,175 @@
+"""Comparison logic of the reference-equivalence benchmark (pure NumPy; no reference stack needed).
+
+A *check* compares one quantity computed by ganworks with the same quantity computed by the
+authors' reference code on identical weights, inputs and random draws. For every array:
+
+* ``max_abs`` = max |ours − ref|;
+* ``max_rel`` = max |ours − ref| / max |ref|: the error relative to the array's scale (an
+  element-wise ratio would blow up on entries that are zero by construction, e.g. ReLU outputs);
+* it passes when ``max_rel <= rtol`` (or ``max_abs <= atol``, for arrays that are all ~0).
+
+``atol_of_check=True`` sets atol = rtol × the largest reference scale among the check's arrays: for
+gradients that are zero by construction (e.g. a conv bias followed by batch norm) both sides return
+rounding noise, which is judged against the largest gradient of the same check rather than itself.
+
+A check over several arrays (e.g. every parameter's gradient) passes only if each does; its figure
+is the worst array. ``deviation=True`` marks a difference that exists by design; such a check is
+reported with its measured size and never counts as a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+#: single-step target (float32) and the 20-iteration trajectory target [issue 12]
+RTOL_STEP = 1e-5
+RTOL_TRAJECTORY = 1e-4
+ATOL_FLOOR = 1e-12
+
+
+@dataclass
+class ArrayDiff:
+    name: str
+    shape: tuple
+    max_abs: float
+    max_rel: float
+    ref_scale: float
+    passed: bool
+
+
+@dataclass
+class Check:
+    component: str
+    reference: str          # reference file and function
+    ours: str               # ganworks function/module
+    rtol: float
+    arrays: list[ArrayDiff] = field(default_factory=list)
+    deviation: bool = False
+    note: str = ""
+    section: str = ""
+    info: bool = False      # a diagnostic measurement, not a ganworks-vs-reference check
+
+    @property
+    def max_abs(self) -> float:
+        return max((a.max_abs for a in self.arrays), default=math.nan)
+
+    @property
+    def max_rel(self) -> float:
+        return max((a.max_rel for a in self.arrays), default=math.nan)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.arrays) and all(a.passed for a in self.arrays)
+
+    @property
+    def status(self) -> str:
+        if self.info:
+            return "info"
+        if self.deviation:
+            return "deviation"
+        return "pass" if self.passed else "FAIL"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.update(max_abs=self.max_abs, max_rel=self.max_rel, status=self.status,
+                 shapes=sorted({str(tuple(a.shape)) for a in self.arrays}))
+        return d
+
+
+def diff(name: str, ours, ref, rtol: float, atol: float = 0.0) -> ArrayDiff:
+    """Compare two arrays of the same shape (a shape mismatch is a failure, never broadcast)."""
+    a = np.asarray(ours, dtype=np.float64)
+    b = np.asarray(ref, dtype=np.float64)
+    if a.shape != b.shape:
+        return ArrayDiff(name, tuple(b.shape), math.inf, math.inf, math.nan, False)
+    if a.size == 0:
+        return ArrayDiff(name, tuple(b.shape), 0.0, 0.0, 0.0, True)
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        return ArrayDiff(name, tuple(b.shape), math.inf, math.inf, math.nan, False)
+    err = float(np.max(np.abs(a - b)))
+    scale = float(np.max(np.abs(b)))
+    rel = err / max(scale, ATOL_FLOOR)
+    return ArrayDiff(name, tuple(b.shape), err, rel, scale, rel <= rtol or err <= atol)
+
+
+def check(component: str, reference: str, ours_name: str, pairs: dict, rtol: float = RTOL_STEP,
+          atol: float = 0.0, deviation: bool = False, note: str = "", section: str = "",
+          atol_of_check: bool = False, info: bool = False) -> Check:
+    """A check over ``pairs``: {array name: (ours, ref)}. Keys must be the same on both sides."""
+    c = Check(component, reference, ours_name, rtol, deviation=deviation, note=note, section=section, info=info)
+    if atol_of_check and pairs:
+        scales = [float(np.max(np.abs(np.asarray(r, dtype=np.float64)))) for _, r in pairs.values() if np.size(r)]
+        atol = max(atol, rtol * max(scales, default=0.0))
+    for name, (ours, ref) in pairs.items():
+        c.arrays.append(diff(name, ours, ref, rtol, atol))
+    return c
+
+
+def pair_up(ours: dict, ref: dict) -> dict:
+    """{name: (ours[name], ref[name])}; a name missing on either side raises (no silent skips)."""
+    missing = set(ours) ^ set(ref)
+    if missing:
+        raise KeyError(f"arrays present on one side only: {sorted(missing)}")
+    return {k: (ours[k], ref[k]) for k in sorted(ours)}
+
+
+def merge_rows(old_rows: list[dict], new_checks: list[Check], sections: set[str]) -> list[dict]:
+    """Rows of an earlier results file, with the sections run now replaced by their new checks."""
+    kept = [r for r in old_rows if r.get("section") not in sections]
+    return kept + [c.to_dict() for c in new_checks]
+
+
+def judged_rel(row: dict) -> tuple[float, int]:
+    """The row's worst max_rel over arrays judged by it, and how many passed by atol instead
+    (zero-by-construction arrays whose rounding noise is large relative to themselves)."""
+    by_atol = [a for a in row["arrays"] if a["passed"] and a["max_rel"] > row["rtol"]]
+    judged = [a["max_rel"] for a in row["arrays"] if a not in by_atol]
+    return (max(judged) if judged else row["max_rel"]), len(by_atol)
+
+
+def render_markdown(rows: list[dict], meta: dict) -> str:
+    lines = ["# Reference equivalence: ganworks vs the authors' code", ""]
+    for k, v in meta.items():
+        lines.append(f"- **{k}**: {v}")
+    lines += ["", "max rel = max |ours − ref| / max |ref| per array; each row shows its worst array. "
+              "Status: pass (within target), FAIL, deviation (differs by design; the measured size is shown) or info "
+              "(a diagnostic measurement, e.g. the reference against itself in another precision). "
+              "(+n atol): n arrays are zero by construction (e.g. a conv bias followed by BN) and were judged "
+              "against the row's largest array instead of themselves (compare.py); they are left out of max rel.",
+              "", "| component | reference (file: function) | ours | shapes | max abs | max rel | target | status |",
+              "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        shapes = ", ".join(s.replace(" ", "") for s in r["shapes"])
+        if len(shapes) > 60:
+            shapes = f"{len(r['arrays'])} arrays"
+        rel, n_atol = judged_rel(r)
+        rel_s = f"{rel:.3g}" + (f" (+{n_atol} atol)" if n_atol else "")
+        lines.append(f"| {r['component']} | {r['reference']} | {r['ours']} | {shapes} | {r['max_abs']:.3g} | "
+                     f"{rel_s} | {r['rtol']:g} | {r['status']} |")
+    notes = [r for r in rows if r.get("note")]
+    if notes:
+        lines += ["", "## Notes", ""]
+        lines += [f"- **{r['component']}**: {r['note']}" for r in notes]
+    failed = [r for r in rows if r["status"] == "FAIL"]
+    if failed:
+        lines += ["", "## Failing arrays", ""]
+        for r in failed:
+            bad = sorted((a for a in r["arrays"] if not a["passed"]), key=lambda a: -a["max_rel"])
+            for a in bad[:5]:
+                lines.append(f"- {r['component']} / {a['name']}: max abs {a['max_abs']:.3g}, "
+                             f"max rel {a['max_rel']:.3g}")
+            if len(bad) > 5:
+                lines.append(f"- {r['component']}: {len(bad) - 5} more failing arrays of {len(r['arrays'])} "
+                             f"(all listed in the .json)")
+    return "\n".join(lines) + "\n"
+
+
+def write_results(rows: list[dict], meta: dict, json_path, md_path) -> None:
+    with open(json_path, "w") as f:
+        json.dump({"meta": meta, "checks": rows}, f, indent=1, default=float)
+    with open(md_path, "w") as f:
+        f.write(render_markdown(rows, meta))

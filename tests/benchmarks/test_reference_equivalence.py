@@ -1,0 +1,112 @@
+"""The comparison logic of benchmarks/reference_equivalence (runs without the reference stacks)."""
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks" / "reference_equivalence"))
+import compare as C  # noqa: E402
+
+from ganworks.models.improved_gan_mnist import MnistDiscriminator  # noqa: E402
+
+
+def test_diff_relative_to_the_array_scale():
+    ref = np.array([[10.0, 0.0], [-5.0, 1.0]])
+    ours = ref + np.array([[0.0, 1e-5], [0.0, 0.0]])
+    d = C.diff("w", ours, ref, rtol=1e-5)
+    assert d.max_abs == pytest.approx(1e-5)
+    assert d.max_rel == pytest.approx(1e-6)  # 1e-5 / max|ref| = 10, although the entry's ref is 0
+    assert d.passed
+    assert not C.diff("w", ours * 1.001, ref, rtol=1e-5).passed
+
+
+def test_shape_mismatch_nan_and_missing_arrays_fail():
+    assert not C.diff("w", np.zeros((2, 3)), np.zeros((3, 2)), rtol=1).passed
+    assert not C.diff("w", np.array([np.nan]), np.array([1.0]), rtol=1).passed
+    assert not C.check("c", "ref", "ours", {}).passed  # no arrays: nothing was compared
+    with pytest.raises(KeyError, match="one side only"):
+        C.pair_up({"a": 1, "b": 2}, {"a": 1})
+
+
+def test_all_zero_arrays_pass_only_within_atol():
+    assert C.diff("g", np.zeros(3), np.zeros(3), rtol=1e-5).passed
+    assert not C.diff("g", np.full(3, 1e-9), np.zeros(3), rtol=1e-5).passed
+    assert C.diff("g", np.full(3, 1e-9), np.zeros(3), rtol=1e-5, atol=1e-8).passed
+
+
+def _numpy_mnist_d(params, x):
+    """An independent float64 forward of the MNIST discriminator in eval mode (no noise)."""
+    h = x.reshape(len(x), -1)
+    for i, (V, g, b) in enumerate(params):
+        W = V * (g.reshape(-1, 1) / np.sqrt((V ** 2).sum(axis=1, keepdims=True)))
+        h = h @ W.T + b
+        if i < len(params) - 1:
+            h = np.maximum(h, 0)
+    return h
+
+
+def _params(D):
+    out = []
+    for lin in [h[0] for h in D.hidden] + [D.out]:
+        w = lin.parametrizations.weight
+        out.append([w.original1.detach().double().numpy().copy(), w.original0.detach().double().numpy().copy(),
+                    lin.bias.detach().double().numpy().copy()])
+    return out
+
+
+def test_a_perturbed_weight_fails_the_check():
+    torch.manual_seed(0)
+    D = MnistDiscriminator(image_shape=(1, 8, 8), hidden=(16, 12), width=1.0).eval()
+    x = torch.rand(5, 1, 8, 8)
+    with torch.no_grad():
+        ours = D(x).numpy()
+    params = _params(D)
+    good = C.check("D forward", "numpy", "MnistDiscriminator", {"logits": (ours, _numpy_mnist_d(params, x.double().numpy()))})
+    assert good.passed and good.status == "pass"
+    V = params[-1][0]  # one weight entry (the largest) of the output layer, changed by 0.1 %
+    V[np.unravel_index(np.abs(V).argmax(), V.shape)] *= 1 + 1e-3
+    bad = C.check("D forward", "numpy", "MnistDiscriminator", {"logits": (ours, _numpy_mnist_d(params, x.double().numpy()))})
+    assert not bad.passed and bad.status == "FAIL"
+    assert bad.max_rel > C.RTOL_STEP
+
+
+def test_deviation_rows_never_fail_and_results_files(tmp_path):
+    a = C.check("same", "ref.py: f", "ours", {"x": (np.ones(3), np.ones(3))}, section="s1")
+    b = C.check("off by design", "ref.py: g", "ours", {"x": (np.ones(3), 2 * np.ones(3))}, deviation=True,
+                note="documented", section="s1")
+    c = C.check("broken", "ref.py: h", "ours", {"y": (np.ones((2, 2)), np.zeros((2, 2)) + 3)}, section="s2")
+    assert [r.status for r in (a, b, c)] == ["pass", "deviation", "FAIL"]
+    assert math.isclose(b.max_rel, 0.5)
+    old = C.merge_rows([], [a, b, c], {"s1", "s2"})
+    rows = C.merge_rows(old, [C.check("same again", "ref.py: f", "ours", {"x": (np.ones(3), np.ones(3))}, section="s1")],
+                        {"s1"})
+    assert [r["component"] for r in rows] == ["broken", "same again"]  # s1 replaced, s2 kept
+    C.write_results(rows, {"device": "test"}, tmp_path / "r.json", tmp_path / "r.md")
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert [r["status"] for r in data["checks"]] == ["FAIL", "pass"]
+    md = (tmp_path / "r.md").read_text()
+    assert "| broken | ref.py: h |" in md and "FAIL" in md and "broken / y" in md
+
+
+def test_zero_by_construction_arrays_are_judged_against_the_checks_largest_array():
+    pairs = {"big": (np.array([1.0, 2.0]), np.array([1.0, 2.0])),
+             "zero": (np.array([3e-9]), np.array([-2e-9]))}  # rounding noise around an exact 0
+    assert not C.check("g", "r", "o", pairs).passed
+    assert C.check("g", "r", "o", pairs, atol_of_check=True).passed
+    pairs["zero"] = (np.array([1e-3]), np.array([0.0]))  # a real error is still caught
+    assert not C.check("g", "r", "o", pairs, atol_of_check=True).passed
+    pairs["zero"] = (np.array([3e-9]), np.array([-2e-9]))
+    row = C.check("g", "r", "o", pairs, atol_of_check=True).to_dict()
+    assert C.judged_rel(row) == (0.0, 1)  # the noise array is reported apart, not as the row's max rel
+    assert "(+1 atol)" in C.render_markdown([row], {})
+
+
+def test_info_rows_are_reported_but_never_fail():
+    c = C.check("diagnostic", "r", "o", {"x": (np.ones(2), 3 * np.ones(2))}, info=True)
+    assert c.status == "info" and not c.passed
+    assert "| info |" in C.render_markdown([c.to_dict()], {})
