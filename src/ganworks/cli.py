@@ -62,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         add_subcommands(sub)
+    try:
+        from .turing.cli import add_subcommands as add_turing
+    except ImportError:  # the `turing` extra (fastapi, uvicorn, sqlalchemy) is not installed
+        pass
+    else:
+        add_turing(sub)
     return parser
 
 
