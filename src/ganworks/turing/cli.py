@@ -115,7 +115,7 @@ def cmd_serve(args) -> int:
     os.environ["GANWORKS_TURING_TOKEN"] = token
     os.environ["GANWORKS_TURING_CONFIG"] = json.dumps({
         "db_url": args.db, "worker_params": args.worker_param or None, "completion_url": args.completion_url,
-        "sync": args.sync})
+        "sync": args.sync, "workers": args.workers})
     base = f"http://{args.host}:{args.port}"
     print(f"raters:  {base}/study/{study['name']}?PROLIFIC_PID=<id>", flush=True)
     print(f"owner:   {base}/owner/{study['name']}?token={token}", flush=True)

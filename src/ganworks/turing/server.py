@@ -33,7 +33,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from ganworks.turing import db as dbm
@@ -74,7 +74,7 @@ def staircase_exposure(start_ms: int, history: list[bool]) -> int:
 
 def create_app(study_dir, db_url: str | None = None, token: str | None = None,
                worker_params=WORKER_PARAMS, completion_url: str | None = None, sync: str = "normal",
-               reps: int = 1000) -> FastAPI:
+               reps: int = 1000, processes: int = 1) -> FastAPI:
     """The FastAPI app serving the study in ``study_dir`` (votes in ``db_url``, default its SQLite file)."""
     study = load_study(study_dir)
     name = study["name"]
@@ -82,6 +82,7 @@ def create_app(study_dir, db_url: str | None = None, token: str | None = None,
     opts = study["options"]
     engine = dbm.make_engine(db_url or dbm.default_url(study_dir), sync=sync)
     token = token or secrets.token_urlsafe(24)
+    shared_store = engine.dialect.name != "sqlite" or processes > 1
     img_dir = Path(study_dir) / "images"
     image_cache: dict = {}
     session_cache: dict = {}
@@ -147,10 +148,26 @@ def create_app(study_dir, db_url: str | None = None, token: str | None = None,
             session_cache[sid] = s
         return s
 
-    def answered(sid: str) -> list[tuple]:
+    # With SQLite and one server process, this process is the only writer: each session's answers are
+    # kept in memory (read from the database once) and a vote costs one INSERT.  Several processes or
+    # servers (PostgreSQL, --workers > 1) read them back from the database on every vote instead.
+    histories: dict = {}
+    insert_vote = insert(dbm.votes)
+
+    def read_answers(sid: str) -> list[tuple]:
         with engine.connect() as c:
-            return list(c.execute(select(dbm.votes.c.image_id, dbm.votes.c.kind, dbm.votes.c.correct)
-                                  .where(dbm.votes.c.session_id == sid).order_by(dbm.votes.c.position)))
+            return [tuple(r) for r in c.execute(select(dbm.votes.c.image_id, dbm.votes.c.kind, dbm.votes.c.correct)
+                                                .where(dbm.votes.c.session_id == sid).order_by(dbm.votes.c.created))]
+
+    def answered(sid: str) -> list[tuple]:
+        if shared_store:
+            return read_answers(sid)
+        h = histories.get(sid)
+        if h is None:
+            if len(histories) > 100_000:
+                histories.clear()
+            h = histories[sid] = read_answers(sid)
+        return h
 
     def next_exposure(rows) -> Optional[int]:
         if not opts.get("exposure_ms"):
@@ -166,7 +183,7 @@ def create_app(study_dir, db_url: str | None = None, token: str | None = None,
         return out
 
     def session_view(s: dict) -> dict:
-        rows = answered(s["id"])
+        rows = list(answered(s["id"]))
         done = len(rows) >= len(s["items"])
         view = {"session_id": s["id"], "study": name, "items": s["items"], "answered": [r[0] for r in rows],
                 "total": len(s["items"]), "progress": len(rows), "done": done,
@@ -225,7 +242,7 @@ def create_app(study_dir, db_url: str | None = None, token: str | None = None,
         return session_view(load_session(sid))
 
     @app.post("/api/studies/{study}/sessions/{sid}/votes")
-    def vote(study: str, sid: str, body: VoteIn):
+    async def vote(study: str, sid: str, body: VoteIn):
         check_study(study)
         s = load_session(sid)
         pos = s["pos"].get(body.image_id)
@@ -235,10 +252,10 @@ def create_app(study_dir, db_url: str | None = None, token: str | None = None,
         item = s["items"][pos]
         kind = "tutorial" if item["tutorial"] else ("attention" if m["kind"] == "attention" else "main")
         correct = body.answer == m["truth"]
+        # async: the short transaction runs on the event loop, so within this process votes are
+        # written one at a time without thread hand-offs (the lock also covers sync routes' threads)
         with engine.write_lock:
-            with engine.connect() as c:
-                hist = list(c.execute(select(dbm.votes.c.image_id, dbm.votes.c.kind, dbm.votes.c.correct)
-                                      .where(dbm.votes.c.session_id == sid).order_by(dbm.votes.c.position)))
+            hist = answered(sid)
             row = {"vote_id": body.vote_id, "session_id": sid, "study": name, "image_id": body.image_id,
                    "position": pos, "source": m["source"], "truth": m["truth"], "kind": kind,
                    "answer": body.answer, "correct": correct, "latency_ms": body.latency_ms,
@@ -246,7 +263,7 @@ def create_app(study_dir, db_url: str | None = None, token: str | None = None,
             duplicate = False
             try:
                 with engine.begin() as c:
-                    c.execute(insert(dbm.votes).values(**row))
+                    c.execute(insert_vote, row)
             except IntegrityError:
                 with engine.connect() as c:
                     old = c.execute(select(dbm.votes).where(dbm.votes.c.vote_id == body.vote_id)).first()
@@ -257,9 +274,7 @@ def create_app(study_dir, db_url: str | None = None, token: str | None = None,
                 duplicate, correct = True, bool(old.correct)
             else:
                 hist.append((body.image_id, kind, correct))
-            with engine.connect() as c:
-                n = c.execute(select(func.count()).select_from(dbm.votes)
-                              .where(dbm.votes.c.session_id == sid)).scalar_one()
+            n = len(hist)
         out = {"stored": True, "duplicate": duplicate, "progress": n, "total": len(s["items"]),
                "done": n >= len(s["items"]), "exposure_ms": next_exposure(hist)}
         if opts["feedback"] or item["tutorial"]:

@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ganworks.errors import ConfigError, DataError
 
@@ -70,6 +69,8 @@ def _label_for(spec: str, taken: set) -> str:
 
 def load_source(spec: str, count: int, seed: int, device="auto", data_root=None, progress=False):
     """(uint8 images N×C×H×W with N ≤ ``count``, description) of a SPEC, drawn with ``seed``."""
+    import torch  # imported here: the server needs this module but not torch
+
     from ganworks.metrics.api import load_input
     from ganworks.metrics.datasets import load_split, parse_dataset_spec
 
@@ -92,8 +93,10 @@ def load_source(spec: str, count: int, seed: int, device="auto", data_root=None,
     return images, desc
 
 
-def per_image_inception_score(logits: torch.Tensor) -> np.ndarray:
+def per_image_inception_score(logits) -> np.ndarray:
     """KL(p(y|x) ‖ p(y)) of each image: its term in the Inception Score's exponent (Salimans §4)."""
+    import torch
+
     logp = torch.log_softmax(logits.double(), dim=1)
     p = logp.exp()
     log_py = torch.log(p.mean(0, keepdim=True))
@@ -102,6 +105,8 @@ def per_image_inception_score(logits: torch.Tensor) -> np.ndarray:
 
 def top_by_score(images, keep: int, extractor, batch_size=100):
     """The ``keep`` images of ``images`` with the highest per-image Inception Score, and the scores."""
+    import torch
+
     from ganworks.metrics.extract import extract_features
 
     _, logits = extract_features(extractor, images, batch_size=batch_size, progress=False)
