@@ -101,10 +101,21 @@ def cmd_create(args) -> int:
     return 0
 
 
+def _need_extra():
+    try:
+        import fastapi  # noqa: F401
+        import sqlalchemy  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as e:
+        raise ConfigError(f"the visual Turing test needs its extra ({e.name} is missing): "
+                          "pip install 'ganworks[turing]'") from None
+
+
 def cmd_serve(args) -> int:
     import os
     import secrets
 
+    _need_extra()
     import uvicorn
 
     from ganworks.turing.study import load_study
@@ -125,6 +136,7 @@ def cmd_serve(args) -> int:
 
 
 def cmd_results(args) -> int:
+    _need_extra()
     from ganworks.turing import db as dbm
     from ganworks.turing.server import _json_safe, votes_to_csv
     from ganworks.turing.stats import summarize, to_markdown
