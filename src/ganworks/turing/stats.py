@@ -48,13 +48,15 @@ def bootstrap_hype(rater, image, is_fake, error, reps: int = 1000, seed: int = 0
     hype = 0.5 * (error[is_fake].mean() + error[~is_fake].mean())
     rng = np.random.default_rng(seed)
     R, I = int(rater.max()) + 1, int(image.max()) + 1
-    w = _weights(R, reps, rng)[:, rater] * _weights(I, reps, rng)[:, image]  # reps × votes
+    wR, wI = _weights(R, reps, rng), _weights(I, reps, rng)
     f = is_fake.astype(float)
-    wf, wr = w * f, w * (1 - f)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ef = (wf @ error) / wf.sum(1)
-        er = (wr @ error) / wr.sum(1)
-    h = 0.5 * (ef + er)
+    h = np.empty(reps)
+    chunk = max(1, int(2e6 // max(1, len(error))))  # bound memory: chunk × votes weights at a time
+    for a in range(0, reps, chunk):
+        w = wR[a:a + chunk, rater] * wI[a:a + chunk, image]  # chunk × votes
+        wf, wr = w * f, w * (1 - f)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            h[a:a + chunk] = 0.5 * ((wf @ error) / wf.sum(1) + (wr @ error) / wr.sum(1))
     h = h[np.isfinite(h)]  # a replicate that drew no fake (or no real) image has no HYPE
     a = (1 - level) / 2
     lo, hi = np.quantile(h, [a, 1 - a]) if len(h) else (math.nan, math.nan)
