@@ -113,8 +113,12 @@ async def run_load(base: str, study: str, args, kill_at: float | None, server: S
     import httpx
 
     acked: dict = {}  # vote_id -> (session_id, image_id, answer)
-    lat, errors = [], {"retries": 0, "gave_up": 0, "sessions_failed": 0, "duplicates_reported": 0, "http_4xx": 0}
-    limits = httpx.Limits(max_connections=args.raters + 50, max_keepalive_connections=args.raters + 50)
+    lat, server_ms, lag = [], [], []
+    errors = {"retries": 0, "gave_up": 0, "sessions_failed": 0, "duplicates_reported": 0, "http_4xx": 0,
+              "retry_causes": {}}
+    # one client (one keep-alive connection) per rater, as browsers would: httpx's shared pool costs
+    # O(connections) per request, which with 1,000 connections makes the load generator the bottleneck
+    limits = httpx.Limits(max_connections=2, max_keepalive_connections=1)
     t_start = time.perf_counter()
     deadline = t_start + args.max_seconds
     events = {}
@@ -126,16 +130,23 @@ async def run_load(base: str, study: str, args, kill_at: float | None, server: S
             t0 = time.perf_counter()
             try:
                 r = await client.post(url, json=body)
-            except httpx.HTTPError:
-                r = None
+            except httpx.HTTPError as e:
+                r, cause = None, type(e).__name__
             if r is not None and r.status_code < 500:
                 return r, time.perf_counter() - t0
+            if r is not None:
+                cause = f"HTTP {r.status_code}"
             errors["retries"] += 1
+            errors["retry_causes"][cause] = errors["retry_causes"].get(cause, 0) + 1
             await asyncio.sleep(min(2.0, 0.1 * 2 ** k) * (0.5 + random.random()))
         return None, None
 
-    async def rater(i: int, client):
+    async def rater(i: int):
         await asyncio.sleep(random.uniform(0, args.ramp))
+        async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(args.request_timeout)) as client:
+            await rater_session(i, client)
+
+    async def rater_session(i: int, client):
         r, _ = await post(client, f"{base}/api/studies/{study}/sessions", {"worker_id": f"load-{i}"})
         if r is None or r.status_code != 200:
             errors["sessions_failed"] += 1
@@ -159,6 +170,15 @@ async def run_load(base: str, study: str, args, kill_at: float | None, server: S
             acked[body["vote_id"]] = (sid, it["image_id"], body["answer"])
             errors["duplicates_reported"] += r.json()["duplicate"]
             lat.append((time.perf_counter() - t_start, dt))
+            st = r.headers.get("server-timing", "")
+            if "dur=" in st:
+                server_ms.append(float(st.split("dur=")[1]))
+
+    async def monitor():  # event-loop lag of the load generator itself (how late a 50 ms sleep wakes)
+        while not stop.is_set():
+            t0 = time.perf_counter()
+            await asyncio.sleep(0.05)
+            lag.append(time.perf_counter() - t0 - 0.05)
 
     async def killer():
         await asyncio.sleep(kill_at)
@@ -170,12 +190,16 @@ async def run_load(base: str, study: str, args, kill_at: float | None, server: S
         events["restart_seconds"] = round(await loop.run_in_executor(None, server.start), 2)
         events["restarted_at_s"] = round(time.perf_counter() - t_start, 2)
 
-    async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(args.request_timeout)) as client:
-        tasks = [asyncio.create_task(rater(i, client)) for i in range(args.raters)]
-        if kill_at is not None:
-            tasks.append(asyncio.create_task(killer()))
-        await asyncio.gather(*tasks)
-    return acked, lat, errors, events, time.perf_counter() - t_start
+    stop = asyncio.Event()
+    mon = asyncio.create_task(monitor())
+    tasks = [asyncio.create_task(rater(i)) for i in range(args.raters)]
+    if kill_at is not None:
+        tasks.append(asyncio.create_task(killer()))
+    await asyncio.gather(*tasks)
+    stop.set()
+    await mon
+    extra = {"server_handler_ms": server_ms, "client_loop_lag_s": lag}
+    return acked, lat, errors, events, time.perf_counter() - t_start, extra
 
 
 def check_store(db: Path, study: str, acked: dict) -> dict:
@@ -258,13 +282,18 @@ def main(argv=None):
             server.start()
             try:
                 load_before = [round(x, 2) for x in os.getloadavg()]
-                acked, lat, errors, events, wall = asyncio.run(
+                acked, lat, errors, events, wall, extra = asyncio.run(
                     run_load(f"http://127.0.0.1:{port}", study.name, args, kill, server, args.restart_after))
                 load_after = [round(x, 2) for x in os.getloadavg()]
             finally:
                 server.stop()
             store = check_store(db, study.name, acked)
             r = summarize(name, acked, lat, errors, events, wall, store, args, load_before, load_after)
+            sm, lg = np.array(extra["server_handler_ms"]), np.array(extra["client_loop_lag_s"]) * 1000
+            r["server_vote_handler_ms"] = {"p50": round(float(np.percentile(sm, 50)), 2),
+                                           "p99": round(float(np.percentile(sm, 99)), 2)} if len(sm) else None
+            r["client_event_loop_lag_ms"] = {"p50": round(float(np.percentile(lg, 50)), 1),
+                                             "p99": round(float(np.percentile(lg, 99)), 1)} if len(lg) else None
             print(json.dumps(r), flush=True)
             runs.append(r)
 
@@ -291,6 +320,10 @@ def main(argv=None):
     return 0 if all(r["ok"] for r in runs) else 1
 
 
+def _pp(d):
+    return f"{d['p50']} / {d['p99']}" if d else "–"
+
+
 def to_markdown(res: dict) -> str:
     s = res["settings"]
     lines = [f"# Visual Turing test server under load ({res['date_utc']})", "",
@@ -298,12 +331,13 @@ def to_markdown(res: dict) -> str:
              f"Settings: {s['raters']} concurrent raters on loopback (asyncio + httpx), {s['items_per_session']} "
              f"answers each, think time uniform {s['think_seconds'][0]}–{s['think_seconds'][1]} s, arrivals over "
              f"{s['ramp_seconds']} s; server: {s['server']}.", "",
-             "| run | votes acknowledged | votes/s | p50 ms | p99 ms | max ms | stored | ack. missing | duplicates | retries | load avg (1/5/15 min) before → after |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "| run | votes acknowledged | votes/s | p50 ms | p99 ms | max ms | server handler p50/p99 ms | client loop lag p50/p99 ms | stored | ack. missing | duplicates | retries | load avg (1/5/15 min) before → after |",
+             "|---|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---|"]
     for r in res["runs"]:
         st = r["store"]
         lines.append(f"| {r['run']} | {r['votes_acknowledged']} | {r['votes_per_s']} | {r['latency_ms']['p50']} | "
-                     f"{r['latency_ms']['p99']} | {r['latency_ms']['max']} | {st['stored']} | {st['acknowledged_missing']} | "
+                     f"{r['latency_ms']['p99']} | {r['latency_ms']['max']} | "
+                     f"{_pp(r.get('server_vote_handler_ms'))} | {_pp(r.get('client_event_loop_lag_ms'))} | {st['stored']} | {st['acknowledged_missing']} | "
                      f"{st['duplicate_vote_ids'] + st['duplicate_session_image_pairs']} | {r['client_errors']['retries']} | "
                      f"{r['loadavg_before']} → {r['loadavg_after']} |")
     for r in res["runs"]:

@@ -270,3 +270,7 @@ def test_staircase_study_stores_the_exposure_per_vote(client_for):
                    json={"vote_id": vid(), "image_id": it["image_id"], "answer": s["images"][it["image_id"]]["truth"]})
         exps.append(r.json()["exposure_ms"])
     assert exps == [400, 320, 320, 256, 256, 205]
+    res = c.get("/api/studies/stair/results", params={"token": TOKEN}).json()
+    # the exposure each image was shown for: 400, 400, 320, 320, 256, 256 → second half 320, 256, 256
+    assert res["staircase"]["sessions"] == 1
+    assert res["staircase"]["threshold_ms_median"] == pytest.approx((320 + 256 + 256) / 3)

@@ -242,7 +242,8 @@ def create_app(study_dir, db_url: str | None = None, token: str | None = None,
         return session_view(load_session(sid))
 
     @app.post("/api/studies/{study}/sessions/{sid}/votes")
-    async def vote(study: str, sid: str, body: VoteIn):
+    async def vote(study: str, sid: str, body: VoteIn, response: Response):
+        t0 = time.perf_counter()
         check_study(study)
         s = load_session(sid)
         pos = s["pos"].get(body.image_id)
@@ -281,6 +282,7 @@ def create_app(study_dir, db_url: str | None = None, token: str | None = None,
             out.update(correct=correct, truth=m["truth"])
         if out["done"]:
             out.update(completion(s))
+        response.headers["Server-Timing"] = f"vote;dur={1000 * (time.perf_counter() - t0):.2f}"
         return out
 
     @app.get("/api/studies/{study}/images/{image_id}")

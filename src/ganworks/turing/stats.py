@@ -155,8 +155,20 @@ def summarize(study: dict, votes: list[dict], exclude_failed: bool = True, reps:
         d["judged_real_rate"] = d["judged_real"] / d["votes"]
     fake_imgs = [d for d in images if d["truth"] == "fake"]
     by_rate = sorted(fake_imgs, key=lambda d: (-d["judged_real_rate"], -d["votes"], d["image_id"]))
+    exposure = None
+    if study["options"].get("staircase"):
+        # HYPE-time-style threshold: per session, the mean exposure over the second half of its scored
+        # answers (where the 2-down-1-up staircase hovers at ~71 % correct); median over sessions
+        per = {}
+        for v in sorted(used, key=lambda v: v.get("created", 0)):
+            if v.get("exposure_ms"):
+                per.setdefault(v["session_id"], []).append(v["exposure_ms"])
+        th = [float(np.mean(e[len(e) // 2:])) for e in per.values() if len(e) >= 2]
+        exposure = {"sessions": len(th), "threshold_ms_median": float(np.median(th)) if th else math.nan,
+                    "rule": "2-down-1-up staircase; per-session mean exposure over the second half of its answers"}
     return {
         "study": study["name"],
+        "staircase": exposure,
         "options": study["options"],
         "sessions": len(sessions),
         "sessions_failed_attention": len(failed),
@@ -206,6 +218,10 @@ def to_markdown(r: dict) -> str:
         for c in r["rank_correlations"]:
             lines.append(f"| {c['score']} | {c['n']} | {c['spearman']:.3f} | {c['kendall']:.3f} | "
                          f"{'+' if c['expected_sign'] > 0 else '−'} |")
+    if r.get("staircase"):
+        st = r["staircase"]
+        lines += ["", f"Exposure threshold (staircase, median over {st['sessions']} sessions): "
+                  f"{_fmt(st['threshold_ms_median'], pct=False)} ms."]
     if r["most_convincing_fakes"]:
         lines += ["", "Most convincing fakes (judged real rate): " + ", ".join(
             f"{d['image_id']} ({d['source']}, {_fmt(d['judged_real_rate'])} of {d['votes']})"
