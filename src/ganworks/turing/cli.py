@@ -57,6 +57,8 @@ def add_subcommands(subparsers) -> None:
     s.add_argument("--sync", default="normal", choices=["normal", "full"],
                    help="SQLite synchronous level: normal survives kill -9, full also power loss")
     s.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (SQLite: keep 1)")
+    s.add_argument("--keep-alive", type=int, default=75,
+                   help="seconds an idle rater connection stays open (raters think for seconds between answers)")
     s.set_defaults(func=cmd_serve)
 
     r = sub.add_parser("results", help="the study's scores (HYPE∞, CIs, rank correlations) or every vote")
@@ -131,7 +133,7 @@ def cmd_serve(args) -> int:
     print(f"raters:  {base}/study/{study['name']}?PROLIFIC_PID=<id>", flush=True)
     print(f"owner:   {base}/owner/{study['name']}?token={token}", flush=True)
     uvicorn.run("ganworks.turing.app:app", host=args.host, port=args.port, workers=args.workers,
-                log_level="warning", access_log=False)
+                log_level="warning", access_log=False, timeout_keep_alive=args.keep_alive, backlog=4096)
     return 0
 
 

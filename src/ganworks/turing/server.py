@@ -237,7 +237,7 @@ def create_app(study_dir, db_url: str | None = None, token: str | None = None,
         return view
 
     @app.get("/api/studies/{study}/sessions/{sid}")
-    def get_session(study: str, sid: str):
+    async def get_session(study: str, sid: str):
         check_study(study)
         return session_view(load_session(sid))
 
@@ -286,7 +286,7 @@ def create_app(study_dir, db_url: str | None = None, token: str | None = None,
         return out
 
     @app.get("/api/studies/{study}/images/{image_id}")
-    def image(study: str, image_id: str):
+    async def image(study: str, image_id: str):
         check_study(study)
         if not ID_RE.match(image_id) or image_id not in manifest:
             raise HTTPException(404, "unknown image")
