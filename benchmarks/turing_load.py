@@ -75,15 +75,15 @@ def make_study(root: Path, args) -> Path:
 
 
 class Server:
-    def __init__(self, study: Path, port: int, sync: str):
-        self.study, self.port, self.sync, self.proc = study, port, sync, None
+    def __init__(self, study: Path, port: int, sync: str, workers: int = 1):
+        self.study, self.port, self.sync, self.workers, self.proc = study, port, sync, workers, None
 
     def start(self, timeout=60):
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ganworks.cli", "turing", "serve", str(self.study), "--host", "127.0.0.1",
-             "--port", str(self.port), "--token", TOKEN, "--sync", self.sync],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             "--port", str(self.port), "--token", TOKEN, "--sync", self.sync, "--workers", str(self.workers)],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         t0 = time.time()
         while time.time() - t0 < timeout:
             try:
@@ -96,20 +96,22 @@ class Server:
         raise RuntimeError("server did not start")
 
     def kill9(self):
-        os.kill(self.proc.pid, signal.SIGKILL)
+        """SIGKILL the server: its process group (the uvicorn supervisor and any worker processes)."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
+            os.killpg(self.proc.pid, signal.SIGTERM)
             try:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
 
 
-async def run_load(base: str, study: str, args, kill_at: float | None, server: Server, restart_after: float):
+async def run_load(base: str, study: str, args, rater_ids, t_wall0: float):
+    """The raters ``rater_ids`` in this process; times are relative to the wall clock ``t_wall0``."""
     import httpx
 
     acked: dict = {}  # vote_id -> (session_id, image_id, answer)
@@ -119,9 +121,8 @@ async def run_load(base: str, study: str, args, kill_at: float | None, server: S
     # one client (one keep-alive connection) per rater, as browsers would: httpx's shared pool costs
     # O(connections) per request, which with 1,000 connections makes the load generator the bottleneck
     limits = httpx.Limits(max_connections=2, max_keepalive_connections=1)
-    t_start = time.perf_counter()
+    t_start = time.perf_counter() - (time.time() - t_wall0)  # perf_counter value at t_wall0
     deadline = t_start + args.max_seconds
-    events = {}
 
     async def post(client, url, body):
         for k in range(args.max_tries):
@@ -143,7 +144,8 @@ async def run_load(base: str, study: str, args, kill_at: float | None, server: S
 
     async def rater(i: int):
         await asyncio.sleep(random.uniform(0, args.ramp))
-        async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(args.request_timeout)) as client:
+        # verify=False: plain http on loopback; it spares each client loading a CA bundle (~tens of ms of CPU)
+        async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(args.request_timeout), verify=False) as client:
             await rater_session(i, client)
 
     async def rater_session(i: int, client):
@@ -180,26 +182,67 @@ async def run_load(base: str, study: str, args, kill_at: float | None, server: S
             await asyncio.sleep(0.05)
             lag.append(time.perf_counter() - t0 - 0.05)
 
-    async def killer():
-        await asyncio.sleep(kill_at)
-        events["killed_at_s"] = round(time.perf_counter() - t_start, 2)
-        events["acked_before_kill"] = len(acked)
-        server.kill9()
-        await asyncio.sleep(restart_after)
-        loop = asyncio.get_running_loop()
-        events["restart_seconds"] = round(await loop.run_in_executor(None, server.start), 2)
-        events["restarted_at_s"] = round(time.perf_counter() - t_start, 2)
-
     stop = asyncio.Event()
     mon = asyncio.create_task(monitor())
-    tasks = [asyncio.create_task(rater(i)) for i in range(args.raters)]
-    if kill_at is not None:
-        tasks.append(asyncio.create_task(killer()))
+    tasks = [asyncio.create_task(rater(i)) for i in rater_ids]
     await asyncio.gather(*tasks)
     stop.set()
     await mon
+    return {"acked": acked, "lat": lat, "errors": errors, "server_ms": server_ms, "lag": lag}
+
+
+def _generator_process(base, study, args, rater_ids, t_wall0):
+    random.seed(rater_ids[0] if rater_ids else 0)
+    return asyncio.run(run_load(base, study, args, rater_ids, t_wall0))
+
+
+def run_all(base: str, study: str, args, kill_at, server: Server):
+    """Raters split over ``--generators`` processes (each its own event loop); the parent kills and
+    restarts the server at ``kill_at`` when asked."""
+    import multiprocessing as mp
+    import threading
+    from concurrent.futures import ProcessPoolExecutor
+
+    t_wall0 = time.time() + 1.0
+    events = {}
+
+    def killer():
+        time.sleep(max(0.0, t_wall0 + kill_at - time.time()))
+        events["killed_at_s"] = round(time.time() - t_wall0, 2)
+        server.kill9()
+        time.sleep(args.restart_after)
+        events["restart_seconds"] = round(server.start(), 2)
+        events["restarted_at_s"] = round(time.time() - t_wall0, 2)
+
+    th = None
+    parts = [list(range(k, args.raters, args.generators)) for k in range(args.generators)]
+    with ProcessPoolExecutor(args.generators, mp_context=mp.get_context("fork")) as ex:
+        futs = [ex.submit(_generator_process, base, study, args, part, t_wall0) for part in parts]
+        if kill_at is not None:  # started after the fork
+            th = threading.Thread(target=killer, daemon=True)
+            th.start()
+        outs = [f.result() for f in futs]
+    if th is not None:
+        th.join(60)
+    wall = time.time() - t_wall0
+    acked, lat, server_ms, lag = {}, [], [], []
+    errors = {"retries": 0, "gave_up": 0, "sessions_failed": 0, "duplicates_reported": 0, "http_4xx": 0,
+              "retry_causes": {}}
+    for o in outs:
+        acked.update(o["acked"])
+        lat += o["lat"]
+        server_ms += o["server_ms"]
+        lag += o["lag"]
+        for k, v in o["errors"].items():
+            if k == "retry_causes":
+                for c, n in v.items():
+                    errors[k][c] = errors[k].get(c, 0) + n
+            else:
+                errors[k] += v
+    if kill_at is not None:
+        events["acked_before_kill"] = sum(1 for t, _ in lat if t < events.get("killed_at_s", 0))
     extra = {"server_handler_ms": server_ms, "client_loop_lag_s": lag}
-    return acked, lat, errors, events, time.perf_counter() - t_start, extra
+    return acked, sorted(lat), errors, events, wall, extra
 
 
 def check_store(db: Path, study: str, acked: dict) -> dict:
@@ -256,6 +299,8 @@ def main(argv=None):
     p.add_argument("--restart-after", type=float, default=1.0)
     p.add_argument("--sync", default="normal", choices=["normal", "full"])
     p.add_argument("--skip-kill", action="store_true")
+    p.add_argument("--server-workers", type=int, default=1, help="uvicorn worker processes of the server")
+    p.add_argument("--generators", type=int, default=2, help="load-generator processes (each an asyncio loop)")
     p.add_argument("--data-root", default=os.environ.get("GANWORKS_DATA"))
     p.add_argument("--out", default=str(RESULTS / "turing_load_cpu"))
     args = p.parse_args(argv)
@@ -278,12 +323,12 @@ def main(argv=None):
             for f in study.glob("votes.sqlite*"):
                 f.unlink()
             port = free_port()
-            server = Server(study, port, args.sync)
+            server = Server(study, port, args.sync, args.server_workers)
             server.start()
             try:
                 load_before = [round(x, 2) for x in os.getloadavg()]
-                acked, lat, errors, events, wall, extra = asyncio.run(
-                    run_load(f"http://127.0.0.1:{port}", study.name, args, kill, server, args.restart_after))
+                acked, lat, errors, events, wall, extra = run_all(f"http://127.0.0.1:{port}", study.name, args, kill,
+                                                                  server)
                 load_after = [round(x, 2) for x in os.getloadavg()]
             finally:
                 server.stop()
@@ -302,9 +347,11 @@ def main(argv=None):
         "note": "server and load generator on the same machine, shared with other jobs (see loadavg); "
                 "latency is measured by the client (send to response), so it includes client-side scheduling",
         "settings": {"raters": args.raters, "items_per_session": args.per_session + 3, "think_seconds": list(args.think),
-                     "ramp_seconds": args.ramp, "request_timeout_s": args.request_timeout, "max_tries": args.max_tries,
-                     "server": "ganworks turing serve: uvicorn, 1 worker process, FastAPI sync endpoints, "
-                               f"SQLite WAL, synchronous={args.sync.upper()}, one writer (process lock), busy_timeout 10 s",
+                     "ramp_seconds": args.ramp, "generator_processes": args.generators, "request_timeout_s": args.request_timeout, "max_tries": args.max_tries,
+                     "server": f"ganworks turing serve: uvicorn (uvloop, httptools), {args.server_workers} worker "
+                               "process(es), keep-alive 75 s, "
+                               "FastAPI async vote endpoint, "
+                               f"SQLite WAL, synchronous={args.sync.upper()}, one writer per process (process lock), busy_timeout 10 s",
                      "kill_at_s": None if args.skip_kill else args.kill_at, "restart_after_s": args.restart_after},
         "versions": {"python": platform.python_version(), "fastapi": fastapi.__version__, "uvicorn": uvicorn.__version__,
                      "sqlalchemy": sqlalchemy.__version__, "httpx": httpx.__version__,
@@ -328,7 +375,8 @@ def to_markdown(res: dict) -> str:
     s = res["settings"]
     lines = [f"# Visual Turing test server under load ({res['date_utc']})", "",
              f"Device: {res['device']}. {res['note']}.", "",
-             f"Settings: {s['raters']} concurrent raters on loopback (asyncio + httpx), {s['items_per_session']} "
+             f"Settings: {s['raters']} concurrent raters on loopback (asyncio + httpx in {s.get('generator_processes', 1)} "
+             f"process(es), one connection per rater), {s['items_per_session']} "
              f"answers each, think time uniform {s['think_seconds'][0]}–{s['think_seconds'][1]} s, arrivals over "
              f"{s['ramp_seconds']} s; server: {s['server']}.", "",
              "| run | votes acknowledged | votes/s | p50 ms | p99 ms | max ms | server handler p50/p99 ms | client loop lag p50/p99 ms | stored | ack. missing | duplicates | retries | load avg (1/5/15 min) before → after |",
