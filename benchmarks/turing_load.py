@@ -277,6 +277,14 @@ def summarize(name, acked, lat, errors, events, wall, store, args, load_before, 
         and store["duplicate_vote_ids"] == 0 and store["duplicate_session_image_pairs"] == 0,
         "loadavg_before": load_before, "loadavg_after": load_after,
     }
+    if len(t):  # after the arrivals (sessions being opened) have settled, and p99 per 10 s of the run
+        late = ms[t > args.ramp + 10]
+        out["latency_ms_after_ramp"] = {"from_s": args.ramp + 10, "votes": int(len(late)),
+                                        "p50": round(float(np.percentile(late, 50)), 1) if len(late) else None,
+                                        "p99": round(float(np.percentile(late, 99)), 1) if len(late) else None}
+        out["latency_p99_ms_per_10s"] = [round(float(np.percentile(ms[(t >= a) & (t < a + 10)], 99)), 1)
+                                         if ((t >= a) & (t < a + 10)).any() else None
+                                         for a in range(0, int(t.max()) + 10, 10)]
     if events.get("killed_at_s") is not None:  # latency away from the outage
         k0, k1 = events["killed_at_s"], events.get("restarted_at_s", events["killed_at_s"]) + 3
         calm = ms[(t < k0) | (t > k1)] if len(t) else ms
@@ -396,6 +404,11 @@ def to_markdown(res: dict) -> str:
                       f"(start-up {e.get('restart_seconds')} s). Stored votes not acknowledged to the client "
                       f"(committed, response lost): {r['store']['stored_not_acknowledged']}. "
                       f"Latency outside the outage: {r.get('latency_ms_outside_outage')}."]
+    for r in res["runs"]:
+        if r.get("latency_ms_after_ramp"):
+            a = r["latency_ms_after_ramp"]
+            lines += ["", f"Run `{r['run']}`, votes after {a['from_s']} s (arrivals settled): {a['votes']} votes, "
+                      f"p50 {a['p50']} ms, p99 {a['p99']} ms. p99 per 10 s of the run (ms): {r['latency_p99_ms_per_10s']}."]
     lines += ["", "All runs: every acknowledged vote stored and none twice: "
               + ("yes" if all(r["ok"] for r in res["runs"]) else "**NO**") + "."]
     return "\n".join(lines) + "\n"

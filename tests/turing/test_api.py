@@ -274,3 +274,41 @@ def test_staircase_study_stores_the_exposure_per_vote(client_for):
     # the exposure each image was shown for: 400, 400, 320, 320, 256, 256 → second half 320, 256, 256
     assert res["staircase"]["sessions"] == 1
     assert res["staircase"]["threshold_ms_median"] == pytest.approx((320 + 256 + 256) / 3)
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_completion_url_and_shared_store(make_study, tmp_path, processes):
+    """processes=2 is the path for several server processes (no per-session cache in memory)."""
+    d = make_study("done")
+    app = create_app(d, db_url=f"sqlite:///{tmp_path / 'done.sqlite'}", token=TOKEN, reps=50,
+                     completion_url="https://example.org/complete?cc={code}", processes=processes)
+    c = TestClient(app)
+    sess = c.post("/api/studies/done/sessions", json={"worker_id": "prolific-123"}).json()
+    sid = sess["session_id"]
+    for k, it in enumerate(sess["items"]):
+        body = {"vote_id": vid(), "image_id": it["image_id"], "answer": "fake"}
+        r = c.post(f"/api/studies/done/sessions/{sid}/votes", json=body).json()
+        assert r["progress"] == k + 1
+        assert c.post(f"/api/studies/done/sessions/{sid}/votes", json=body).json()["progress"] == k + 1  # retry
+    assert r["done"] and r["completion_url"] == f"https://example.org/complete?cc={r['completion_code']}"
+
+
+def test_several_generators_get_a_rank_correlation(tiny_run, tmp_path):
+    from ganworks.turing.stats import summarize
+    from ganworks.turing.study import create_study
+
+    s = create_study(tmp_path / "multi", "digits:test", [str(tiny_run)] * 3, images_per_source=4, tutorial=0,
+                     attention=0, device="cpu", scores={"run": {"FID": 30.0}, "run-2": {"FID": 20.0},
+                                                        "run-3": {"FID": 10.0}})
+    assert [x["label"] for x in s["sources"]] == ["digits:test", "run", "run-2", "run-3"]
+    fool = {"run": 0.0, "run-2": 0.5, "run-3": 1.0}  # people are fooled more by the lower-FID generator
+    votes = []
+    for r in range(4):
+        for iid, m in s["images"].items():
+            wrong = (m["truth"] == "fake" and (r / 4) < fool[m["source"]])
+            ans = ("real" if m["truth"] == "fake" else "fake") if wrong else m["truth"]
+            votes.append({"session_id": f"s{r}", "image_id": iid, "source": m["source"], "truth": m["truth"],
+                          "kind": m["kind"], "answer": ans})
+    res = summarize(s, votes, reps=50)
+    (c,) = res["rank_correlations"]
+    assert c["score"] == "FID" and c["n"] == 3 and c["spearman"] == pytest.approx(-1.0)

@@ -56,7 +56,7 @@ def add_subcommands(subparsers) -> None:
     s.add_argument("--completion-url", default=None, help="redirect here at the end; '{code}' is replaced")
     s.add_argument("--sync", default="normal", choices=["normal", "full"],
                    help="SQLite synchronous level: normal survives kill -9, full also power loss")
-    s.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (SQLite: keep 1)")
+    s.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default 1: the single SQLite writer; more processes share SQLite's write lock)")
     s.add_argument("--keep-alive", type=int, default=75,
                    help="seconds an idle rater connection stays open (raters think for seconds between answers)")
     s.set_defaults(func=cmd_serve)
