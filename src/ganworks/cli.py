@@ -77,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     from .reproduce.cli import add_subcommands as add_reproduce
 
     add_reproduce(sub)
+    try:
+        from .turing.cli import add_subcommands as add_turing
+    except ImportError:  # the `turing` extra (fastapi, uvicorn, sqlalchemy) is not installed
+        pass
+    else:
+        add_turing(sub)
     return parser
 
 

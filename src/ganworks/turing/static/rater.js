@@ -1,0 +1,135 @@
+// Rater page of a ganworks visual Turing test. No external code; talks only to this server.
+(function () {
+  "use strict";
+  const study = decodeURIComponent(location.pathname.split("/").filter(Boolean)[1] || "");
+  const api = "/api/studies/" + encodeURIComponent(study);
+  const $ = (id) => document.getElementById(id);
+  let cfg = null, sess = null, answered = new Set(), current = null, shownAt = 0, busy = false, waiting = false;
+  let exposure = null, exposureTimer = null;
+
+  function randomId() {
+    const a = new Uint8Array(16);
+    crypto.getRandomValues(a);
+    return Array.from(a, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+  function show(id) { for (const s of ["intro", "task", "done"]) $(s).classList.toggle("hidden", s !== id); }
+  function fail(msg) { const e = $("error"); e.textContent = msg; e.classList.remove("hidden"); }
+
+  async function call(method, url, body, tries) {
+    // Retries on network errors and 5xx with the same body (the vote id makes a retry idempotent).
+    tries = tries || 6;
+    for (let k = 0; ; k++) {
+      let r;
+      try {
+        r = await fetch(url, { method, headers: body ? { "Content-Type": "application/json" } : {},
+                                body: body ? JSON.stringify(body) : undefined });
+      } catch (e) {
+        if (k + 1 >= tries) throw new Error("network error: " + e.message);
+        await new Promise((ok) => setTimeout(ok, 300 * 2 ** k)); continue;
+      }
+      if (r.status >= 500 && k + 1 < tries) { await new Promise((ok) => setTimeout(ok, 300 * 2 ** k)); continue; }
+      const data = await r.json().catch(() => ({}));
+      if (!r.ok) { const err = new Error(typeof data.detail === "string" ? data.detail : r.status + " error"); err.status = r.status; throw err; }
+      return data;
+    }
+  }
+
+  function workerId() {
+    const q = new URLSearchParams(location.search);
+    for (const p of cfg.worker_params) { const v = q.get(p); if (v) return v; }
+    return null;
+  }
+
+  async function start() {
+    cfg = await call("GET", api + "/config");
+    const wid = workerId();
+    const key = "ganworks-turing:" + study + ":" + (wid || "anonymous");
+    const saved = localStorage.getItem(key);
+    if (saved) { try { sess = await call("GET", api + "/sessions/" + encodeURIComponent(saved)); } catch (e) { sess = null; } }
+    if (!sess) sess = await call("POST", api + "/sessions", wid ? { worker_id: wid } : {});
+    localStorage.setItem(key, sess.session_id);
+    answered = new Set(sess.answered);
+    exposure = sess.exposure_ms;
+    if (sess.done) return finish(sess);
+    const nt = sess.items.filter((it) => it.tutorial).length;
+    $("n-tutorial").textContent = nt;
+    $("feedback-note").textContent = cfg.feedback ? "After the practice you will still be told whether you were right."
+                                                  : "After the practice you will not be told.";
+    if (cfg.exposure_ms) $("exposure-note").textContent = "Each image is shown only briefly, then hidden: answer from memory.";
+    if (answered.size > 0) { show("task"); next(); } else { show("intro"); waiting = "start"; }
+  }
+
+  function next() {
+    waiting = false;
+    $("feedback").classList.add("hidden"); $("next").classList.add("hidden");
+    const k = sess.items.findIndex((it) => !answered.has(it.image_id));
+    if (k < 0) return;
+    current = sess.items[k];
+    $("phase").textContent = current.tutorial ? "practice" : "rating";
+    $("phase").classList.toggle("hidden", false);
+    const nMain = sess.items.filter((it) => !it.tutorial).length;
+    const doneMain = sess.items.filter((it) => !it.tutorial && answered.has(it.image_id)).length;
+    $("counter").textContent = current.tutorial ? "practice image " + (k + 1)
+                                                : "image " + (doneMain + 1) + " of " + nMain;
+    $("bar").style.width = (100 * answered.size / sess.items.length) + "%";
+    const img = $("image");
+    img.classList.add("hidden"); $("blank").classList.add("hidden");
+    setButtons(false);
+    img.onload = () => {
+      img.classList.remove("hidden"); shownAt = performance.now(); setButtons(true);
+      clearTimeout(exposureTimer);
+      if (exposure) exposureTimer = setTimeout(() => { img.classList.add("hidden"); $("blank").classList.remove("hidden"); }, exposure);
+    };
+    img.onerror = () => fail("could not load the image; please reload the page");
+    img.src = api + "/images/" + current.image_id;
+  }
+
+  function setButtons(on) { $("btn-real").disabled = !on; $("btn-fake").disabled = !on; busy = !on; }
+
+  async function answer(a) {
+    if (busy || !current || waiting) return;
+    setButtons(false); clearTimeout(exposureTimer);
+    const body = { vote_id: randomId(), image_id: current.image_id, answer: a,
+                   latency_ms: Math.round(performance.now() - shownAt) };
+    let r;
+    try { r = await call("POST", api + "/sessions/" + encodeURIComponent(sess.session_id) + "/votes", body); }
+    catch (e) { if (e.status === 409) { answered.add(current.image_id); return next(); } return fail(e.message); }
+    answered.add(current.image_id);
+    if (r.exposure_ms) exposure = r.exposure_ms;
+    $("bar").style.width = (100 * answered.size / sess.items.length) + "%";
+    if (r.done) { sess.completion_code = r.completion_code; sess.completion_url = r.completion_url; }
+    if (r.truth) {
+      const fb = $("feedback");
+      fb.textContent = (r.correct ? "Correct — " : "Not quite — ") + "this image was " + (r.truth === "real" ? "real." : "generated.");
+      fb.className = "feedback " + (r.correct ? "ok" : "bad");
+      $("next").classList.remove("hidden"); waiting = r.done ? "finish" : "next";
+      return;
+    }
+    if (r.done) return finish(r);
+    next();
+  }
+
+  function finish(r) {
+    show("done");
+    $("code").textContent = r.completion_code || sess.completion_code;
+    const url = r.completion_url || sess.completion_url;
+    if (url) {
+      $("redirect").classList.remove("hidden"); $("redirect-link").href = url;
+      setTimeout(() => { location.href = url; }, 4000);
+    }
+  }
+
+  $("start").onclick = () => { show("task"); next(); };
+  $("btn-real").onclick = () => answer("real");
+  $("btn-fake").onclick = () => answer("fake");
+  $("next").onclick = () => { if (waiting === "finish") finish(sess); else next(); };
+  document.addEventListener("keydown", (e) => {
+    if (e.repeat) return;
+    const k = e.key.toLowerCase();
+    if (waiting === "start" && (k === "enter" || k === " ")) { e.preventDefault(); $("start").click(); return; }
+    if ((waiting === "next" || waiting === "finish") && (k === "enter" || k === " ")) { e.preventDefault(); $("next").click(); return; }
+    if (k === "r" || k === "arrowleft") { e.preventDefault(); answer("real"); }
+    else if (k === "g" || k === "f" || k === "arrowright") { e.preventDefault(); answer("fake"); }
+  });
+  start().catch((e) => fail(e.message));
+})();

@@ -1,0 +1,166 @@
+"""End to end in a real browser: Debian's chromium + chromedriver (Selenium, headless) against a real
+uvicorn on 127.0.0.1.  A rater answers a whole session by clicking and by keyboard; the owner page
+then shows those votes.  Screenshots of each page go to $GANWORKS_TURING_SCREENSHOTS (else tmp)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+webdriver = pytest.importorskip("selenium.webdriver")
+CHROMEDRIVER = "/usr/bin/chromedriver"
+if not (os.path.exists(CHROMEDRIVER) and (shutil.which("chromium") or shutil.which("chromium-browser"))):
+    pytest.skip("needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)",
+                allow_module_level=True)
+
+from selenium.webdriver.chrome.options import Options  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+TOKEN = "browser-test-owner-token"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(make_study):
+    study = make_study("e2e", feedback=False, tutorial=2, attention=1, per_session=6)
+    port = _free_port()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.Popen([sys.executable, "-m", "ganworks.cli", "turing", "serve", str(study), "--host", "127.0.0.1",
+                             "--port", str(port), "--token", TOKEN], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                urllib.request.urlopen(base + "/", timeout=2).read()
+                break
+            except OSError:
+                if proc.poll() is not None or time.time() > deadline:
+                    raise RuntimeError("server did not start: " + proc.stdout.read().decode()[-2000:])
+                time.sleep(0.2)
+        yield base, study
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+@pytest.fixture
+def browser():
+    opts = Options()
+    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=900,900",
+              "--no-first-run", "--disable-extensions", "--disable-background-networking"):
+        opts.add_argument(a)
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    opts.binary_location = binary
+    drv = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    drv.set_page_load_timeout(30)
+    try:
+        yield drv
+    finally:
+        drv.quit()
+
+
+def test_rater_clicks_and_keys_then_owner_sees_the_votes(server, browser, tmp_path):
+    base, study_dir = server
+    shots = Path(os.environ.get("GANWORKS_TURING_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    manifest = json.loads((study_dir / "study.json").read_text())["images"]
+    wait = WebDriverWait(browser, 20)
+    d = browser
+    d.get(f"{base}/study/e2e?PROLIFIC_PID=worker-e2e")
+    wait.until(EC.visibility_of_element_located((By.ID, "start")))
+    d.find_element(By.ID, "start").click()
+
+    answered, k, took_feedback_shot = [], 0, False
+    expected = {"fake_votes": 0, "fake_fooled": 0, "real_votes": 0, "real_wrong": 0}
+    while True:
+        state = wait.until(lambda drv: drv.execute_script(
+            "if (!document.getElementById('done').classList.contains('hidden')) return 'done';"
+            "if (!document.getElementById('next').classList.contains('hidden')) return 'feedback';"
+            "const b = document.getElementById('btn-real');"
+            "return (!b.disabled && !document.getElementById('image').classList.contains('hidden')) ? 'ready' : false;"))
+        if state == "done":
+            break
+        if state == "feedback":
+            if not took_feedback_shot:
+                d.save_screenshot(str(shots / "feedback.png"))
+                took_feedback_shot = True
+            text = d.find_element(By.ID, "feedback").text
+            assert "this image was" in text
+            d.find_element(By.TAG_NAME, "body").send_keys(Keys.SPACE)  # continue by keyboard
+            continue
+        src_attr = d.execute_script("return document.getElementById('image').getAttribute('src')")
+        iid = src_attr.rsplit("/", 1)[1]
+        m = manifest[iid]
+        tutorial = d.find_element(By.ID, "phase").text == "practice"
+        # attention checks answered right; reals right; generated images called real on every other one
+        ans = "fake" if m["kind"] == "attention" else ("real" if m["truth"] == "real" or k % 2 else "fake")
+        if k == 2:
+            d.save_screenshot(str(shots / "rater.png"))
+        if k % 2 == 0:  # click
+            d.find_element(By.ID, "btn-real" if ans == "real" else "btn-fake").click()
+        else:  # keyboard: R / G, or the arrow keys
+            key = ("r" if ans == "real" else "g") if k % 4 == 1 else (Keys.ARROW_LEFT if ans == "real" else Keys.ARROW_RIGHT)
+            d.find_element(By.TAG_NAME, "body").send_keys(key)
+        answered.append(iid)
+        if not tutorial and m["kind"] == "main":
+            t = "fake" if m["truth"] == "fake" else "real"
+            expected[f"{t}_votes"] += 1
+            expected["fake_fooled" if t == "fake" else "real_wrong"] += (ans != m["truth"])
+        k += 1
+        wait.until(lambda drv: drv.execute_script(  # the answer went through: a new image, feedback, or the end
+            "return document.getElementById('image').getAttribute('src') !== arguments[0] || "
+            "!document.getElementById('next').classList.contains('hidden') || "
+            "!document.getElementById('done').classList.contains('hidden')", src_attr))
+    code = d.find_element(By.ID, "code").text
+    assert len(code) == 8
+    d.save_screenshot(str(shots / "completion.png"))
+    assert len(answered) == len(set(answered)) == 2 + 6 + 1
+    assert took_feedback_shot
+
+    # the same worker coming back gets the finished session and the same code
+    d.get(f"{base}/study/e2e?PROLIFIC_PID=worker-e2e")
+    wait.until(EC.visibility_of_element_located((By.ID, "code")))
+    assert d.find_element(By.ID, "code").text == code
+
+    d.get(f"{base}/owner/e2e?token={TOKEN}")
+    wait.until(lambda drv: len(drv.find_elements(By.CSS_SELECTOR, "#sources tbody tr")) == 2)
+    rows = [r.text for r in d.find_elements(By.CSS_SELECTOR, "#sources tbody tr")]
+    assert f"of {len(answered)}." in d.find_element(By.ID, "summary").text
+    real_row = next(r for r in rows if " real " in f" {r} " and "generated" not in r)
+    fake_row = next(r for r in rows if "generated" in r)
+    assert real_row.split()[2] == str(expected["real_votes"]) and fake_row.split()[2] == str(expected["fake_votes"])
+    err_fakes = 100 * expected["fake_fooled"] / expected["fake_votes"]
+    assert f"{err_fakes:.1f} %" in fake_row
+    assert d.find_elements(By.CSS_SELECTOR, "#chart svg rect") and d.find_elements(By.CSS_SELECTOR, "#most img")
+    d.execute_script("document.querySelector('details').open = true")
+    d.set_window_size(1100, 1500)
+    d.save_screenshot(str(shots / "owner.png"))
+
+    # a wrong token is refused on the page
+    d.get(f"{base}/owner/e2e?token=wrong")
+    wait.until(EC.visibility_of_element_located((By.ID, "error")))
+    assert "wrong owner token" in d.find_element(By.ID, "error").text
