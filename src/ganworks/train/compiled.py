@@ -27,9 +27,9 @@ from torch.nn.utils import parametrize
 from ..errors import ConfigError
 
 #: (device type, discriminator builder) where the compiled step was measured faster than eager.
-#: Empty: on the shared 2-core CPU of benchmarks/results/improved_gan_step_compiled.md the compiled
-#: MNIST step was not measurably faster (0.78x, then 0.99x at 1 thread, under load 4-11), so
-#: ``auto`` compiles nothing until a measurement on a quiet machine says otherwise.
+#: Empty: on the CPU of benchmarks/results/improved_gan_step_compiled.md the compiled MNIST step was
+#: slower than eager (0.87x at 1 thread), so ``auto`` compiles nothing until a measurement (e.g. on a
+#: GPU) says otherwise.
 FASTER_COMPILED: set[tuple[str, str]] = set()
 #: ``auto`` compiles only runs of at least this many iterations (compiling takes ~0.5-2 minutes).
 MIN_ITERATIONS = 2000
