@@ -212,11 +212,8 @@ def execute(spec: RunSpec, caps: Caps, threads: int, device=None, data_root=None
     return launch.poll()
 
 
-def run_local(specs: list[RunSpec], caps: Caps, jobs: int, threads: int, device=None, data_root=None,
-              progress: bool = True) -> dict[str, str]:
-    """Run ``specs`` ``jobs`` at a time; returns each run's outcome by ``spec.key``."""
-    from tqdm import tqdm
-
+def _sort_out(specs: list[RunSpec], caps: Caps) -> tuple[dict[str, str], list[tuple[RunSpec, str]]]:
+    """Outcomes of the runs to skip (finished, or running elsewhere) and ``(spec, state)`` of the rest."""
     outcome: dict[str, str] = {}
     todo = []
     for s in specs:
@@ -225,6 +222,15 @@ def run_local(specs: list[RunSpec], caps: Caps, jobs: int, threads: int, device=
             outcome[s.key] = "finished (skipped)" if state == "finished" else "running elsewhere (skipped)"
         else:
             todo.append((s, state))
+    return outcome, todo
+
+
+def run_local(specs: list[RunSpec], caps: Caps, jobs: int, threads: int, device=None, data_root=None,
+              progress: bool = True) -> dict[str, str]:
+    """Run ``specs`` ``jobs`` at a time; returns each run's outcome by ``spec.key``."""
+    from tqdm import tqdm
+
+    outcome, todo = _sort_out(specs, caps)
     bar = tqdm(total=len(specs), initial=len(outcome), desc=specs[0].table.id if specs else "reproduce",
                unit="run", disable=not progress, dynamic_ncols=True)
     active: list[Launch] = []
@@ -276,14 +282,8 @@ def run_submitit(specs: list[RunSpec], caps: Caps, jobs: int, threads: int, fold
         raise ConfigError("--launcher slurm needs submitit: pip install submitit (or 'ganworks[slurm]')") from None
     from tqdm import tqdm
 
-    outcome: dict[str, str] = {}
-    todo = []
-    for s in specs:
-        state = run_state(s, caps)
-        if state in ("finished", "running"):
-            outcome[s.key] = "finished (skipped)" if state == "finished" else "running elsewhere (skipped)"
-        else:
-            todo.append(s)
+    outcome, todo = _sort_out(specs, caps)
+    todo = [s for s, _ in todo]
     executor = submitit.AutoExecutor(folder=str(folder), cluster=None if cluster == "slurm" else cluster)
     params = {"cpus_per_task": threads, "tasks_per_node": 1, "nodes": 1, "timeout_min": 60 * 24}
     if caps.max_minutes:
