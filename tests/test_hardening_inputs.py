@@ -100,6 +100,8 @@ def test_item5_image_folder_whose_first_file_is_not_an_image(tmp_path, monkeypat
     (["train.iterations=2.5"], "'train.iterations' is 2.5; it must be an integer"),
     (["train.ema_d=1.0"], "'train.ema_d' is 1.0; it must be a number in [0, 1)"),
     (["eval.quality_uint8=\"floor\""], "allowed: 'round', 'truncate'"),
+    (["train.amp=\"fp8\""], "allowed: 'none', 'bf16', 'fp16'"),
+    (["data.workers=-1"], "'data.workers' is -1; it must be an integer in [0, 256]"),
 ])
 def test_items5_6_numbers_are_validated_with_their_range(overrides, message, capsys):
     code = main(["train", "improved-gan/mnist-100", *_sets(overrides), "--no-progress"])
