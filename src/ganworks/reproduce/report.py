@@ -109,7 +109,8 @@ def markdown(data: dict) -> str:
         ep = "–" if r["epochs_min"] is None else (
             f"{r['epochs_min']:.1f}" if abs(r["epochs_min"] - r["epochs_max"]) < 0.05 else f"{r['epochs_min']:.1f}–{r['epochs_max']:.1f}")
         for m, s in r["summary"].items():
-            ours = "–" if s["mean"] is None else f"{_fmt(s['mean'], m)} ± {_fmt(s['std'], m)}"
+            ours = ("–" if s["mean"] is None else f"{_fmt(s['mean'], m)} ± {_fmt(s['std'], m)}" if s["n"] > 1
+                    else f"{_fmt(s['mean'], m)} (one seed)")
             paper = "–" if s["published"] is None else (
                 _fmt(s["published"], m) + (f" ± {_fmt(s['published_std'], m)}" if s["published_std"] is not None else ""))
             lines.append(f"| {r['label']} | {m} | {ours} | {s['n']} of {len(r['seeds_asked'])} | "
@@ -146,6 +147,9 @@ def plot_row(row: dict, metrics: list[str], path: Path) -> Path | None:
             std = row["summary"][m]["published_std"]
             if std:
                 ax.axhspan(pub - std, pub + std, color="k", alpha=0.08)
+        values = [p[1] for x in row["seeds"] for p in x["curve"][m]] + ([pub] if pub is not None else [])
+        if min(values) > 0 and max(values) / min(values) > 20:  # e.g. test errors: 2000 -> 90
+            ax.set_yscale("log")
         ax.set_xlabel("epoch")
         ax.set_ylabel(m)
         ax.set_title(f"{row['label']}: {m}", fontsize=9)
