@@ -188,6 +188,16 @@ def test_kill_between_row_and_save_gives_no_duplicate_row(tmp_path, tiny_digits,
     resumed = _resume(cfg, tmp_path / "cut")
     assert _rows(tmp_path / "cut") == _rows(tmp_path / "straight")
     _same_weights(straight, resumed)
+    assert _tb_steps(tmp_path / "cut", "loss_d") == _tb_steps(tmp_path / "straight", "loss_d") == [10, 20, 30]
+
+
+def _tb_steps(run_dir, tag):
+    """The steps TensorBoard shows for ``tag`` (purged events hidden, as TensorBoard reads them)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir / "tb"))
+    acc.Reload()
+    return [e.step for e in acc.Scalars(tag)]
 
 
 def test_ctrl_c_mid_window_resumes_with_the_same_rows(tmp_path, tiny_digits, monkeypatch):

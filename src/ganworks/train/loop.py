@@ -84,6 +84,7 @@ class RunLog:
         self.run_dir = run_dir
         (run_dir / "samples").mkdir(parents=True, exist_ok=True)
         self._tb = None
+        self._purge_step = None  # set by rollback: TensorBoard hides the events after the checkpoint
 
     @property
     def tb(self):
@@ -91,14 +92,17 @@ class RunLog:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self._tb = SummaryWriter(str(self.run_dir / "tb"))
+                self._tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=self._purge_step)
             except ImportError:  # tensorboard missing: jsonl still has everything
                 self._tb = False
         return self._tb
 
     def rollback(self, iteration: int) -> int:
         """Drop rows of ``metrics.jsonl`` after ``iteration`` (written before a save that never
-        happened) and a torn last line; returns how many were dropped."""
+        happened) and a torn last line, and have TensorBoard purge its events after ``iteration``;
+        returns how many rows were dropped."""
+        if iteration > 0:
+            self._purge_step = iteration + 1
         path = self.run_dir / "metrics.jsonl"
         if not path.exists():
             return 0
