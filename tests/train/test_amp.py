@@ -46,6 +46,11 @@ def test_fp16_uses_a_grad_scaler(tmp_path):
     row = train(exp, tmp_path, progress=False)
     assert math.isfinite(row["loss_d"]) and math.isfinite(exp.amp_scaler.get_scale())
     assert any(not torch.equal(a, b) for a, b in zip(before, exp.G.parameters()))
+    saved = exp.amp_scaler.state_dict()
+    assert saved["_growth_tracker"] > 0  # it has moved from its initial state, so the check below can fail
+    again = Experiment(resolve("sngan/cifar10-resnet-projection", TINY + ["train.amp=fp16"]), torch.device("cpu"))
+    again.load_state_dict(exp.state_dict())
+    assert again.amp_scaler.state_dict() == saved
 
 
 def test_unknown_mode_is_a_config_error():

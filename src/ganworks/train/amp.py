@@ -8,8 +8,8 @@ fp16 uses a ``torch.amp.GradScaler`` without touching the loop: the phase's loss
 identity whose backward multiplies the incoming gradient by the scaler's scale (what
 ``scaler.scale(loss).backward()`` does), and each optimizer is wrapped so that ``step()`` is
 ``scaler.step(opt); scaler.update()`` (unscale, skip the step on inf/NaN gradients, adapt the
-scale). The loss values logged are unscaled. The scaler's state is not saved in checkpoints: a
-resumed fp16 run starts again from the initial scale (bf16 needs no scaler).
+scale). The loss values logged are unscaled. The scaler's state (scale, growth tracker) is part of
+the checkpoint, so a resumed fp16 run goes on with the scale it had (bf16 needs no scaler).
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ def setup_amp(exp) -> None:
     if mode not in AMP_MODES:
         raise ConfigError(f"train.amp must be one of {', '.join(map(repr, AMP_MODES))}, got {mode!r}")
     dtype = AMP_MODES[mode]
+    exp.amp_scaler = None
     if dtype is None:
         return
     device_type = exp.device.type

@@ -234,6 +234,7 @@ class Experiment:
             "position": dict(self.position),
             "best": self.best,
             "world_size": self.world_size,
+            "amp": self.amp_scaler.state_dict() if self.amp_scaler is not None else {},
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -252,6 +253,8 @@ class Experiment:
         self.position = dict(state["position"])
         self.best = state.get("best")
         self.loop_state = state.get("loop", {})  # the loop's running loss window (train() reads it)
+        if self.amp_scaler is not None and state.get("amp"):  # fp16: the GradScaler's scale and growth tracker
+            self.amp_scaler.load_state_dict(state["amp"])
         set_rng_state(state["rng"], self.device)
 
 
