@@ -18,6 +18,7 @@ import json
 import math
 import shutil
 import statistics
+import time
 from pathlib import Path
 
 from .runner import read_status
@@ -50,10 +51,22 @@ def _fmt(v: float | None, metric: str) -> str:
     return f"{v:.2f}"
 
 
+def _machine() -> str:
+    """Where the report was written (with the local launcher, where the runs ran)."""
+    import os
+    import platform
+
+    import torch
+
+    gpu = f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"
+    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores{gpu}; "
+            f"torch {torch.__version__}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+
+
 def collect(table: Table, specs: list[RunSpec]) -> dict:
     """Per row: every seed's final metrics, curves and epochs; mean ± std over the seeds that have one."""
     out = {"table": table.name, "id": table.id, "title": table.title, "paper": table.paper, "notes": table.notes,
-           "metrics": table.metrics, "rows": []}
+           "metrics": table.metrics, "rows": [], "machine": _machine()}
     caps_seen = []
     by_row: dict[str, list[RunSpec]] = {}
     for s in specs:
@@ -93,7 +106,8 @@ def collect(table: Table, specs: list[RunSpec]) -> dict:
 def markdown(data: dict) -> str:
     lines = [f"# {data['title']}", "", f"Paper: {data['paper']}." if data["paper"] else "",
              f"Table `{data['table']}`, produced by `ganworks reproduce {data['table']} --report`. "
-             "Ours: the last evaluation of each run, mean ± sample std over the seeds that have one.", ""]
+             "Ours: the last evaluation of each run, mean ± sample std over the seeds that have one.", "",
+             f"Report written on: {data['machine']}.", ""]
     if data["notes"]:
         lines += [data["notes"], ""]
     caps = [c for c in data["caps"] if any(v is not None for v in c.values())]
