@@ -188,3 +188,17 @@ def test_submitit_local_launcher(tmp_path, tiny_digits, capsys):
         assert status["finished"] and status["iteration"] == 10
     assert any((out / "tiny-table" / "submitit").iterdir())  # submitit's job folders
     assert capsys.readouterr().out.count("finished") == 2
+
+
+def test_seeds_at_different_epochs_are_also_compared_at_their_common_epoch():
+    from ganworks.reproduce.report import at_common_epoch
+
+    # seed A stopped at epoch 3, seed B at 5: compare at epoch 3 (B's value there, not its last)
+    c = at_common_epoch([[[1, 300], [2, 200], [3, 150]], [[1, 310], [2, 210], [3, 130], [4, 120], [5, 110]]])
+    assert c["epoch"] == 3 and c["n"] == 2
+    assert c["mean"] == pytest.approx(140) and c["std"] == pytest.approx(14.142, abs=1e-3)
+    # B evaluated every 2 epochs: its last evaluation at or before epoch 3 counts
+    c = at_common_epoch([[[1, 300], [3, 150]], [[2, 200], [4, 100]]])
+    assert c["epoch"] == 3 and c["mean"] == pytest.approx(175)
+    # same epochs, or one seed: nothing to add
+    assert at_common_epoch([[[3, 150]], [[3, 130]]]) is None and at_common_epoch([[[3, 150]]]) is None

@@ -5,7 +5,8 @@ iterations after a resume count once, the later row winning) and ``status.json``
 the report folder:
 
 * ``report.md``: one line per row and metric — ours, n seeds (of those asked), epochs trained,
-  the published value — and the caps the runs were trained under;
+  the published value — and the caps the runs were trained under; where a row's seeds stopped at
+  different epochs, also the mean ± std at the last epoch all of them reached;
 * ``report.json``: the same with every seed's value and curve;
 * ``<row>.png``: each metric over training epochs, one line per seed, the published value as a
   horizontal line (matplotlib);
@@ -93,7 +94,8 @@ def collect(table: Table, specs: list[RunSpec]) -> dict:
             vals = [x["final"][m] for x in seeds if x["final"].get(m) is not None]
             summary[m] = {"mean": statistics.fmean(vals) if vals else None,
                           "std": statistics.stdev(vals) if len(vals) > 1 else (0.0 if vals else None),
-                          "n": len(vals), "published": row.published.get(m), "published_std": row.published_std.get(m)}
+                          "n": len(vals), "published": row.published.get(m), "published_std": row.published_std.get(m),
+                          "common": at_common_epoch([x["curve"][m] for x in seeds if x["curve"][m]])}
         epochs = [x["epochs"] for x in seeds if x["epochs"] is not None]
         out["rows"].append({"id": row.id, "label": row.label, "preset": row.preset, "seeds_asked": row.seeds,
                             "summary": summary, "epochs_min": min(epochs) if epochs else None,
@@ -101,6 +103,21 @@ def collect(table: Table, specs: list[RunSpec]) -> dict:
                             "finished": sum(x["finished"] for x in seeds), "seeds": seeds})
     out["caps"] = caps_seen
     return out
+
+
+def at_common_epoch(curves: list[list[list[float]]]) -> dict | None:
+    """Where seeds stopped at different epochs, their mean is of different things: the mean ± std at
+    the last epoch every seed reached (each seed's last evaluation at or before it), else None."""
+    if len(curves) < 2:
+        return None
+    ends = [c[-1][0] for c in curves]
+    epoch = min(ends)
+    if max(ends) - epoch < 0.05:
+        return None
+    vals = [[v for e, v in c if e <= epoch + 1e-9][-1] for c in curves if c[0][0] <= epoch + 1e-9]
+    if len(vals) < 2:
+        return None
+    return {"epoch": epoch, "mean": statistics.fmean(vals), "std": statistics.stdev(vals), "n": len(vals)}
 
 
 def markdown(data: dict) -> str:
@@ -125,6 +142,10 @@ def markdown(data: dict) -> str:
         for m, s in r["summary"].items():
             ours = ("–" if s["mean"] is None else f"{_fmt(s['mean'], m)} ± {_fmt(s['std'], m)}" if s["n"] > 1
                     else f"{_fmt(s['mean'], m)} (one seed)")
+            c = s.get("common")
+            if c:
+                ours += (f" (seeds at different epochs; at epoch {c['epoch']:.1f}, the last all {c['n']} reached: "
+                         f"{_fmt(c['mean'], m)} ± {_fmt(c['std'], m)})")
             paper = "–" if s["published"] is None else (
                 _fmt(s["published"], m) + (f" ± {_fmt(s['published_std'], m)}" if s["published_std"] is not None else ""))
             lines.append(f"| {r['label']} | {m} | {ours} | {s['n']} of {len(r['seeds_asked'])} | "

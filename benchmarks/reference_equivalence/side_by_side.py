@@ -1,0 +1,322 @@
+"""Whole training runs side by side: the authors' MNIST script and ``ganworks train improved-gan/mnist-100``.
+
+Issue 12: the reference script (openai/improved-gan ``train_mnist_feature_matching.py``, Theano,
+run by ``ref_mnist_train.py``) and ganworks' preset train with the same ``seed_data`` (so the same
+100 labelled images and the same data-dependent-init batch) and the same seed number for the same
+number of epochs, over several seeds. The two cannot agree number for number (different random
+generators draw the noise, z and the minibatch order); they must agree within their seed-to-seed
+spread. Each side runs on one thread; the two sides run at the same time, one lane each (the
+reference lane runs its seeds one after the other, so does the ganworks lane), so both see the
+same machine.
+
+Recorded per epoch and seed: the test errors (of 10,000) of the raw D and of the averaged D. The
+reference script's own number is its averaged D (``test_batch`` has ``givens=disc_avg_givens``),
+an average started at zero and never bias-corrected; ganworks' average is bias-corrected (a
+documented deviation), so the reference lane also evaluates its average divided by (1 − 0.9999^t),
+which is ganworks' definition: that column is the like-for-like comparison, the uncorrected one is
+shown beside it.
+
+    PYTHONPATH=src python benchmarks/reference_equivalence/side_by_side.py run --seeds 1 2 3 --epochs 30
+    PYTHONPATH=src python benchmarks/reference_equivalence/side_by_side.py report
+
+``run`` is resumable: a finished (side, seed) is skipped; an interrupted ganworks run resumes from
+its checkpoint; an interrupted reference run starts again (the script has no checkpoints). Runs go
+to ``--work`` (default ``~/.cache/ganworks/side_by_side``), outside the checkout. ``report`` writes
+``benchmarks/results/side_by_side_mnist.{json,md,png}``.
+
+Verdict rule (stated in the report): at the final epoch, for the raw D and for the averaged D, the
+difference of the two sides' means must be at most twice the pooled seed-to-seed standard
+deviation, sqrt((s_ref² + s_ours²) / 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE.parent / "results"
+HOME = Path("~/.cache/ganworks").expanduser()
+PRESET = "improved-gan/mnist-100"
+SERIES = {  # key -> (label, side, metrics key)
+    "ref_raw": ("reference, raw D", "ref", "test_errors_raw"),
+    "ref_avg": ("reference, averaged D (bias-corrected, ganworks' definition)", "ref", "test_errors_avg_corrected"),
+    "ref_avg_script": ("reference, averaged D as its script reports it (not bias-corrected)", "ref", "test_errors_avg"),
+    "ours_raw": ("ganworks, raw D", "ours", "test_errors"),
+    "ours_avg": ("ganworks, averaged D", "ours", "test_errors_ema"),
+}
+COMPARED = [("raw D", "ref_raw", "ours_raw"), ("averaged D", "ref_avg", "ours_avg")]
+
+
+def one_thread_env(extra: dict | None = None) -> dict:
+    env = dict(os.environ)
+    for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[k] = "1"
+    env.update(extra or {})
+    return env
+
+
+def build_mnist_npz(data_root: Path, path: Path) -> Path:
+    """The reference's ``mnist.npz`` from the canonical MNIST files: x_train = the first 50,000
+    training images, x_valid = the last 10,000, pixels in [0, 1], flattened to 784."""
+    if path.exists():
+        return path
+    from ganworks.data.datasets import load_dataset
+
+    train = load_dataset("mnist", "train", data_root, download=False)
+    test = load_dataset("mnist", "test", data_root, download=False)
+    x = train.images.reshape(-1, 784).numpy().astype(np.float32) / 255.0
+    y = train.labels.numpy().astype(np.int32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, x_train=x[:50000], y_train=y[:50000], x_valid=x[50000:], y_valid=y[50000:],
+             x_test=test.images.reshape(-1, 784).numpy().astype(np.float32) / 255.0,
+             y_test=test.labels.numpy().astype(np.int32))
+    tmp.replace(path)
+    return path
+
+
+def ref_done(log: Path, epochs: int) -> bool:
+    return log.exists() and len(read_jsonl(log)) >= epochs
+
+
+def ours_epochs(run: Path) -> int:
+    rows = [r for r in read_jsonl(run / "metrics.jsonl") if "test_errors" in r] if (run / "metrics.jsonl").exists() else []
+    return int(max((r["epoch"] for r in rows), default=0))
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def ref_command(a, seed: int, npz: Path, log: Path) -> list[str]:
+    return ["nice", "-n", str(a.nice), a.theano_python, str(HERE / "ref_mnist_train.py"),
+            "--improved-gan", a.improved_gan, "--lasagne", a.lasagne, "--mnist-npz", str(npz),
+            "--epochs", str(a.epochs), "--log", str(log), "--", "--seed", str(seed), "--seed_data", str(seed)]
+
+
+def ours_command(a, seed: int, run: Path) -> list[str]:
+    base = ["nice", "-n", str(a.nice), sys.executable, "-m", "ganworks"]
+    if (run / "config.json").exists():
+        return base + ["train", "--resume", str(run), "--epochs", str(a.epochs), "--threads", "1", "--no-progress"]
+    return base + ["train", PRESET, "--epochs", str(a.epochs), "--seed", str(seed), "--set", f"data.seed_data={seed}",
+                   "--threads", "1", "--no-progress", "--out", str(run), "--data-root", str(a.data_root)]
+
+
+def lane(name: str, jobs: list[tuple[int, list[str], dict, Path]], log_dir: Path, status: dict) -> None:
+    for seed, cmd, env, stdout in jobs:
+        status[name] = f"seed {seed} running"
+        with open(stdout, "a") as out:
+            out.write(f"\n# {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n")
+            out.flush()
+            rc = subprocess.call(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        if rc != 0:
+            status[name] = f"seed {seed} failed (exit {rc}, see {stdout})"
+            return
+    status[name] = "done"
+
+
+def cmd_run(a) -> int:
+    work = Path(a.work).expanduser()
+    npz = build_mnist_npz(Path(a.data_root), work / "mnist.npz")
+    theano_env = one_thread_env({"THEANO_FLAGS": f"device=cpu,floatX=float32,blas.ldflags=,base_compiledir={a.theano_compiledir}"})
+    ref_jobs, ours_jobs = [], []
+    for s in a.seeds:
+        log = work / "reference" / f"seed{s}.jsonl"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        if not ref_done(log, a.epochs):
+            ref_jobs.append((s, ref_command(a, s, npz, log), theano_env, log.with_suffix(".out")))
+        run = work / "ganworks" / f"seed{s}"
+        run.parent.mkdir(parents=True, exist_ok=True)
+        if ours_epochs(run) < a.epochs:
+            ours_jobs.append((s, ours_command(a, s, run), one_thread_env({"PYTHONPATH": str(HERE.parents[1] / "src")}),
+                              run.parent / f"seed{s}.out"))
+    (work / "settings.json").write_text(json.dumps({"seeds": a.seeds, "epochs": a.epochs, "preset": PRESET,
+                                                    "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}))
+    status = {}
+    lanes = [threading.Thread(target=lane, args=(n, j, work, status)) for n, j in (("reference", ref_jobs), ("ganworks", ours_jobs)) if j]
+    for t in lanes:
+        t.start()
+    print(f"side by side: {len(ref_jobs)} reference and {len(ours_jobs)} ganworks runs to do under {work}", flush=True)
+    while any(t.is_alive() for t in lanes):
+        time.sleep(a.poll)
+        done = {f"ref{s}": len(read_jsonl(work / "reference" / f"seed{s}.jsonl")) if (work / "reference" / f"seed{s}.jsonl").exists() else 0
+                for s in a.seeds}
+        done.update({f"ours{s}": ours_epochs(work / "ganworks" / f"seed{s}") for s in a.seeds})
+        print(time.strftime("%H:%M:%S"), status, "epochs:", done, "load", [round(x, 2) for x in os.getloadavg()], flush=True)
+    print(status)
+    return 0 if all(v == "done" for v in status.values()) else 1
+
+
+def collect(work: Path, seeds: list[int], epochs: int) -> dict:
+    """{series key: array [seeds, epochs] (NaN where missing)} and seconds per epoch per side."""
+    out = {k: np.full((len(seeds), epochs), np.nan) for k in SERIES}
+    secs = {"ref": [], "ours": []}
+    for i, s in enumerate(seeds):
+        ref_log = work / "reference" / f"seed{s}.jsonl"
+        for r in read_jsonl(ref_log) if ref_log.exists() else []:
+            e = r["epoch"]
+            if e <= epochs:
+                for k, (_, side, key) in SERIES.items():
+                    if side == "ref":
+                        out[k][i, e - 1] = r[key]
+                secs["ref"].append(r["seconds"])
+        mpath = work / "ganworks" / f"seed{s}" / "metrics.jsonl"
+        prev = None
+        for r in read_jsonl(mpath) if mpath.exists() else []:
+            if "test_errors" not in r:
+                continue
+            e = int(r["epoch"])
+            if e <= epochs:
+                for k, (_, side, key) in SERIES.items():
+                    if side == "ours":
+                        out[k][i, e - 1] = r[key]
+                if prev is not None and prev[0] == e - 1 and r["wall_time_s"] > prev[1]:
+                    secs["ours"].append(r["wall_time_s"] - prev[1])
+            prev = (e, r["wall_time_s"])
+    return out, secs
+
+
+def verdicts(series: dict, epochs: int) -> list[dict]:
+    rows = []
+    for name, rk, ok in COMPARED:
+        r, o = series[rk][:, epochs - 1], series[ok][:, epochs - 1]
+        r, o = r[~np.isnan(r)], o[~np.isnan(o)]
+        if len(r) < 2 or len(o) < 2:
+            rows.append({"quantity": name, "verdict": "not enough seeds", "n_ref": len(r), "n_ours": len(o)})
+            continue
+        sr, so = float(np.std(r, ddof=1)), float(np.std(o, ddof=1))
+        pooled = math.sqrt((sr ** 2 + so ** 2) / 2)
+        diff = float(np.mean(o) - np.mean(r))
+        rows.append({"quantity": name, "epoch": epochs, "ref_mean": float(np.mean(r)), "ref_std": sr,
+                     "ours_mean": float(np.mean(o)), "ours_std": so, "difference": diff, "pooled_std": pooled,
+                     "n_ref": len(r), "n_ours": len(o),
+                     "verdict": "agree" if abs(diff) <= 2 * pooled else "DIFFER"})
+    return rows
+
+
+def plot(series: dict, epochs: int, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    x = np.arange(1, epochs + 1)
+    styles = {"ref_raw": ("tab:blue", "-"), "ours_raw": ("tab:orange", "-"), "ref_avg": ("tab:blue", "-"),
+              "ours_avg": ("tab:orange", "-"), "ref_avg_script": ("tab:gray", "--")}
+    for ax, (title, keys) in zip(axes, (("raw D", ["ref_raw", "ours_raw"]),
+                                        ("averaged D", ["ref_avg", "ours_avg", "ref_avg_script"]))):
+        for k in keys:
+            m = np.nanmean(series[k], axis=0)
+            n = np.sum(~np.isnan(series[k]), axis=0)
+            sd = np.where(n > 1, np.nanstd(series[k], axis=0, ddof=1) if series[k].shape[0] > 1 else 0, 0)
+            c, ls = styles[k]
+            ax.plot(x, m, color=c, ls=ls, label=f"{SERIES[k][0]} (n={int(n.max()) if len(n) else 0})")
+            ax.fill_between(x, np.maximum(m - sd, 1), m + sd, color=c, alpha=0.2)
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch (600 iterations)")
+        ax.set_title(f"{title}: test errors of 10,000, mean ± std over seeds")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("test errors")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def cmd_report(a) -> int:
+    work = Path(a.work).expanduser()
+    settings = json.loads((work / "settings.json").read_text()) if (work / "settings.json").exists() else {}
+    seeds, epochs = a.seeds or settings.get("seeds", [1, 2, 3]), a.epochs or settings.get("epochs", 30)
+    series, secs = collect(work, seeds, epochs)
+    reached = {k: [int(np.sum(~np.isnan(v[i]))) for i in range(len(seeds))] for k, v in series.items()}
+    final = min(min(reached["ref_raw"]), min(reached["ours_raw"]))
+    checks = verdicts(series, final) if final else []
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / "side_by_side_mnist"
+    if final:
+        plot(series, epochs, out.with_suffix(".png"))
+    per_epoch = {k: {"mean": np.nanmean(v, 0).round(2).tolist(), "std": (np.nanstd(v, 0, ddof=1) if len(seeds) > 1 else 0 * v[0]).round(2).tolist(),
+                     "per_seed": [[None if math.isnan(x) else int(x) for x in row] for row in v]}
+                 for k, v in series.items()}
+    per_epoch = json.loads(json.dumps(per_epoch).replace("NaN", "null"))
+    sec = {side: {"mean": round(float(np.mean(v)), 1), "std": round(float(np.std(v)), 1), "n_epochs": len(v)} if v else None
+           for side, v in secs.items()}
+    result = {"benchmark": "side-by-side whole training runs, Improved-GAN MNIST 100 labels (issue 12)",
+              "reference": "openai/improved-gan mnist_svhn_cifar10/train_mnist_feature_matching.py via ref_mnist_train.py "
+                           "(Theano 1.0.5, floatX=float32, blas.ldflags=, one thread)",
+              "ours": f"ganworks train {PRESET} --threads 1 (torch {__import__('torch').__version__})",
+              "seeds": seeds, "epochs_planned": epochs, "epochs_reached_per_seed": reached, "compared_at_epoch": final,
+              "seconds_per_epoch": sec, "verdicts": checks,
+              "verdict_rule": "at the compared epoch, |mean_ours - mean_ref| <= 2 * sqrt((std_ref^2 + std_ours^2) / 2), "
+                              "std over seeds (ddof 1)",
+              "device": f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores), one thread per side, "
+                        "both sides running at the same time",
+              "load_average_at_report": [round(x, 2) for x in os.getloadavg()],
+              "written": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "per_epoch": per_epoch}
+    out.with_suffix(".json").write_text(json.dumps(result, indent=1))
+    lines = ["# Side-by-side whole runs: reference MNIST script vs ganworks (issue 12)", "",
+             f"Written {result['written']} by `benchmarks/reference_equivalence/side_by_side.py report`. "
+             f"{result['device']}. Seeds {seeds} (seed = seed_data), {epochs} epochs planned; compared at epoch {final}.",
+             "", f"- reference: {result['reference']}", f"- ganworks: {result['ours']}", "",
+             "| quantity | reference mean ± std | ganworks mean ± std | difference | 2 × pooled std | n (ref, ours) | verdict |",
+             "|---|---|---|---|---|---|---|"]
+    for c in checks:
+        if "ref_mean" in c:
+            lines.append(f"| {c['quantity']} test errors at epoch {c['epoch']} | {c['ref_mean']:.1f} ± {c['ref_std']:.1f} | "
+                         f"{c['ours_mean']:.1f} ± {c['ours_std']:.1f} | {c['difference']:+.1f} | {2 * c['pooled_std']:.1f} | "
+                         f"{c['n_ref']}, {c['n_ours']} | {c['verdict']} |")
+        else:
+            lines.append(f"| {c['quantity']} | | | | | {c['n_ref']}, {c['n_ours']} | {c['verdict']} |")
+    lines += ["", f"Rule: {result['verdict_rule']}.", "",
+              "Seconds per epoch (training + that side's evaluation; the reference's as its script prints it, "
+              "ganworks' from metrics.jsonl wall_time_s, which includes its sample grid and checkpoint): " +
+              ", ".join(f"{side} {v['mean']} ± {v['std']} s over {v['n_epochs']} epochs" for side, v in sec.items() if v) + ".",
+              "", "Per epoch, mean over seeds (test errors of 10,000):", "",
+              "| epoch | " + " | ".join(SERIES[k][0] for k in SERIES) + " |", "|---|" + "---|" * len(SERIES)]
+    for e in range(epochs):
+        cells = []
+        for k in SERIES:
+            m, s = per_epoch[k]["mean"][e], per_epoch[k]["std"][e]
+            cells.append("" if m is None else (f"{m:.1f} ± {s:.1f}" if s is not None else f"{m:.1f}"))
+        lines.append(f"| {e + 1} | " + " | ".join(cells) + " |")
+    lines += ["", "![side by side](side_by_side_mnist.png)", ""]
+    out.with_suffix(".md").write_text("\n".join(lines))
+    print("\n".join(lines[:14]))
+    print(f"wrote {out.with_suffix('.json')}, .md, .png")
+    return 0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("command", choices=["run", "report"])
+    ap.add_argument("--seeds", type=int, nargs="+")
+    ap.add_argument("--epochs", type=int)
+    ap.add_argument("--work", default=str(HOME / "side_by_side"))
+    ap.add_argument("--data-root", default=os.environ.get("GANWORKS_DATA", "/work/shared/data"))
+    ap.add_argument("--improved-gan", default=str(HOME / "refsrc/improved-gan"))
+    ap.add_argument("--lasagne", default=str(HOME / "refsrc/Lasagne"))
+    ap.add_argument("--theano-python", default=str(HOME / "refenv/theano/bin/python"))
+    ap.add_argument("--theano-compiledir", default=str(HOME / "refenv/theano-compiledir"))
+    ap.add_argument("--nice", type=int, default=5)
+    ap.add_argument("--poll", type=float, default=60.0, help="seconds between progress lines")
+    a = ap.parse_args(argv)
+    if a.command == "run":
+        a.seeds, a.epochs = a.seeds or [1, 2, 3], a.epochs or 30
+        return cmd_run(a)
+    return cmd_report(a)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,72 @@
+"""The collection and verdict logic of benchmarks/reference_equivalence/side_by_side.py, on synthetic logs."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks" / "reference_equivalence"))
+import side_by_side as S  # noqa: E402
+
+
+def write_logs(work: Path, seeds, epochs, ref_raw, ours_raw, ref_avg, ours_avg, ours_resumed_at=None):
+    """Reference JSON lines and ganworks metrics.jsonl rows as the two sides write them."""
+    for i, s in enumerate(seeds):
+        ref = work / "reference" / f"seed{s}.jsonl"
+        ref.parent.mkdir(parents=True, exist_ok=True)
+        ref.write_text("".join(json.dumps({"epoch": e + 1, "seconds": 60.0 + e, "test_errors_raw": ref_raw[i][e],
+                                           "test_errors_avg_corrected": ref_avg[i][e], "test_errors_avg": 5000}) + "\n"
+                               for e in range(epochs)))
+        run = work / "ganworks" / f"seed{s}"
+        run.mkdir(parents=True, exist_ok=True)
+        rows, wall = [], 0.0
+        for e in range(epochs):
+            wall = 40.0 if ours_resumed_at == e else wall + 40.0  # wall_time_s restarts when a run resumes
+            rows.append({"iteration": 600 * (e + 1), "epoch": float(e + 1), "wall_time_s": wall,
+                         "test_errors": ours_raw[i][e], "test_errors_ema": ours_avg[i][e]})
+            rows.append({"iteration": 600 * (e + 1), "epoch": float(e + 1), "loss_d": 0.1})  # rows without test errors are skipped
+        (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_collect_reads_both_sides_and_seconds_per_epoch(tmp_path):
+    raw = [[300, 200], [310, 220], [290, 180]]
+    write_logs(tmp_path, [1, 2, 3], 2, raw, [[1, 2]] * 3, [[3, 4]] * 3, [[5, 6]] * 3, ours_resumed_at=1)
+    series, secs = S.collect(tmp_path, [1, 2, 3], 2)
+    np.testing.assert_array_equal(series["ref_raw"], raw)
+    np.testing.assert_array_equal(series["ours_avg"][:, 1], [6, 6, 6])
+    assert secs["ref"] == [60.0, 61.0] * 3
+    assert secs["ours"] == []  # epoch 2 restarted the clock: no duration is inferred across the resume
+
+
+def test_verdict_agrees_within_spread_and_fails_when_a_side_is_shifted(tmp_path):
+    rng = np.random.RandomState(0)
+    base = 120 + 10 * rng.randn(2, 3, 1)
+    series = {"ref_raw": base[0], "ours_raw": base[1], "ref_avg": base[0] - 20, "ours_avg": base[1] - 20}
+    v = {r["quantity"]: r for r in S.verdicts(series, 1)}
+    assert v["raw D"]["verdict"] == "agree" and v["averaged D"]["verdict"] == "agree"
+    pooled = np.sqrt((np.std(base[0], ddof=1) ** 2 + np.std(base[1], ddof=1) ** 2) / 2)
+    assert v["raw D"]["pooled_std"] == pytest.approx(pooled)
+    shifted = dict(series, ours_avg=series["ours_avg"] + 3 * pooled + 1)  # a real difference must show up
+    v = {r["quantity"]: r for r in S.verdicts(shifted, 1)}
+    assert v["raw D"]["verdict"] == "agree" and v["averaged D"]["verdict"] == "DIFFER"
+
+
+def test_verdict_needs_two_seeds_a_side():
+    series = {k: np.array([[100.0], [np.nan]]) for k in ("ref_raw", "ours_raw", "ref_avg", "ours_avg")}
+    assert all(r["verdict"] == "not enough seeds" for r in S.verdicts(series, 1))
+
+
+def test_report_writes_table_and_plot(tmp_path, monkeypatch):
+    monkeypatch.setattr(S, "RESULTS", tmp_path / "results")
+    work = tmp_path / "work"
+    write_logs(work, [1, 2], 3, [[300, 200, 150], [320, 210, 140]], [[310, 190, 145], [305, 205, 150]],
+               [[250, 150, 100], [260, 160, 110]], [[240, 155, 105], [255, 150, 100]])
+    (work / "settings.json").write_text(json.dumps({"seeds": [1, 2], "epochs": 3}))
+    assert S.main(["report", "--work", str(work)]) == 0
+    md = (tmp_path / "results" / "side_by_side_mnist.md").read_text()
+    assert "| raw D test errors at epoch 3 | 145.0 ± 7.1 | 147.5 ± 3.5 |" in md
+    assert (tmp_path / "results" / "side_by_side_mnist.png").stat().st_size > 1000
+    res = json.loads((tmp_path / "results" / "side_by_side_mnist.json").read_text())
+    assert res["seconds_per_epoch"]["ours"]["mean"] == 40.0 and res["compared_at_epoch"] == 3
