@@ -5,9 +5,9 @@ run by ``ref_mnist_train.py``) and ganworks' preset train with the same ``seed_d
 100 labelled images and the same data-dependent-init batch) and the same seed number for the same
 number of epochs, over several seeds. The two cannot agree number for number (different random
 generators draw the noise, z and the minibatch order); they must agree within their seed-to-seed
-spread. Each side runs on one thread; the two sides run at the same time, one lane each (the
-reference lane runs its seeds one after the other, so does the ganworks lane), so both see the
-same machine.
+spread. Each run has one thread; with ``--jobs 2`` (default) one worker runs the reference seeds
+one after the other and another the ganworks seeds, at the same time, so both sides see the same
+machine; a worker whose side is done takes the other side's remaining seeds.
 
 Recorded per epoch and seed: the test errors (of 10,000) of the raw D and of the averaged D. The
 reference script's own number is its averaged D (``test_batch`` has ``givens=disc_avg_givens``),
@@ -113,17 +113,24 @@ def ours_command(a, seed: int, run: Path) -> list[str]:
                    "--threads", "1", "--no-progress", "--out", str(run), "--data-root", str(a.data_root)]
 
 
-def lane(name: str, jobs: list[tuple[int, list[str], dict, Path]], log_dir: Path, status: dict) -> None:
-    for seed, cmd, env, stdout in jobs:
-        status[name] = f"seed {seed} running"
+def worker(name: str, queues: dict, prefer: str, status: dict, lock: threading.Lock) -> None:
+    """Runs jobs of its preferred side one after the other; when that side has none left, takes the
+    other side's (so a core does not idle while the slower side still has seeds to run)."""
+    while True:
+        with lock:
+            side = prefer if queues[prefer] else next((k for k in queues if queues[k]), None)
+            if side is None:
+                status[name] = "done"
+                return
+            seed, cmd, env, stdout = queues[side].pop(0)
+        status[name] = f"{side} seed {seed} running"
         with open(stdout, "a") as out:
             out.write(f"\n# {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n")
             out.flush()
             rc = subprocess.call(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
         if rc != 0:
-            status[name] = f"seed {seed} failed (exit {rc}, see {stdout})"
+            status[name] = f"{side} seed {seed} failed (exit {rc}, see {stdout})"
             return
-    status[name] = "done"
 
 
 def cmd_run(a) -> int:
@@ -143,8 +150,10 @@ def cmd_run(a) -> int:
                               run.parent / f"seed{s}.out"))
     (work / "settings.json").write_text(json.dumps({"seeds": a.seeds, "epochs": a.epochs, "preset": PRESET,
                                                     "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}))
-    status = {}
-    lanes = [threading.Thread(target=lane, args=(n, j, work, status)) for n, j in (("reference", ref_jobs), ("ganworks", ours_jobs)) if j]
+    status, lock = {}, threading.Lock()
+    queues = {"reference": ref_jobs, "ganworks": ours_jobs}
+    lanes = [threading.Thread(target=worker, args=(f"worker {i + 1}", queues, ("reference", "ganworks")[i % 2], status, lock))
+             for i in range(a.jobs)]
     for t in lanes:
         t.start()
     print(f"side by side: {len(ref_jobs)} reference and {len(ours_jobs)} ganworks runs to do under {work}", flush=True)
@@ -309,6 +318,7 @@ def main(argv=None) -> int:
     ap.add_argument("--lasagne", default=str(HOME / "refsrc/Lasagne"))
     ap.add_argument("--theano-python", default=str(HOME / "refenv/theano/bin/python"))
     ap.add_argument("--theano-compiledir", default=str(HOME / "refenv/theano-compiledir"))
+    ap.add_argument("--jobs", type=int, default=2, help="runs at once, one thread each (2: one per side)")
     ap.add_argument("--nice", type=int, default=5)
     ap.add_argument("--poll", type=float, default=60.0, help="seconds between progress lines")
     a = ap.parse_args(argv)

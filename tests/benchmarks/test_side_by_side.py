@@ -70,3 +70,30 @@ def test_report_writes_table_and_plot(tmp_path, monkeypatch):
     assert (tmp_path / "results" / "side_by_side_mnist.png").stat().st_size > 1000
     res = json.loads((tmp_path / "results" / "side_by_side_mnist.json").read_text())
     assert res["seconds_per_epoch"]["ours"]["mean"] == 40.0 and res["compared_at_epoch"] == 3
+
+
+def test_run_schedules_every_seed_of_both_sides_and_skips_finished_ones(tmp_path, monkeypatch):
+    """Stand-in commands write the logs the two sides write; a second `run` finds nothing to do."""
+    def ref_command(a, seed, npz, log):
+        rows = [{"epoch": e + 1, "seconds": 1.0, "test_errors_raw": 100 + seed, "test_errors_avg_corrected": 90,
+                 "test_errors_avg": 95} for e in range(a.epochs)]
+        return [sys.executable, "-c", f"open({str(log)!r}, 'w').write({''.join(json.dumps(r) + chr(10) for r in rows)!r})"]
+
+    def ours_command(a, seed, run):
+        rows = [{"iteration": 600 * (e + 1), "epoch": e + 1.0, "wall_time_s": 2.0 * (e + 1), "test_errors": 100 + seed,
+                 "test_errors_ema": 90} for e in range(a.epochs)]
+        text = "".join(json.dumps(r) + "\n" for r in rows)
+        return [sys.executable, "-c", f"import os; os.makedirs({str(run)!r}, exist_ok=True); "
+                                      f"open({str(run / 'metrics.jsonl')!r}, 'w').write({text!r})"]
+
+    monkeypatch.setattr(S, "ref_command", ref_command)
+    monkeypatch.setattr(S, "ours_command", ours_command)
+    monkeypatch.setattr(S, "build_mnist_npz", lambda root, path: path)
+    args = ["run", "--seeds", "1", "2", "3", "--epochs", "2", "--work", str(tmp_path), "--poll", "0.05"]
+    assert S.main(args) == 0
+    series, _ = S.collect(tmp_path, [1, 2, 3], 2)
+    np.testing.assert_array_equal(series["ref_raw"][:, 1], [101, 102, 103])
+    np.testing.assert_array_equal(series["ours_raw"][:, 1], [101, 102, 103])
+    stamp = (tmp_path / "reference" / "seed1.jsonl").stat().st_mtime_ns
+    assert S.main(args) == 0  # all done: nothing is run again
+    assert (tmp_path / "reference" / "seed1.jsonl").stat().st_mtime_ns == stamp
