@@ -240,8 +240,9 @@ class ResNetDiscriminator(nn.Module):
     * ``conditioning="concat"`` [SNP:dis_models/snresnet.py SNResNetConcatDiscriminator]: a
       spectrally normalised K × ``embed_dim`` (128) embedding, broadcast over H × W and
       concatenated to the features after the third block. The block after it takes
-      C + ``embed_dim`` channels: the released class declares it with C input channels, which
-      cannot accept the concatenation, so its exact in-width is UNVERIFIED.
+      C + ``embed_dim`` channels, as the released class declares it (``Block(ch * 4 + dim_emb,
+      ch * 8)``, SNP e84b1a5; checked number for number in
+      ``benchmarks/reference_equivalence``, section ``sngan-cond``).
     """
 
     def __init__(
