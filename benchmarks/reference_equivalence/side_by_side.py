@@ -122,7 +122,9 @@ def worker(name: str, queues: dict, prefer: str, status: dict, lock: threading.L
             if side is None:
                 status[name] = "done"
                 return
-            seed, cmd, env, stdout = queues[side].pop(0)
+            seed, cmd, env, stdout, finished = queues[side].pop(0)
+        if finished():  # e.g. by another `run` meanwhile
+            continue
         status[name] = f"{side} seed {seed} running"
         with open(stdout, "a") as out:
             out.write(f"\n# {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n")
@@ -142,12 +144,13 @@ def cmd_run(a) -> int:
         log = work / "reference" / f"seed{s}.jsonl"
         log.parent.mkdir(parents=True, exist_ok=True)
         if not ref_done(log, a.epochs):
-            ref_jobs.append((s, ref_command(a, s, npz, log), theano_env, log.with_suffix(".out")))
+            ref_jobs.append((s, ref_command(a, s, npz, log), theano_env, log.with_suffix(".out"),
+                             lambda log=log: ref_done(log, a.epochs)))
         run = work / "ganworks" / f"seed{s}"
         run.parent.mkdir(parents=True, exist_ok=True)
         if ours_epochs(run) < a.epochs:
             ours_jobs.append((s, ours_command(a, s, run), one_thread_env({"PYTHONPATH": str(HERE.parents[1] / "src")}),
-                              run.parent / f"seed{s}.out"))
+                              run.parent / f"seed{s}.out", lambda run=run: ours_epochs(run) >= a.epochs))
     (work / "settings.json").write_text(json.dumps({"seeds": a.seeds, "epochs": a.epochs, "preset": PRESET,
                                                     "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}))
     status, lock = {}, threading.Lock()
