@@ -157,9 +157,9 @@ def cmd_run(a) -> int:
     queues = {"reference": ref_jobs, "ganworks": ours_jobs}
     lanes = [threading.Thread(target=worker, args=(f"worker {i + 1}", queues, ("reference", "ganworks")[i % 2], status, lock))
              for i in range(a.jobs)]
+    print(f"side by side: {len(ref_jobs)} reference and {len(ours_jobs)} ganworks runs to do under {work}", flush=True)
     for t in lanes:
         t.start()
-    print(f"side by side: {len(ref_jobs)} reference and {len(ours_jobs)} ganworks runs to do under {work}", flush=True)
     while any(t.is_alive() for t in lanes):
         time.sleep(a.poll)
         done = {f"ref{s}": len(read_jsonl(work / "reference" / f"seed{s}.jsonl")) if (work / "reference" / f"seed{s}.jsonl").exists() else 0
