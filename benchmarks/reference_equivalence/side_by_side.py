@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import warnings
 import os
 import platform
 import subprocess
@@ -151,8 +152,11 @@ def cmd_run(a) -> int:
         if ours_epochs(run) < a.epochs:
             ours_jobs.append((s, ours_command(a, s, run), one_thread_env({"PYTHONPATH": str(HERE.parents[1] / "src")}),
                               run.parent / f"seed{s}.out", lambda run=run: ours_epochs(run) >= a.epochs))
-    (work / "settings.json").write_text(json.dumps({"seeds": a.seeds, "epochs": a.epochs, "preset": PRESET,
-                                                    "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}))
+    settings_file = work / "settings.json"  # several `run`s into one --work add up (e.g. a seed run apart)
+    old = json.loads(settings_file.read_text()) if settings_file.exists() else {}
+    settings_file.write_text(json.dumps({"seeds": sorted(set(old.get("seeds", [])) | set(a.seeds)),
+                                         "epochs": max(old.get("epochs", 0), a.epochs), "preset": PRESET,
+                                         "started": old.get("started", time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))}))
     status, lock = {}, threading.Lock()
     queues = {"reference": ref_jobs, "ganworks": ours_jobs}
     lanes = [threading.Thread(target=worker, args=(f"worker {i + 1}", queues, ("reference", "ganworks")[i % 2], status, lock))
@@ -248,12 +252,15 @@ def plot(series: dict, epochs: int, path: Path) -> None:
 
 
 def cmd_report(a) -> int:
+    warnings.filterwarnings("ignore", "Mean of empty slice|Degrees of freedom", RuntimeWarning)
     work = Path(a.work).expanduser()
     settings = json.loads((work / "settings.json").read_text()) if (work / "settings.json").exists() else {}
     seeds, epochs = a.seeds or settings.get("seeds", [1, 2, 3]), a.epochs or settings.get("epochs", 30)
     series, secs = collect(work, seeds, epochs)
     reached = {k: [int(np.sum(~np.isnan(v[i]))) for i in range(len(seeds))] for k, v in series.items()}
-    final = min(min(reached["ref_raw"]), min(reached["ours_raw"]))
+    # the last epoch at which both sides have at least two seeds (all of them once the runs are done)
+    final = next((e for e in range(epochs, 0, -1) if min(int(np.sum(~np.isnan(series[k][:, e - 1])))
+                                                        for k in ("ref_raw", "ours_raw")) >= 2), 0)
     checks = verdicts(series, final) if final else []
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / "side_by_side_mnist"
@@ -275,15 +282,19 @@ def cmd_report(a) -> int:
                               "std over seeds (ddof 1)",
               "device": f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores), one thread per side, "
                         "both sides running at the same time",
+              "schedule": a.note or "",
               "load_average_at_report": [round(x, 2) for x in os.getloadavg()],
               "written": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "per_epoch": per_epoch}
     out.with_suffix(".json").write_text(json.dumps(result, indent=1))
     lines = ["# Side-by-side whole runs: reference MNIST script vs ganworks (issue 12)", "",
              f"Written {result['written']} by `benchmarks/reference_equivalence/side_by_side.py report`. "
              f"{result['device']}. Seeds {seeds} (seed = seed_data), {epochs} epochs planned; compared at epoch {final}.",
-             "", f"- reference: {result['reference']}", f"- ganworks: {result['ours']}", "",
-             "| quantity | reference mean ± std | ganworks mean ± std | difference | 2 × pooled std | n (ref, ours) | verdict |",
-             "|---|---|---|---|---|---|---|"]
+             "", f"- reference: {result['reference']}", f"- ganworks: {result['ours']}"]
+    if a.note:
+        lines.append(f"- schedule: {a.note}")
+    lines += ["",
+              "| quantity | reference mean ± std | ganworks mean ± std | difference | 2 × pooled std | n (ref, ours) | verdict |",
+              "|---|---|---|---|---|---|---|"]
     for c in checks:
         if "ref_mean" in c:
             lines.append(f"| {c['quantity']} test errors at epoch {c['epoch']} | {c['ref_mean']:.1f} ± {c['ref_std']:.1f} | "
@@ -324,6 +335,7 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=2, help="runs at once, one thread each (2: one per side)")
     ap.add_argument("--nice", type=int, default=5)
     ap.add_argument("--poll", type=float, default=60.0, help="seconds between progress lines")
+    ap.add_argument("--note", help="report: how the runs were scheduled / what else loaded the machine")
     a = ap.parse_args(argv)
     if a.command == "run":
         a.seeds, a.epochs = a.seeds or [1, 2, 3], a.epochs or 30

@@ -97,3 +97,12 @@ def test_run_schedules_every_seed_of_both_sides_and_skips_finished_ones(tmp_path
     stamp = (tmp_path / "reference" / "seed1.jsonl").stat().st_mtime_ns
     assert S.main(args) == 0  # all done: nothing is run again
     assert (tmp_path / "reference" / "seed1.jsonl").stat().st_mtime_ns == stamp
+
+
+def test_runs_into_one_work_folder_add_up_their_seeds(tmp_path, monkeypatch):
+    monkeypatch.setattr(S, "build_mnist_npz", lambda root, path: path)
+    monkeypatch.setattr(S, "ref_done", lambda log, epochs: True)
+    monkeypatch.setattr(S, "ours_epochs", lambda run: 99)
+    S.main(["run", "--seeds", "1", "2", "--epochs", "3", "--work", str(tmp_path), "--poll", "0.05"])
+    S.main(["run", "--seeds", "3", "--epochs", "3", "--work", str(tmp_path), "--poll", "0.05"])
+    assert json.loads((tmp_path / "settings.json").read_text())["seeds"] == [1, 2, 3]
