@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Recreate the two reference environments and the reference checkouts used by run.py.
+# Recreate the three reference environments and the reference checkouts used by run.py.
 #
 #   [MIRROR=https://github.com] [PYTHON=python3] benchmarks/reference_equivalence/setup_envs.sh
 #
-# Environments (outside the checkout, so they survive): ~/.cache/ganworks/refenv/{theano,chainer}
+# Environments (outside the checkout, so they survive): ~/.cache/ganworks/refenv/{theano,chainer,tf}
 # Checkouts: ~/.cache/ganworks/refsrc/{improved-gan,Lasagne,sngan_projection,chainer-gan-lib}
 #
 # The checkouts are cloned from $MIRROR/<owner>/<name> (default GitHub). Large data
@@ -27,6 +27,12 @@ if [ ! -x "$ENV/chainer/bin/python" ]; then
   "$PY" -m venv "$ENV/chainer"
   "$ENV/chainer/bin/pip" install "setuptools<70" wheel
   "$ENV/chainer/bin/pip" install --no-build-isolation chainer==7.8.1 "numpy<2"
+fi
+
+# --- TensorFlow, run through tf.compat.v1 (openai/improved-gan imagenet/) ---------------------------
+if [ ! -x "$ENV/tf/bin/python" ]; then
+  "$PY" -m venv "$ENV/tf"
+  "$ENV/tf/bin/pip" install tensorflow-cpu==2.21.0 numpy==2.4.6
 fi
 
 # --- reference checkouts (pinned) -----------------------------------------------------------------

@@ -16,7 +16,8 @@ Discriminator (``df`` = 64), always called on the **joint** batch [real; fake] o
 x + N(0, 0.1²) (training only) → 3×3 convs with lReLU 0.2 after a "cross" batch norm: df stride 2,
 2df s2, 4df s2, 4df s1, 4df s1, 8df s2, 8df s2 (128 → 4) → flatten → dense df·40 → cross BN →
 lReLU → minibatch discrimination (300 kernels × 50 dims on the joint batch; two features per
-kernel: the mean of exp(−L1) over the real half and over the fake half, self excluded) → dense to
+kernel: the sum of exp(−L1) over the real half and over the fake half, self excluded, each divided
+by the reference's denominator, see :class:`JointMinibatchDiscrimination`) → dense to
 1001 class logits (1000 classes + "generated"). GAN logit = logsumexp(the 1000 class logits) − the
 generated logit.
 
@@ -124,8 +125,16 @@ class CrossBatchNorm(nn.Module):
 
 
 class JointMinibatchDiscrimination(nn.Module):
-    """The ImageNet MD layer: dense to (kernels × dims), L1 distances on the joint batch, per kernel
-    the mean of exp(−d) over the real half and over the fake half (self excluded)."""
+    """The ImageNet MD layer [IG:imagenet/discriminator.py; papers.md §A.4]: dense to (kernels × dims),
+    L1 distances d on the joint batch of 2B, per kernel the sum of exp(−d) over the real half and over
+    the fake half (self excluded).
+
+    Each sum is divided by ``tf.reduce_sum(half(mask, s))`` as in the reference: one scalar, the
+    mask's count over the whole 2B × B block, B(2B − 1), not the per-row count of compared samples
+    (B − 1 in a row's own half, B in the other) that papers.md's "a mean" suggests. The reference
+    code is what trained the published model, so this follows it; a per-row mean would give features
+    ≈ 2B× larger (31× at the reference's B = 16). Checked against the TF code in
+    ``benchmarks/reference_equivalence`` (section ``imagenet-tf``)."""
 
     def __init__(self, in_features: int, num_kernels: int = 300, dim_per_kernel: int = 50) -> None:
         super().__init__()
@@ -145,8 +154,8 @@ class JointMinibatchDiscrimination(nn.Module):
         dist = (m[:, None] - m[None, :]).abs().sum(dim=3)           # (n2, n2, kernels)
         mask = 1.0 - torch.eye(n2, device=h.device, dtype=h.dtype)[:, :, None]
         sim = torch.exp(-dist) * mask
-        f_real = sim[:, :b].sum(dim=1) / mask[:, :b].sum(dim=1)
-        f_fake = sim[:, b:].sum(dim=1) / mask[:, b:].sum(dim=1)
+        f_real = sim[:, :b].sum(dim=1) / mask[:, :b].sum()          # / B(2B − 1), as the reference
+        f_fake = sim[:, b:].sum(dim=1) / mask[:, b:].sum()
         return torch.cat([f_real, f_fake], dim=1)
 
 
