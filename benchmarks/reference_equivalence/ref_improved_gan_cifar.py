@@ -3,7 +3,8 @@ models (``train_cifar_feature_matching.py``) and their minibatch-discrimination 
 on weights, inputs and random draws read from an .npz.
 
 The training script is executed as written up to its ``# costs`` section, which builds the generator and
-the discriminator layer stacks. Substitutions made from outside:
+the discriminator layer stacks. Substitutions made from outside (``theano_improved_gan.py``, shared with
+``ref_improved_gan_conv.py``):
 
 * ``lasagne.layers.dnn`` (cuDNN) is replaced by a module whose ``Conv2DDNNLayer`` is Lasagne's CPU
   ``Conv2DLayer`` with the cuDNN layer's default ``flip_filters=False`` (the same cross-correlation);
@@ -17,7 +18,6 @@ those draws.
 """
 import argparse
 import sys
-import types
 
 import numpy as np
 
@@ -27,69 +27,17 @@ ap.add_argument("--lasagne", required=True)
 ap.add_argument("inp")
 ap.add_argument("out")
 a = ap.parse_args()
-src_dir = a.improved_gan.rstrip("/") + "/mnist_svhn_cifar10"
-sys.path[:0] = [a.lasagne, src_dir]
 
+import theano_improved_gan as U  # noqa: E402  (the substitutions; see its docstring)
+
+nn = U.setup(a.improved_gan, a.lasagne)
 import theano as th  # noqa: E402
-import theano.sandbox.rng_mrg  # noqa: E402
 import theano.tensor as T  # noqa: E402
 import lasagne  # noqa: E402
 import lasagne.layers  # noqa: E402
-import lasagne.layers.noise  # noqa: E402
-import lasagne.utils  # noqa: E402
 
 floatX = th.config.floatX
 d = dict(np.load(a.inp))
-
-
-class Conv2DDNNLayer(lasagne.layers.Conv2DLayer):
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("flip_filters", False)  # lasagne.layers.dnn.Conv2DDNNLayer's default
-        super(Conv2DDNNLayer, self).__init__(*args, **kwargs)
-
-
-dnn = types.ModuleType("lasagne.layers.dnn")
-dnn.Conv2DDNNLayer = Conv2DDNNLayer
-dnn.as_tuple = lasagne.utils.as_tuple
-sys.modules["lasagne.layers.dnn"] = dnn
-lasagne.layers.dnn = dnn
-sys.modules["plotting"] = types.ModuleType("plotting")
-cifar_stub = types.ModuleType("cifar10_data")
-cifar_stub.load = lambda *args, **kw: (np.zeros((4, 3, 32, 32), floatX), np.zeros(4, np.int32))
-sys.modules["cifar10_data"] = cifar_stub
-
-
-class InjectedStreams(object):
-    """Stands in for MRG_RandomStreams: each draw is a shared variable that we fill before each call."""
-    registry = []
-
-    def __init__(self, *args, **kwargs):
-        self.calls = []
-
-    def _new(self, ndim):
-        v = th.shared(np.zeros((1,) * ndim, dtype=floatX))
-        self.calls.append(v)
-        return v
-
-    def uniform(self, size, low=0.0, high=1.0, **kwargs):
-        return self._new(len(size))
-
-    def binomial(self, size, n=1, p=0.5, dtype=None, **kwargs):
-        return self._new(_ndim(size))
-
-    def normal(self, size, avg=0.0, std=1.0, **kwargs):
-        return avg + std * self._new(_ndim(size))
-
-
-def _ndim(size):
-    return len(size) if isinstance(size, (tuple, list)) else T.get_vector_length(size)
-
-
-theano.sandbox.rng_mrg.MRG_RandomStreams = InjectedStreams
-lasagne.layers.noise.RandomStreams = InjectedStreams
-import nn  # noqa: E402
-nn.RandomStreams = InjectedStreams
-
 out = {}
 
 # ---- nn.MinibatchLayer on its own: init pass and forward, gradients -----------------------------
@@ -116,43 +64,13 @@ if "n" not in d:
 
 # ---- the CIFAR-10 feature-matching script's models ---------------------------------------------
 n = int(d["n"])
-script_path = src_dir + "/train_cifar_feature_matching.py"
-source = open(script_path).read()
-cut = source.index("# costs")
-sys.argv = [script_path, "--batch_size", str(n)]
-_parse = argparse.ArgumentParser.parse_args
-
-
-def _parse_int_batch(self, *args, **kwargs):
-    ns = _parse(self, *args, **kwargs)
-    if hasattr(ns, "batch_size"):
-        ns.batch_size = int(ns.batch_size)
-    return ns
-
-
-argparse.ArgumentParser.parse_args = _parse_int_batch
-ns = {"__name__": "reference_cifar"}
-exec(compile(source[:cut], script_path, "exec"), ns)
-argparse.ArgumentParser.parse_args = _parse
+script_path = a.improved_gan.rstrip("/") + "/mnist_svhn_cifar10/train_cifar_feature_matching.py"
+ns = U.exec_script(script_path, n, "# costs")
 gen_layers, disc_layers = ns["gen_layers"], ns["disc_layers"]
 z_var = ns["theano_rng"].calls
 assert len(z_var) == 1
 z_var = z_var[0]
-
-
-def params_of(layer):
-    return {p.name: p for p in layer.get_params()}
-
-
-P = {}
-for i, l in enumerate(disc_layers):
-    if isinstance(l, nn.WeightNormLayer):
-        P["d%d_W" % i] = l.input_layer.W_param
-        P["d%d_b" % i], P["d%d_g" % i] = l.b, l.g
-for i in (1, 3, 4):
-    P["g%d_W" % i] = gen_layers[i].input_layer.W
-    P["g%d_b" % i] = gen_layers[i].b
-P["g5_W"], P["g5_b"], P["g5_g"] = gen_layers[5].input_layer.W_param, gen_layers[5].b, gen_layers[5].g
+P = U.conv_model_params(nn, gen_layers, disc_layers)
 dropouts = [l for l in disc_layers if isinstance(l, lasagne.layers.DropoutLayer)]
 
 

@@ -110,3 +110,25 @@ def test_info_rows_are_reported_but_never_fail():
     c = C.check("diagnostic", "r", "o", {"x": (np.ones(2), 3 * np.ones(2))}, info=True)
     assert c.status == "info" and not c.passed
     assert "| info |" in C.render_markdown([c.to_dict()], {})
+
+
+def test_improved_gan_conv_layout_names_shapes_and_epsilon_adjustment():
+    """run.py's mapping of the CIFAR/SVHN models onto the reference scripts' parameters (tiny models)."""
+    import run as R
+    from ganworks.models import build_model
+
+    torch.manual_seed(0)
+    G = build_model(name="improved-gan-svhn-g", width=0.125)
+    for variant, dense in (("fm", "d14"), ("md", "d15")):
+        D = build_model(name="improved-gan-svhn-d", variant=variant, width=0.125)
+        P = R._igan_conv_layout(G, D)
+        wn = sorted(k[:-2] for k in P if k.endswith("_g"))
+        assert wn == sorted([f"d{i}" for i in R._IGAN_D_CONVS] + [dense, "g5"])
+        assert ("d14_theta" in P) == (variant == "md")
+        assert P["d11_W"].shape == (D.body[16].weight.shape[1], D.body[16].weight.shape[0])  # NIN: (in, out)
+        assert P[dense + "_W"].shape == tuple(D.out.weight.shape[::-1])  # Lasagne's dense W is (in, out)
+        adj = R._igan_conv_layout(G, D, eps_adjust=True)
+        for k in wn:  # same effective scale: g_ref / sqrt(|V|^2 + eps) == g / |V|
+            np.testing.assert_allclose(R._igan_eff_scale({**P, k + "_g": adj[k + "_g"]}, k, R._IGAN_EPS),
+                                       R._igan_eff_scale(P, k, 0.0), rtol=1e-6)
+            np.testing.assert_allclose(R._igan_ref_g_as_ours(adj, k), P[k + "_g"], rtol=1e-6)
