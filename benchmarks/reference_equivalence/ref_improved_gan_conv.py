@@ -14,7 +14,9 @@ expressions) with its forward outputs and its gradient w.r.t. every D parameter,
 (feature matching or −mean softplus(l_gen)) with its gradient w.r.t. every G parameter.
 
 ``--mode step``: from ``post_`` weights, the script's own ``train_batch_disc`` once, then ``train_batch_gen``
-``g_steps`` times; the parameters after each.
+``g_steps`` times; the parameters after each, and the script's test-time average ``disc_param_avg`` after them.
+[if ``avgin_`` weights are given] those are put into ``disc_param_avg`` and the script's test-time pass on
+``x_lab`` is run with it (``test_batch``: ``givens=disc_avg_givens``, ``deterministic=True``): logits and error.
 """
 import argparse
 
@@ -126,5 +128,14 @@ else:
             out["after_g%d_%s" % (j, name_of[p])] = p.get_value()
     for p in disc_params:  # the G steps must leave D alone
         out["after_gsteps_" + name_of[p]] = p.get_value()
+    avg = ns["disc_param_avg"]
+    for p, v in zip(disc_params, avg):
+        out["avg_" + name_of[p]] = v.get_value()
+    if any(k.startswith("avgin_") for k in d):
+        for p, v in zip(disc_params, avg):
+            v.set_value(cast(d["avgin_" + name_of[p]]))
+        f_test = th.function([ns["x_lab"]], ns["output_before_softmax"], givens=ns["disc_avg_givens"])
+        out["test_logits_avg"] = np.asarray(f_test(cast(d["x_lab"])))
+        out["test_err_avg"] = np.asarray(ns["test_batch"](cast(d["x_lab"]), d["y_lab"].astype(np.int32)))
 np.savez(a.out, **out)
 print("%s (%s) reference side done" % (a.script, a.mode))

@@ -1408,13 +1408,16 @@ def svhn_section(a, tmp: Path, dtype: str = "float32", match_eps: bool = False) 
 
 def cifar_md_section(a, tmp: Path, dtype: str = "float32", match_eps: bool = False) -> list[C.Check]:
     """The CIFAR-10 minibatch-discrimination script's whole iteration: one D update (its train_batch_disc:
-    semi-supervised loss, its Adam) and its three G updates (train_batch_gen: −mean softplus(l_gen), Adam),
-    vs ganworks' train_iteration with the same recipe, from identical weights, batches and draws."""
+    semi-supervised loss, its Adam, its test-time parameter average disc_avg_updates) and its three G updates
+    (train_batch_gen: −mean softplus(l_gen), Adam), vs ganworks' train_iteration with the same recipe (and its
+    averaged D, train.averaging.EMA), from identical weights, batches and draws; then the test-time D (the
+    script's test_batch: averaged parameters, dropout and noise off) on ganworks' averaged D."""
     import types
 
     from ganworks.config import resolve
     from ganworks.nn.weight_norm import data_dependent_init
     from ganworks.objectives import OBJECTIVES
+    from ganworks.train.averaging import EMA
     from ganworks.train.loop import train_iteration
     from ganworks.train.optim import build_optimizer
 
@@ -1428,7 +1431,9 @@ def cifar_md_section(a, tmp: Path, dtype: str = "float32", match_eps: bool = Fal
     tdt = torch.float64 if wide else torch.float32
     torch.manual_seed(2)
     n, g_steps = 8, 3
-    optim = resolve("improved-gan/cifar10-4000", [])["optim"]  # lr 3e-4, β1 0.5, β2 0.999, eps 1e-8 inside √
+    cfg = resolve("improved-gan/cifar10-4000", [])
+    optim = cfg["optim"]  # lr 3e-4, β1 0.5, β2 0.999, eps 1e-8 inside √
+    beta = cfg["train"]["ema_d"]  # 0.9999, the script's a ← a + 0.0001 (p − a)
     G, D = _igan_models("cifar", "md", tdt)
     draws = Draws()
     with _igan_record_noise(D, draws) as n_noise:
@@ -1447,7 +1452,8 @@ def cifar_md_section(a, tmp: Path, dtype: str = "float32", match_eps: bool = Fal
         G0, D0 = copy.deepcopy(G), copy.deepcopy(D)
 
         def iterate(G, D):
-            """ganworks' train_iteration (one D step, g_steps G steps) on G, D; the parameters after each step"""
+            """ganworks' train_iteration (one D step, g_steps G steps) on G, D; the parameters after each step,
+            and D's average as ganworks keeps it for testing"""
             names = _igan_conv_params(G, D)
             obj = OBJECTIVES["semi-supervised"](G, D, feature_matching="", unlabeled_weight=1.0, g_steps=g_steps)
             params = {"d": [p for p in D.parameters() if p.requires_grad],
@@ -1469,14 +1475,15 @@ def cifar_md_section(a, tmp: Path, dtype: str = "float32", match_eps: bool = Fal
                         k: v[1](npy(v[0])) for k, v in names.items() if k[0] == self.role[0] and v[0].requires_grad}
                     self.k += 1
 
+            ema = {"d": EMA(D, beta)}
             exp = types.SimpleNamespace(
-                position={"epoch": 0, "index": 0, "iteration": 0},
+                position={"epoch": 0, "index": 0, "iteration": 0}, G=G, D=D,
                 stream=types.SimpleNamespace(batch=lambda epoch, index: batch, batches_per_epoch=10 ** 9),
                 objective=obj, params=params, phase_context=lambda phase: contextlib.nullcontext(),
-                optimizers={"d": Opt("d"), "g": Opt("g")}, ema={}, schedulers={}, phase_loss=None)
-            return train_iteration(exp), after
+                optimizers={"d": Opt("d"), "g": Opt("g")}, ema=ema, schedulers={}, phase_loss=None)
+            return train_iteration(exp), after, ema["d"]
 
-        logs, after = iterate(G, D)
+        logs, after, ema = iterate(G, D)
         after_ulp = None
         if not wide:
             # float32 sensitivity: ganworks again from the same weights moved by ~1 ulp, same batch and draws
@@ -1486,7 +1493,7 @@ def cifar_md_section(a, tmp: Path, dtype: str = "float32", match_eps: bool = Fal
             with torch.no_grad():
                 for p in list(G0.parameters()) + list(D0.parameters()):
                     p.mul_(1 + 2.0 ** -23)
-            _, after_ulp = iterate(G0, D0)
+            _, after_ulp, _ = iterate(G0, D0)
             assert all(not q for q in draws.replay.values())
             draws.record.clear()
             draws.record.update(rec)
@@ -1505,6 +1512,13 @@ def cifar_md_section(a, tmp: Path, dtype: str = "float32", match_eps: bool = Fal
         for j in range(g_steps):
             inp[f"gpass{j}_gen_{k}"] = npy(rec[3 + j])
     inp.update({f"post_{k}": v for k, v in post.items()})
+    # ganworks' averaged D (bias-corrected: after one D step, the parameters after it), in the reference's layout,
+    # to be put into the script's disc_param_avg for its test-time pass; and ganworks' own test-time pass
+    avg_ours = {k: v for k, v in _igan_conv_layout(G, ema.model, eps_adjust=not match_eps).items() if k[0] == "d"}
+    inp.update({f"avgin_{k}": v for k, v in avg_ours.items()})
+    with torch.no_grad():
+        test_logits = ema.model.eval()(x_lab)
+    test_err = (test_logits.argmax(1) != y_lab).to(tdt).mean()
     ref = _igan_theano(a, script, "step", inp, dtype, tmp, f"cifar-md-{dtype}")
     LAST_OURS["cifar-md-" + dtype] = {"after": after, "inp": inp, "ref": ref}  # kept for ad hoc inspection
 
@@ -1548,6 +1562,28 @@ def cifar_md_section(a, tmp: Path, dtype: str = "float32", match_eps: bool = Fal
            "train.loop.train_iteration + objectives.SemiSupervisedGAN.g_loss (feature_matching='')",
            C.pair_up(after[f"g{j}"], ref_after(f"after_g{j}_")), rtol=C.RTOL_STEP, note=note_g if j == 0 else "",
            deviation=eps_dev)
+    avg_file = f"{ref_file}: disc_param_avg, disc_avg_updates"
+    d_keys = [k for k in post if "avg_" + k in ref]  # the script averages its trainable D parameters
+    assert d_keys and len(d_keys) == sum(k.startswith("avg_") for k in ref), d_keys
+    ck("averaged D after the D update, as the reference keeps it: 0.0001 × the parameters before the step",
+       avg_file, "(ganworks' initial D parameters)",
+       {k: ((1.0 - beta) * post[k].astype(np.float64), ref["avg_" + k]) for k in d_keys},
+       note="the script's average starts at 0 and is a ← a + 0.0001 (p − a), with p the parameters from BEFORE "
+            "the D step (Theano applies all of train_batch_disc's updates at once): after one step it is "
+            "0.0001 × the initial D parameters, as here; the MNIST rows check the same formula over 20 iterations")
+    ck("averaged D after the D update: ganworks' (bias-corrected) vs the reference's divided by (1 − 0.9999)",
+       avg_file, "train.averaging.EMA", {k: (avg_ours[k], ref["avg_" + k] / (1.0 - beta)) for k in d_keys},
+       deviation=True,
+       note="by design (README 'Deliberate deviations'): ganworks bias-corrects the average and updates it after "
+            "the optimizer step, so after one step it is the parameters after that step; the reference's, "
+            "corrected, is those before it. The difference is one Adam step (~lr = 3e-4 per entry) and fades as "
+            "thousands of steps are averaged")
+    ck("test-time D on the averaged parameters (logits and error; dropout and noise off), ganworks' average "
+       "put into the reference's disc_param_avg",
+       f"{ref_file}: test_batch (givens disc_avg_givens, deterministic=True)",
+       "train.averaging.EMA.model + metrics.classification.count_errors (D in eval mode)",
+       {"logits": (npy(test_logits), ref["test_logits_avg"]), "test_err": (npy(test_err), ref["test_err_avg"])},
+       rtol=C.RTOL_STEP)
     if after_ulp is not None:
         ck("ganworks vs ganworks with every weight moved by 1 ulp (no reference): every parameter after each update",
            "ganworks (same batch and draws)", "train.loop.train_iteration",
@@ -1649,7 +1685,7 @@ def main(argv=None) -> int:
                              "difference (1e-6 in G's output weight norm) is given to ganworks by the harness. "
                              "The side-by-side whole training runs (reference MNIST script vs ganworks train, 30 epochs "
                              "x 3 seeds) are in side_by_side_mnist.md. Not compared: the rest of the ImageNet TF code "
-                             "(whole G and D, losses), the CIFAR-MD script's averaged D."}
+                             "(whole G and D, losses)."}
     if names:
         run = ",".join(names)
         meta.update({f"run {run}: finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
