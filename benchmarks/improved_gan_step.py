@@ -14,8 +14,10 @@ Writes ``benchmarks/results/improved_gan_step_<device>.json`` and ``.md``. Run f
 ``OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/improved_gan_step.py --threads 1``.
 
 ``--part compile`` instead times the semi-supervised MNIST iteration (``improved-gan/mnist-100``,
-synthetic 28×28 data) eager (``train.compile=false``) and compiled (``train.compile=true``: the
-compiled loss+backward per phase and the compiled Adam update) on each of ``--thread-counts``,
+synthetic 28×28 data) eager with the reference's three D forward passes
+(``objective.fuse_d_passes=false``), eager as the preset runs it (one fused D pass) and compiled
+(``train.compile=true``: the compiled loss+backward per phase and the compiled Adam update) on each of
+``--thread-counts``,
 with the FLOP floor of each, and writes ``improved_gan_step_compiled.json`` / ``.md`` with the
 load average before and after (the machine may be shared: the figures are only as good as that).
 """
@@ -42,6 +44,9 @@ from common import RESULTS, device_name, step_figures, timed_runs  # noqa: E402
 
 PRESET = "improved-gan/cifar10-4000"
 MNIST_PRESET = "improved-gan/mnist-100"
+#: --part compile: the modes timed against each other (overrides of the preset)
+MODES = {"eager_three_d_passes": ["train.compile=false", "objective.fuse_d_passes=false"],
+         "eager": ["train.compile=false"], "compiled": ["train.compile=true"]}
 
 
 def bench_compile(thread_counts: list[int], iters: int, rounds: int = 6) -> dict:
@@ -60,27 +65,28 @@ def bench_compile(thread_counts: list[int], iters: int, rounds: int = 6) -> dict
         rate = matmul_rate(cpu)
         row = {"threads": threads, "matmul_gflops": round(rate / 1e9, 1)}
         exps = {}
-        for mode in ("false", "true"):
-            exp = Experiment(resolve(MNIST_PRESET, over + [f"train.compile={mode}"]), cpu)
+        for mode, sets in MODES.items():
+            exp = Experiment(resolve(MNIST_PRESET, over + sets), cpu)
             t0 = time.perf_counter()
             for _ in range(5):  # compiles when compiled
                 train_iteration(exp)
             exps[mode] = (exp, time.perf_counter() - t0)
-        row["flops_per_iteration"] = count_flops(lambda: train_iteration(exps["false"][0]))
+        row["flops_per_iteration"] = count_flops(lambda: train_iteration(exps["eager"][0]))
         floor_ms = row["flops_per_iteration"] / rate * 1000
         row["floor_ms"] = round(floor_ms, 2)
-        # interleaved blocks (eager, compiled, eager, ...): load changes on a shared machine hit both alike
-        blocks = {"false": [], "true": []}
+        # interleaved blocks (one of each mode, again and again): load changes on a shared machine hit all alike
+        blocks = {mode: [] for mode in MODES}
         block = max(1, iters // rounds)
         for _ in range(rounds):
-            for mode in ("false", "true"):
+            for mode in MODES:
                 blocks[mode].append(time_calls(lambda: train_iteration(exps[mode][0]), cpu, block, warmup=1))
-        for mode, key in (("false", "eager"), ("true", "compiled")):
+        for mode in MODES:
             ms = statistics.median(blocks[mode])
-            row[key] = {"ms_per_iteration": round(ms, 2), "ratio_to_floor": round(ms / floor_ms, 3),
-                        "block_ms": [round(x, 1) for x in blocks[mode]],
-                        "first_five_iterations_s": round(exps[mode][1], 1), "compiled": exps[mode][0].phase_loss.is_compiled}
+            row[mode] = {"ms_per_iteration": round(ms, 2), "ratio_to_floor": round(ms / floor_ms, 3),
+                         "block_ms": [round(x, 1) for x in blocks[mode]], "settings": MODES[mode],
+                         "first_five_iterations_s": round(exps[mode][1], 1), "compiled": exps[mode][0].phase_loss.is_compiled}
         row["speedup"] = round(row["eager"]["ms_per_iteration"] / row["compiled"]["ms_per_iteration"], 3)
+        row["fused_speedup"] = round(row["eager_three_d_passes"]["ms_per_iteration"] / row["eager"]["ms_per_iteration"], 3)
         rows.append(row)
     return {"rows": rows}
 
@@ -95,28 +101,34 @@ def main_compile(args) -> None:
         "loadavg_before": [round(x, 2) for x in load_before], "loadavg_after": [round(x, 2) for x in load_after],
         "settings": {"preset": MNIST_PRESET, "data": "synthetic 28x28 (timing only)", "batch": 100,
                      "timed_iterations": args.iters, "warmup_iterations": 5, "blocks": 6,
-                     "timing": "median over 6 interleaved blocks (eager, compiled, eager, ...) of the mean ms per iteration in each block",
-                     "iteration": "train_iteration: 1 D step (labeled+unlabeled+fake through D) + 1 G step "
-                                  "(L2 feature matching), the reference's Adam, EMA of D",
+                     "timing": "median over 6 interleaved blocks (one per mode, in turn) of the mean ms per iteration in each block",
+                     "iteration": "train_iteration: 1 D step (labeled+unlabeled+fake through D: three passes, or one "
+                                  "fused pass as the preset) + 1 G step (L2 feature matching), the reference's Adam, EMA of D",
                      "floor": "FLOPs (FlopCounterMode, eager) / 1024x1024 float32 matmul rate at that thread count"},
         **res,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem = RESULTS / "improved_gan_step_compiled"
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    md = ["# Improved-GAN MNIST step: eager vs `train.compile` (CPU)", "",
+    md = ["# Improved-GAN MNIST step: three D passes vs one fused pass vs `train.compile` (CPU)", "",
           f"{result['cpu']}, {result['cores']} cores, torch {result['torch']}, preset `{MNIST_PRESET}` on synthetic "
           f"28×28 data, batch 100, median of 6 interleaved blocks of {args.iters // 6} iterations per mode after warm-up. Produced by "
           "`benchmarks/improved_gan_step.py --part compile`.", "",
           f"**The machine was shared with other work**: load average (1, 5, 15 min) {result['loadavg_before']} "
           f"before and {result['loadavg_after']} after the run, on {result['cores']} cores, so absolute times "
-          "are inflated and noisy; eager and compiled were timed in interleaved blocks so that both see the same load.", "",
-          "| threads | eager ms/it | compiled ms/it | speed-up | floor ms | eager / floor | compiled / floor | "
-          "first 5 its (compiling) |", "|---|---|---|---|---|---|---|---|"]
+          "are inflated and noisy; the modes were timed in interleaved blocks so that all see the same load.", "",
+          "Modes: **eager, 3 D passes** = `objective.fuse_d_passes=false` (the reference's labeled, unlabeled and "
+          "generated passes); **eager** = the preset (one fused D pass, `train.compile=false`); **compiled** = the "
+          "preset with `train.compile=true`.", "",
+          "| threads | eager, 3 D passes ms/it | eager ms/it | compiled ms/it | fused vs 3 passes | compiled vs eager | "
+          "floor ms | 3 passes / floor | eager / floor | compiled / floor | first 5 its (compiling) |",
+          "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in res["rows"]:
-        md.append(f"| {r['threads']} | {r['eager']['ms_per_iteration']:.1f} | {r['compiled']['ms_per_iteration']:.1f} | "
-                  f"{r['speedup']:.2f}× | {r['floor_ms']:.1f} | {r['eager']['ratio_to_floor']:.2f} | "
-                  f"{r['compiled']['ratio_to_floor']:.2f} | {r['compiled']['first_five_iterations_s']:.0f} s |")
+        three, eager, comp = r["eager_three_d_passes"], r["eager"], r["compiled"]
+        md.append(f"| {r['threads']} | {three['ms_per_iteration']:.1f} | {eager['ms_per_iteration']:.1f} | "
+                  f"{comp['ms_per_iteration']:.1f} | {r['fused_speedup']:.2f}× | {r['speedup']:.2f}× | {r['floor_ms']:.1f} | "
+                  f"{three['ratio_to_floor']:.2f} | {eager['ratio_to_floor']:.2f} | {comp['ratio_to_floor']:.2f} | "
+                  f"{comp['first_five_iterations_s']:.0f} s |")
     md += ["", "Floor: the iteration's matmul FLOPs over a 1024×1024 float32 matmul's rate measured at the same "
            "thread count in the same process.", ""]
     stem.with_suffix(".md").write_text("\n".join(md))

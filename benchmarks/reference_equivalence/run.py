@@ -211,6 +211,11 @@ def mnist_section(a, tmp: Path, dtype: str = "float32", match_g_eps: bool = Fals
             total, logs = obj.d_loss(batch0)
             dnames = {p: n for p, n in d_param_names(D).items() if p.requires_grad}
             dgrads = torch.autograd.grad(total, list(dnames))
+        fused = obj.fuse_d_passes  # the preset's one D pass over [lab; unl; fake]: split it as the reference's three
+        n_b = batch0["x_unl"].shape[0]
+        if fused:
+            assert len(d_outs) == 1 and d_outs[0].shape[0] == 3 * n_b
+            d_outs[:] = d_outs[0].split(n_b)
         ours_step = {"d_logits_lab": npy(d_outs[0]), "d_logits_unl": npy(d_outs[1]), "d_logits_fake": npy(d_outs[2]),
                      "g_out_dstep": npy(g_outs[0]).reshape(g_outs[0].shape[0], -1),
                      "loss_lab": npy(logs["loss_lab"]), "loss_unl": npy(logs["loss_unl"])}
@@ -263,8 +268,16 @@ def mnist_section(a, tmp: Path, dtype: str = "float32", match_g_eps: bool = Fals
     finally:
         GaussianNoise.forward = orig_forward
 
-    # per noise layer, ours: init, then per iteration lab, unl, fake (D step), real, fake (G step)
+    # per noise layer, ours: init, then per iteration lab, unl, fake (D step), real, fake (G step); with the fused
+    # D pass the D step's draw is one array over [lab; unl; fake], split here into the reference's three passes
     n_it = a.iterations
+    if fused:
+        for k in range(len(noise_mods)):
+            rec, draws.record[f"noise{k}"] = draws.record[f"noise{k}"], []
+            assert len(rec) == 3 * n_it
+            for i in range(n_it):
+                assert rec[3 * i].shape[0] == 3 * n_b
+                draws.record[f"noise{k}"] += [*rec[3 * i].split(n_b), *rec[3 * i + 1:3 * i + 3]]
     inp = {"dtype": dtype, "batch_size": cfg["data"]["batch_size"], "unlabeled_weight": cfg["objective"]["unlabeled_weight"],
            "lr": cfg["optim"]["lr"], "init_x": npy(init_inputs[0]).reshape(init_inputs[0].shape[0], -1)}
     inp.update({f"pre_{k}": v for k, v in pre.items()})

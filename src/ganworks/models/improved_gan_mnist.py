@@ -25,6 +25,10 @@ def _units(n: int, width: float) -> int:
 
 
 class MnistDiscriminator(nn.Module):
+    #: every example is computed on its own (no batch statistics), so batches may be concatenated
+    #: into one forward pass (objective option ``fuse_d_passes``)
+    samplewise = True
+
     def __init__(
         self,
         image_shape: tuple[int, int, int] = (1, 28, 28),
