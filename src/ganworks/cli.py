@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--nproc", type=int, default=1,
                    help="data-parallel processes (launches torchrun; data.batch_size is the global batch)")
-    p.add_argument("--compile", choices=["auto", "true", "false"], help="train.compile, also when resuming")
+    p.add_argument("--compile", choices=["auto", "true", "optimizer", "false"], help="train.compile, also when resuming")
     p.add_argument("--threads", type=int, help="CPU threads (torch.set_num_threads)")
     p.add_argument("--max-minutes", type=float, help="train.max_minutes (wall-clock budget), also when resuming")
     _common(p)
@@ -132,6 +132,13 @@ def _check_out_dir(run_dir: Path) -> None:
     others = [p for p in run_dir.iterdir() if p.name not in (LOCK, LOG)] if run_dir.is_dir() else []
     if others and not (run_dir / "config.json").is_file():
         raise ConfigError(f"--out {run_dir} holds other files and is not a run: pick a new or empty folder")
+
+
+def _compiled_parts(exp) -> str:
+    """What train.compile compiled: the phases and/or the optimizers' update, or nothing."""
+    parts = (["step"] if exp.phase_loss.is_compiled else []) + \
+        (["optimizer update"] if any(getattr(o, "_compiled", None) is not None for o in exp.optimizers.values()) else [])
+    return " + ".join(parts) or "nothing"
 
 
 def _write_config(run_dir: Path, cfg: dict) -> None:
@@ -231,7 +238,7 @@ def cmd_train(args) -> int:
         return 0
     _write_config(run_dir, cfg)
     print(f"run: {run_dir}  device: {device}  iterations: {exp.position['iteration']} -> {exp.total_iterations} "
-          f"({exp.iterations_per_epoch} per epoch)", file=sys.stderr)
+          f"({exp.iterations_per_epoch} per epoch)  compiled: {_compiled_parts(exp)}", file=sys.stderr)
     row = train(exp, run_dir, progress=not args.no_progress)
     it = exp.position["iteration"]  # how far the run got (read by `ganworks reproduce`)
     (run_dir / "status.json").write_text(json.dumps({

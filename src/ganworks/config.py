@@ -71,7 +71,7 @@ DEFAULTS: dict = {
         "device": "auto", "log_every": 10,
         "sync_bn": False,         # several processes: SyncBatchNorm in G (CUDA only; train/distributed.py)
         "amp": "none",            # mixed precision: "none", "bf16" or "fp16" (train/amp.py)
-        "compile": "auto",        # torch.compile the step: true, false, or "auto" (where faster; train/compiled.py)
+        "compile": "auto",        # torch.compile: true (step), "optimizer" (update only), false, "auto" (where faster; train/compiled.py)
     },
     "eval": {
         "every": 0,               # iterations between evaluations; 0 = once per epoch

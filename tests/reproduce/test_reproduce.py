@@ -13,7 +13,7 @@ import pytest
 from ganworks.cli import main
 from ganworks.config import list_presets, resolve
 from ganworks.reproduce import Caps, list_tables, load_table, plan, run_state
-from ganworks.reproduce.runner import Launch, train_command
+from ganworks.reproduce.runner import LOG, Launch, describe_result, finish, train_command
 from ganworks.train import load_checkpoint
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
@@ -70,6 +70,15 @@ def test_every_shipped_table_resolves():
     spec = plan(t1, Path("/o"), rows=["mnist-100"])[0]
     assert spec.run_dir == Path("/o/improved-gan-table1/mnist-100/seed1")
     assert "own experiment" in load_table("sngan/figure1-mini").title
+
+
+def test_seeds_pick_runs_and_an_unlisted_seed_is_refused(capsys):
+    t1 = load_table("improved-gan/table1")
+    keys = [s.key for s in plan(t1, Path("/o"), rows=["mnist-100", "mnist-20"], seeds=[3, 1])]
+    assert keys == ["mnist-100/seed1", "mnist-100/seed3", "mnist-20/seed1"]
+    assert main(["reproduce", "improved-gan/table1", "--rows", "mnist-20", "--seeds", "3", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "--seeds 3" in err and "they list 1, 2" in err
 
 
 def test_unknown_table_names_the_known_ones(capsys):
@@ -175,6 +184,18 @@ def test_kill_minus_9_mid_run_then_resume(tmp_path, tiny_digits):
     status = json.loads((spec.run_dir / "status.json").read_text())
     assert status["finished"] and status["iteration"] == reached + 20
     assert "--resume" in (spec.run_dir / "reproduce.log").read_text()
+
+
+def test_a_run_stopped_by_a_signal_is_reported_interrupted_not_failed(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / LOG).write_text('interrupted (SIGTERM): saved ...\n{"iteration": 6449, "interrupted": "SIGTERM"}\n')
+    assert describe_result(finish(run, 143, Caps())) == "interrupted (SIGTERM; saved at iteration 6449: rerun to resume)"
+    (run / LOG).write_text("Traceback ...\nValueError: bad\n")
+    assert describe_result(finish(run, 2, Caps())) == "failed (exit 2): ValueError: bad"
+    assert describe_result(finish(run, 130, Caps())) == "interrupted (SIGINT; saved: rerun to resume)"
+    assert describe_result({"returncode": 0, "finished": True}) == "finished"
+    assert describe_result({"returncode": 0, "finished": False}) == "stopped (time cap)"
 
 
 def test_submitit_local_launcher(tmp_path, tiny_digits, capsys):

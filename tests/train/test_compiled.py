@@ -13,7 +13,7 @@ from ganworks.errors import ConfigError
 from ganworks.nn.noise import GaussianNoise
 from ganworks.train import Experiment, load_checkpoint
 from ganworks.train import compiled as compiled_mod
-from ganworks.train.compiled import PhaseLoss, compile_wanted
+from ganworks.train.compiled import PhaseLoss, compile_update_wanted, compile_wanted
 from ganworks.train.loop import train_iteration
 
 CPU = torch.device("cpu")
@@ -154,6 +154,40 @@ def test_compile_setting(tiny_digits):
     assert compile_wanted(resolve("improved-gan/mnist-100", ["train.compile=true"]), CPU, 10)
     with pytest.raises(ConfigError, match="train.compile must be"):
         compile_wanted(resolve("improved-gan/mnist-100", ["train.compile=sometimes"]), CPU, 10)
+    # the optimizer's update alone: auto where measured faster (the MNIST step on CPU), "optimizer" anywhere
+    assert ("cpu", "improved-gan-mnist-d") in compiled_mod.FASTER_COMPILED_UPDATE
+    assert compile_update_wanted(mnist, CPU, 180_000) and not compile_update_wanted(mnist, CPU, 60)
+    assert not compile_update_wanted(resolve("sngan/cifar10-cnn-sn-A"), CPU, 100_000)
+    opt_only = resolve("sngan/cifar10-cnn-sn-A", ["train.compile=optimizer"])
+    assert compile_update_wanted(opt_only, CPU, 10) and not compile_wanted(opt_only, CPU, 10)
+    assert compile_update_wanted(resolve("improved-gan/mnist-100", ["train.compile=true"]), CPU, 10)
+    assert not compile_update_wanted(resolve("improved-gan/mnist-100", ["train.compile=false"]), CPU, 180_000)
+    with pytest.raises(ConfigError, match="train.compile must be"):
+        compile_update_wanted(resolve("improved-gan/mnist-100", ["train.compile=sometimes"]), CPU, 10)
+
+
+def test_compiled_optimizer_update_alone_matches_eager(tiny_digits):
+    """train.compile="optimizer": the phases stay eager, the fused Adam update gives eager's numbers."""
+    pytest.importorskip("torch._inductor")
+    eager = Experiment(resolve("improved-gan/mnist-100", tiny_digits + ["train.iterations=10", "train.compile=false"]), CPU)
+    eager_logs = [train_iteration(eager) for _ in range(4)]
+    comp = Experiment(resolve("improved-gan/mnist-100", tiny_digits + ["train.iterations=10", "train.compile=optimizer"]), CPU)
+    assert not comp.phase_loss.is_compiled and eager.optimizers["d"]._compiled is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a fallback to the eager update would warn: fail instead
+        comp_logs = [train_iteration(comp) for _ in range(4)]
+    assert all(opt._compiled is not None and opt._compiled_ok for opt in comp.optimizers.values())
+    for le, lc in zip(eager_logs, comp_logs):
+        for (pe, a), (pc, b) in zip(le, lc):
+            assert pe == pc
+            for k in a:
+                torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5)
+    moved = False
+    for a, b, p0 in zip(_params(eager), _params(comp), _params(Experiment(resolve(
+            "improved-gan/mnist-100", tiny_digits + ["train.iterations=10", "train.compile=false"]), CPU))):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6)
+        moved |= not torch.allclose(a, p0, rtol=1e-4, atol=1e-6)
+    assert moved  # the comparison is not between untrained models
 
 
 def test_old_configs_get_new_keys_and_resume_with_compile_switched(tmp_path, tiny_digits):

@@ -23,6 +23,8 @@ def add_subcommands(sub) -> None:
     p.add_argument("--out", default=os.environ.get("GANWORKS_REPRODUCE", DEFAULT_OUT),
                    help=f"where the runs live (default $GANWORKS_REPRODUCE, else {DEFAULT_OUT})")
     p.add_argument("--rows", nargs="+", metavar="ROW", help="only these row ids")
+    p.add_argument("--seeds", nargs="+", type=int, metavar="SEED",
+                   help="only these of each row's seeds (e.g. to share a table's runs between machines)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key of every new run (repeatable)")
     p.add_argument("--jobs", type=int, default=1, help="runs at a time (default 1)")
@@ -72,7 +74,7 @@ def cmd_reproduce(args) -> int:
         raise ConfigError("--jobs and --threads must be at least 1")
     table = load_table(args.table)
     out = Path(args.out).expanduser()
-    specs = plan(table, out, args.set, args.rows)
+    specs = plan(table, out, args.set, args.rows, args.seeds)
     caps = Caps(epochs=args.epochs, iterations=args.iterations, max_minutes=args.max_minutes)
 
     if args.report:
@@ -98,7 +100,7 @@ def cmd_reproduce(args) -> int:
     with open(record, "a") as f:
         f.write(json.dumps({"started": time.strftime("%Y-%m-%dT%H:%M:%S"), "table": table.name, "caps": caps.record(),
                             "jobs": args.jobs, "threads": args.threads, "launcher": args.launcher,
-                            "rows": args.rows, "set": args.set}) + "\n")
+                            "rows": args.rows, "seeds": args.seeds, "set": args.set}) + "\n")
     if args.launcher == "local":
         outcome = run_local(specs, caps, args.jobs, args.threads, args.device, args.data_root,
                             progress=not args.no_progress)
@@ -115,7 +117,12 @@ def cmd_reproduce(args) -> int:
     for key in (s.key for s in specs):
         print(f"{key:32s} {outcome.get(key, '?')}")
     failed = [k for k, v in outcome.items() if v.startswith("failed")]
+    interrupted = [k for k, v in outcome.items() if v.startswith("interrupted")]
     if failed:
         print(f"error: {len(failed)} run(s) failed; see reproduce.log in their run directories", file=sys.stderr)
+        return 1
+    if interrupted:
+        print(f"{len(interrupted)} run(s) interrupted after saving; run the same command again to resume them",
+              file=sys.stderr)
         return 1
     return 0

@@ -225,6 +225,23 @@ def _sort_out(specs: list[RunSpec], caps: Caps) -> tuple[dict[str, str], list[tu
     return outcome, todo
 
 
+def describe_result(result: dict) -> str:
+    """A run's outcome in words: finished, stopped at a cap, interrupted by a signal (saved: a rerun
+    resumes it) or failed."""
+    code = result.get("returncode")
+    if code == 0 or result.get("finished"):
+        return "finished" if result.get("finished") else "stopped (time cap)"
+    if code in (130, 143):  # `ganworks train` saved on SIGINT/SIGTERM; its last line is the JSON row
+        try:
+            row = json.loads(result.get("error") or "{}")
+        except ValueError:
+            row = {}
+        signal = row.get("interrupted") or {130: "SIGINT", 143: "SIGTERM"}[code]
+        where = f" at iteration {row['iteration']}" if "iteration" in row else ""
+        return f"interrupted ({signal}; saved{where}: rerun to resume)"
+    return f"failed (exit {code}): {result.get('error', '')}"
+
+
 def run_local(specs: list[RunSpec], caps: Caps, jobs: int, threads: int, device=None, data_root=None,
               progress: bool = True) -> dict[str, str]:
     """Run ``specs`` ``jobs`` at a time; returns each run's outcome by ``spec.key``."""
@@ -250,11 +267,8 @@ def run_local(specs: list[RunSpec], caps: Caps, jobs: int, threads: int, device=
                     continue
                 active.remove(launch)
                 key = launch.spec.key
-                if result.get("returncode") == 0 or result.get("finished"):
-                    outcome[key] = "finished" if result.get("finished") else "stopped (time cap)"
-                else:
-                    failed += 1
-                    outcome[key] = f"failed (exit {result.get('returncode')}): {result.get('error', '')}"
+                outcome[key] = describe_result(result)
+                failed += outcome[key].startswith("failed")
                 bar.update(1)
             bar.set_postfix(running=len(active), failed=failed, refresh=False)
             bar.refresh()
@@ -303,10 +317,7 @@ def run_submitit(specs: list[RunSpec], caps: Caps, jobs: int, threads: int, fold
                     continue
                 pending.remove((s, job))
                 try:
-                    result = job.result()
-                    ok = result.get("returncode") == 0 or result.get("finished")
-                    outcome[s.key] = ("finished" if result.get("finished") else "stopped (time cap)") if ok else \
-                        f"failed (exit {result.get('returncode')}): {result.get('error', '')}"
+                    outcome[s.key] = describe_result(job.result())
                 except Exception as e:  # noqa: BLE001 - a job that died: say so, keep waiting for the rest
                     outcome[s.key] = f"failed (job {job.job_id}): {type(e).__name__}"
                 bar.update(1)

@@ -161,12 +161,23 @@ class RunSpec:
         return f"{self.row.id}/seed{self.seed}"
 
 
-def plan(table: Table, out: Path, extra_overrides: list[str] = (), rows: list[str] | None = None) -> list[RunSpec]:
-    """Every (row, seed) of ``table`` (or of the named ``rows``) as a RunSpec under ``out``."""
+def plan(table: Table, out: Path, extra_overrides: list[str] = (), rows: list[str] | None = None,
+         seeds: list[int] | None = None) -> list[RunSpec]:
+    """Every (row, seed) of ``table`` (or of the named ``rows``, and only the named ``seeds`` of each)
+    as a RunSpec under ``out``. A named seed that no chosen row lists is an error."""
     chosen = [table.row(r) for r in rows] if rows else table.rows
+    if seeds:
+        listed = sorted({s for row in chosen for s in row.seeds})
+        unknown = sorted(set(seeds) - set(listed))
+        if unknown:
+            raise ConfigError(f"--seeds {' '.join(map(str, unknown))}: not a seed of the chosen rows of table "
+                              f"{table.name!r} (they list {', '.join(map(str, listed))}); add seeds to a row in a "
+                              f"copy of the table's .toml to run more")
     specs = []
     for row in chosen:
         for seed in row.seeds:
+            if seeds and seed not in seeds:
+                continue
             overrides = [os.path.expandvars(o) for o in (*table.overrides, *row.overrides, *extra_overrides)]
             overrides += [f"train.seed={seed}", f"data.seed_data={seed}"]
             specs.append(RunSpec(table, row, seed, Path(out) / table.id / row.id / f"seed{seed}", overrides))

@@ -10,10 +10,12 @@ compiler) or Triton kernels (CUDA), and on CUDA a small model also runs through 
 generator (``fallback_random``), so a compiled step draws the same noise as the eager one and
 the checkpoint's RNG state means the same thing either way; results agree to float32 rounding.
 
-``train.compile``: ``true``, ``false`` or ``"auto"`` — on where it was measured to be faster
-(``FASTER_COMPILED``) and the run is long enough to repay the compile time (``MIN_ITERATIONS``);
-see benchmarks/results/improved_gan_step_compiled.md. If compilation fails, the run continues
-eagerly after a one-line warning.
+``train.compile``: ``true`` (the phases and the optimizers' update), ``"optimizer"`` (only the
+reference Adam's update, fused into one pass over each tensor's p, g, m, v: ``train/optim.py``;
+the forward and backward passes stay eager), ``false``, or ``"auto"``: each part on where it was
+measured to be faster (``FASTER_COMPILED``, ``FASTER_COMPILED_UPDATE``) and the run is long enough
+to repay the compile time (``MIN_ITERATIONS``); see benchmarks/results/improved_gan_step_compiled.md.
+If compilation fails, the run continues eagerly after a one-line warning.
 """
 
 from __future__ import annotations
@@ -31,23 +33,43 @@ from ..errors import ConfigError
 #: slower than eager (0.87x at 1 thread), so ``auto`` compiles nothing until a measurement (e.g. on a
 #: GPU) says otherwise.
 FASTER_COMPILED: set[tuple[str, str]] = set()
+#: (device type, discriminator builder) where compiling only the optimizer's update (the phases
+#: eager) was measured faster than eager: the MNIST step on CPU, the reference Adam's eight foreach
+#: passes over 2.6M parameters becoming one (benchmarks/results/improved_gan_step_compiled.md).
+FASTER_COMPILED_UPDATE: set[tuple[str, str]] = {("cpu", "improved-gan-mnist-d")}
 #: ``auto`` compiles only runs of at least this many iterations (compiling takes ~0.5-2 minutes).
 MIN_ITERATIONS = 2000
 #: CUDA graphs (``mode="reduce-overhead"``) for models up to this many parameters (G + D).
 SMALL_MODEL_PARAMS = 20_000_000
 
 
-def compile_wanted(cfg: dict, device: torch.device, total_iterations: int) -> bool:
-    """Whether ``train.compile`` (true / false / "auto") asks for a compiled step on ``device``."""
+def _compile_setting(cfg: dict):
     setting = cfg["train"].get("compile", "auto")
     if isinstance(setting, str) and setting.lower() in ("true", "false"):
         setting = setting.lower() == "true"
-    if isinstance(setting, bool):
+    if isinstance(setting, bool) or setting in ("auto", "optimizer"):
         return setting
+    raise ConfigError(f"train.compile must be true, false, \"optimizer\" or \"auto\", got {setting!r}")
+
+
+def compile_wanted(cfg: dict, device: torch.device, total_iterations: int) -> bool:
+    """Whether ``train.compile`` asks for compiled phases (forward, loss, backward) on ``device``."""
+    setting = _compile_setting(cfg)
     if setting != "auto":
-        raise ConfigError(f"train.compile must be true, false or \"auto\", got {setting!r}")
+        return setting is True
     key = (device.type, cfg["model"]["discriminator"].get("name", ""))
     return key in FASTER_COMPILED and total_iterations >= MIN_ITERATIONS
+
+
+def compile_update_wanted(cfg: dict, device: torch.device, total_iterations: int) -> bool:
+    """Whether ``train.compile`` asks for the optimizers' fused, compiled update on ``device``
+    (always with compiled phases; alone with ``"optimizer"``, or where ``auto`` measured it faster)."""
+    setting = _compile_setting(cfg)
+    if setting != "auto":
+        return setting is True or setting == "optimizer"
+    key = (device.type, cfg["model"]["discriminator"].get("name", ""))
+    return (compile_wanted(cfg, device, total_iterations)
+            or (key in FASTER_COMPILED_UPDATE and total_iterations >= MIN_ITERATIONS))
 
 
 def _rng_state(device: torch.device):

@@ -25,7 +25,7 @@ from ..nn.weight_norm import data_dependent_init, needs_data_dependent_init
 from ..objectives import OBJECTIVES
 from .averaging import EMA
 from ..checkpoints import FORMAT
-from .compiled import PhaseLoss, compile_wanted
+from .compiled import PhaseLoss, compile_update_wanted, compile_wanted
 from .optim import build_optimizer, build_scheduler
 
 
@@ -129,7 +129,7 @@ class Experiment:
         self.params = {"d": [p for p in self.D.parameters() if p.requires_grad],
                        "g": [p for p in self.G.parameters() if p.requires_grad]}
         self.optimizers = {k: build_optimizer(self.params[k], o, o[f"lr_{k}"] or o["lr"]) for k in ("d", "g")}
-        if self.phase_loss.is_compiled:  # the reference's Adam: one fused update per tensor
+        if compile_update_wanted(cfg, device, self.total_iterations):  # the reference's Adam: one fused pass
             for opt in self.optimizers.values():
                 getattr(opt, "compile_update", lambda: None)()
         self.schedulers = {k: build_scheduler(opt, o, self.total_iterations) for k, opt in self.optimizers.items()}
