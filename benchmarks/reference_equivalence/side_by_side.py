@@ -22,7 +22,9 @@ shown beside it.
 ``run`` is resumable: a finished (side, seed) is skipped; an interrupted ganworks run resumes from
 its checkpoint; an interrupted reference run starts again (the script has no checkpoints). Runs go
 to ``--work`` (default ``~/.cache/ganworks/side_by_side``), outside the checkout. ``report`` writes
-``benchmarks/results/side_by_side_mnist.{json,md,png}``.
+``benchmarks/results/side_by_side_mnist.{json,md,png}`` (``side_by_side_mnist<labels>.*`` with
+``--labels 20|50|200``: Table 1's other rows, the reference's ``--count`` = labels / 10; use another
+``--work`` per label count).
 
 Verdict rule (stated in the report): at the final epoch, for the raw D and for the averaged D, the
 difference of the two sides' means must be at most twice the pooled seed-to-seed standard
@@ -48,7 +50,16 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE.parent / "results"
 HOME = Path("~/.cache/ganworks").expanduser()
-PRESET = "improved-gan/mnist-100"
+LABELS = (20, 50, 100, 200)  # Table 1's label counts: presets improved-gan/mnist-<labels>
+
+
+def preset(labels: int) -> str:
+    return f"improved-gan/mnist-{labels}"
+
+
+def result_stem(labels: int) -> Path:
+    """benchmarks/results/side_by_side_mnist (100 labels, the issue's runs) or ..._mnist<labels>."""
+    return RESULTS / ("side_by_side_mnist" if labels == 100 else f"side_by_side_mnist{labels}")
 SERIES = {  # key -> (label, side, metrics key)
     "ref_raw": ("reference, raw D", "ref", "test_errors_raw"),
     "ref_avg": ("reference, averaged D (bias-corrected, ganworks' definition)", "ref", "test_errors_avg_corrected"),
@@ -103,14 +114,15 @@ def read_jsonl(path: Path) -> list[dict]:
 def ref_command(a, seed: int, npz: Path, log: Path) -> list[str]:
     return ["nice", "-n", str(a.nice), a.theano_python, str(HERE / "ref_mnist_train.py"),
             "--improved-gan", a.improved_gan, "--lasagne", a.lasagne, "--mnist-npz", str(npz),
-            "--epochs", str(a.epochs), "--log", str(log), "--", "--seed", str(seed), "--seed_data", str(seed)]
+            "--epochs", str(a.epochs), "--log", str(log), "--", "--seed", str(seed), "--seed_data", str(seed),
+            "--count", str(a.labels // 10)]  # the script's labels per class
 
 
 def ours_command(a, seed: int, run: Path) -> list[str]:
     base = ["nice", "-n", str(a.nice), sys.executable, "-m", "ganworks"]
     if (run / "config.json").exists():
         return base + ["train", "--resume", str(run), "--epochs", str(a.epochs), "--threads", "1", "--no-progress"]
-    return base + ["train", PRESET, "--epochs", str(a.epochs), "--seed", str(seed), "--set", f"data.seed_data={seed}",
+    return base + ["train", preset(a.labels), "--epochs", str(a.epochs), "--seed", str(seed), "--set", f"data.seed_data={seed}",
                    "--threads", "1", "--no-progress", "--out", str(run), "--data-root", str(a.data_root)]
 
 
@@ -155,7 +167,8 @@ def cmd_run(a) -> int:
     settings_file = work / "settings.json"  # several `run`s into one --work add up (e.g. a seed run apart)
     old = json.loads(settings_file.read_text()) if settings_file.exists() else {}
     settings_file.write_text(json.dumps({"seeds": sorted(set(old.get("seeds", [])) | set(a.seeds)),
-                                         "epochs": max(old.get("epochs", 0), a.epochs), "preset": PRESET,
+                                         "epochs": max(old.get("epochs", 0), a.epochs), "preset": preset(a.labels),
+                                         "labels": a.labels,
                                          "started": old.get("started", time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))}))
     status, lock = {}, threading.Lock()
     queues = {"reference": ref_jobs, "ganworks": ours_jobs}
@@ -255,15 +268,20 @@ def cmd_report(a) -> int:
     warnings.filterwarnings("ignore", "Mean of empty slice|Degrees of freedom", RuntimeWarning)
     work = Path(a.work).expanduser()
     settings = json.loads((work / "settings.json").read_text()) if (work / "settings.json").exists() else {}
+    labels = settings.get("labels", a.labels)
     seeds, epochs = a.seeds or settings.get("seeds", [1, 2, 3]), a.epochs or settings.get("epochs", 30)
     series, secs = collect(work, seeds, epochs)
     reached = {k: [int(np.sum(~np.isnan(v[i]))) for i in range(len(seeds))] for k, v in series.items()}
     # the last epoch at which both sides have at least two seeds (all of them once the runs are done)
-    final = next((e for e in range(epochs, 0, -1) if min(int(np.sum(~np.isnan(series[k][:, e - 1])))
-                                                        for k in ("ref_raw", "ours_raw")) >= 2), 0)
+    # (with one seed per side: the last epoch both reached; the verdict then says "not enough seeds")
+    def common(n_seeds: int) -> int:
+        return next((e for e in range(epochs, 0, -1) if min(int(np.sum(~np.isnan(series[k][:, e - 1])))
+                                                          for k in ("ref_raw", "ours_raw")) >= n_seeds), 0)
+
+    final = common(2) or common(1)
     checks = verdicts(series, final) if final else []
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / "side_by_side_mnist"
+    out = result_stem(labels)
     if final:
         plot(series, epochs, out.with_suffix(".png"))
     per_epoch = {k: {"mean": np.nanmean(v, 0).round(2).tolist(), "std": (np.nanstd(v, 0, ddof=1) if len(seeds) > 1 else 0 * v[0]).round(2).tolist(),
@@ -272,10 +290,11 @@ def cmd_report(a) -> int:
     per_epoch = json.loads(json.dumps(per_epoch).replace("NaN", "null"))
     sec = {side: {"mean": round(float(np.mean(v)), 1), "std": round(float(np.std(v)), 1), "n_epochs": len(v)} if v else None
            for side, v in secs.items()}
-    result = {"benchmark": "side-by-side whole training runs, Improved-GAN MNIST 100 labels (issue 12)",
+    result = {"benchmark": f"side-by-side whole training runs, Improved-GAN MNIST {labels} labels (issue 12)",
               "reference": "openai/improved-gan mnist_svhn_cifar10/train_mnist_feature_matching.py via ref_mnist_train.py "
-                           "(Theano 1.0.5, floatX=float32, blas.ldflags=, one thread)",
-              "ours": f"ganworks train {PRESET} --threads 1 (torch {__import__('torch').__version__})",
+                           f"--count {labels // 10} (Theano 1.0.5, floatX=float32, blas.ldflags=, one thread)",
+              "labels": labels,
+              "ours": f"ganworks train {preset(labels)} --threads 1 (torch {__import__('torch').__version__})",
               "seeds": seeds, "epochs_planned": epochs, "epochs_reached_per_seed": reached, "compared_at_epoch": final,
               "seconds_per_epoch": sec, "verdicts": checks,
               "verdict_rule": "at the compared epoch, |mean_ours - mean_ref| <= 2 * sqrt((std_ref^2 + std_ours^2) / 2), "
@@ -286,7 +305,7 @@ def cmd_report(a) -> int:
               "load_average_at_report": [round(x, 2) for x in os.getloadavg()],
               "written": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "per_epoch": per_epoch}
     out.with_suffix(".json").write_text(json.dumps(result, indent=1))
-    lines = ["# Side-by-side whole runs: reference MNIST script vs ganworks (issue 12)", "",
+    lines = [f"# Side-by-side whole runs: reference MNIST script vs ganworks, {labels} labels (issue 12)", "",
              f"Written {result['written']} by `benchmarks/reference_equivalence/side_by_side.py report`. "
              f"{result['device']}. Seeds {seeds} (seed = seed_data), {epochs} epochs planned; compared at epoch {final}.",
              "", f"- reference: {result['reference']}", f"- ganworks: {result['ours']}"]
@@ -314,7 +333,7 @@ def cmd_report(a) -> int:
             m, s = per_epoch[k]["mean"][e], per_epoch[k]["std"][e]
             cells.append("" if m is None else (f"{m:.1f} ± {s:.1f}" if s is not None else f"{m:.1f}"))
         lines.append(f"| {e + 1} | " + " | ".join(cells) + " |")
-    lines += ["", "![side by side](side_by_side_mnist.png)", ""]
+    lines += ["", f"![side by side]({out.name}.png)", ""]
     out.with_suffix(".md").write_text("\n".join(lines))
     print("\n".join(lines[:14]))
     print(f"wrote {out.with_suffix('.json')}, .md, .png")
@@ -326,6 +345,9 @@ def main(argv=None) -> int:
     ap.add_argument("command", choices=["run", "report"])
     ap.add_argument("--seeds", type=int, nargs="+")
     ap.add_argument("--epochs", type=int)
+    ap.add_argument("--labels", type=int, choices=LABELS, default=100,
+                    help="labelled examples (Table 1's rows; the reference's --count is labels/10); report: "
+                         "read from the work folder's settings.json when there")
     ap.add_argument("--work", default=str(HOME / "side_by_side"))
     ap.add_argument("--data-root", default=os.environ.get("GANWORKS_DATA", "/work/shared/data"))
     ap.add_argument("--improved-gan", default=str(HOME / "refsrc/improved-gan"))

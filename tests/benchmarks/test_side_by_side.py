@@ -72,6 +72,29 @@ def test_report_writes_table_and_plot(tmp_path, monkeypatch):
     assert res["seconds_per_epoch"]["ours"]["mean"] == 40.0 and res["compared_at_epoch"] == 3
 
 
+def test_other_label_counts_one_seed_a_side(tmp_path, monkeypatch):
+    """--labels 20: the reference gets --count 2, ganworks the 20-label preset; with one seed a side the
+    report compares at the last epoch both reached and says the verdict needs more seeds."""
+    a = S.main.__globals__["argparse"].Namespace(nice=5, theano_python="py", improved_gan="ig", lasagne="l",
+                                                 epochs=3, labels=20, data_root="d")
+    cmd = S.ref_command(a, 2, Path("m.npz"), Path("log"))
+    assert cmd[cmd.index("--count") + 1] == "2" and cmd[cmd.index("--seed_data") + 1] == "2"
+    assert "improved-gan/mnist-20" in S.ours_command(a, 2, tmp_path / "none")
+    monkeypatch.setattr(S, "RESULTS", tmp_path / "results")
+    work = tmp_path / "work"
+    write_logs(work, [2], 3, [[5000, 4800, 4700]], [[5100, 4900, 4600]], [[4900, 4700, 4600]], [[4500, 4300, 4000]])
+    (work / "ganworks" / "seed2" / "metrics.jsonl").write_text(
+        "".join(line + "\n" for line in (work / "ganworks" / "seed2" / "metrics.jsonl").read_text().splitlines()[:4]))
+    (work / "settings.json").write_text(json.dumps({"seeds": [2], "epochs": 3, "labels": 20}))
+    assert S.main(["report", "--work", str(work)]) == 0
+    res = json.loads((tmp_path / "results" / "side_by_side_mnist20.json").read_text())
+    assert res["labels"] == 20 and res["compared_at_epoch"] == 2  # ganworks reached epoch 2 only
+    assert {v["verdict"] for v in res["verdicts"]} == {"not enough seeds"}
+    assert "20 labels" in (tmp_path / "results" / "side_by_side_mnist20.md").read_text()
+    assert (tmp_path / "results" / "side_by_side_mnist20.png").exists()
+    assert not (tmp_path / "results" / "side_by_side_mnist.json").exists()
+
+
 def test_run_schedules_every_seed_of_both_sides_and_skips_finished_ones(tmp_path, monkeypatch):
     """Stand-in commands write the logs the two sides write; a second `run` finds nothing to do."""
     def ref_command(a, seed, npz, log):
