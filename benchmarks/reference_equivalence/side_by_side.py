@@ -299,9 +299,8 @@ def cmd_report(a) -> int:
               "seconds_per_epoch": sec, "verdicts": checks,
               "verdict_rule": "at the compared epoch, |mean_ours - mean_ref| <= 2 * sqrt((std_ref^2 + std_ours^2) / 2), "
                               "std over seeds (ddof 1)",
-              "device": f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores), one thread per side, "
-                        "both sides running at the same time",
-              "schedule": a.note or "",
+              "device": f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores), one thread per side",
+              "schedule": a.note or "both sides running at the same time (side_by_side.py run)",
               "load_average_at_report": [round(x, 2) for x in os.getloadavg()],
               "written": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "per_epoch": per_epoch}
     out.with_suffix(".json").write_text(json.dumps(result, indent=1))
@@ -309,8 +308,7 @@ def cmd_report(a) -> int:
              f"Written {result['written']} by `benchmarks/reference_equivalence/side_by_side.py report`. "
              f"{result['device']}. Seeds {seeds} (seed = seed_data), {epochs} epochs planned; compared at epoch {final}.",
              "", f"- reference: {result['reference']}", f"- ganworks: {result['ours']}"]
-    if a.note:
-        lines.append(f"- schedule: {a.note}")
+    lines.append(f"- schedule: {result['schedule']}")
     lines += ["",
               "| quantity | reference mean ± std | ganworks mean ± std | difference | 2 × pooled std | n (ref, ours) | verdict |",
               "|---|---|---|---|---|---|---|"]
