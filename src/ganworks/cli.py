@@ -137,7 +137,7 @@ def _check_out_dir(run_dir: Path) -> None:
 def _compiled_parts(exp) -> str:
     """What train.compile compiled: the phases and/or the optimizers' update, or nothing."""
     parts = (["step"] if exp.phase_loss.is_compiled else []) + \
-        (["optimizer update"] if any(getattr(o, "_compiled", None) is not None for o in exp.optimizers.values()) else [])
+        (["optimizer update"] if any(getattr(o, "is_compiled", False) for o in exp.optimizers.values()) else [])
     return " + ".join(parts) or "nothing"
 
 

@@ -52,13 +52,18 @@ def _compile_setting(cfg: dict):
     raise ConfigError(f"train.compile must be true, false, \"optimizer\" or \"auto\", got {setting!r}")
 
 
+def _measured_faster(table: set[tuple[str, str]], cfg: dict, device: torch.device, total_iterations: int) -> bool:
+    """``auto``: this (device, discriminator) is in ``table`` and the run repays the compile time."""
+    key = (device.type, cfg["model"]["discriminator"].get("name", ""))
+    return key in table and total_iterations >= MIN_ITERATIONS
+
+
 def compile_wanted(cfg: dict, device: torch.device, total_iterations: int) -> bool:
     """Whether ``train.compile`` asks for compiled phases (forward, loss, backward) on ``device``."""
     setting = _compile_setting(cfg)
     if setting != "auto":
         return setting is True
-    key = (device.type, cfg["model"]["discriminator"].get("name", ""))
-    return key in FASTER_COMPILED and total_iterations >= MIN_ITERATIONS
+    return _measured_faster(FASTER_COMPILED, cfg, device, total_iterations)
 
 
 def compile_update_wanted(cfg: dict, device: torch.device, total_iterations: int) -> bool:
@@ -67,9 +72,8 @@ def compile_update_wanted(cfg: dict, device: torch.device, total_iterations: int
     setting = _compile_setting(cfg)
     if setting != "auto":
         return setting is True or setting == "optimizer"
-    key = (device.type, cfg["model"]["discriminator"].get("name", ""))
     return (compile_wanted(cfg, device, total_iterations)
-            or (key in FASTER_COMPILED_UPDATE and total_iterations >= MIN_ITERATIONS))
+            or _measured_faster(FASTER_COMPILED_UPDATE, cfg, device, total_iterations))
 
 
 def _rng_state(device: torch.device):

@@ -77,6 +77,11 @@ class AdamEpsInsideSqrt(Optimizer):
     def compile_update(self) -> None:
         self._compiled = torch.compile(adam_eps_inside_sqrt_update, dynamic=False)
 
+    @property
+    def is_compiled(self) -> bool:
+        """Whether the update runs compiled (False again after a compiler failure fell back to eager)."""
+        return self._compiled is not None
+
     def _denoms(self, i: int, params: list[torch.Tensor]) -> list[torch.Tensor]:
         key = tuple(id(p) for p in params)
         cached = self._scratch.get(i)
