@@ -75,7 +75,8 @@ def load_checkpoint(path: str | os.PathLike, which: str = "last") -> dict:
     p = resolve_checkpoint(path, which)
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as e:
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError,
+            KeyError, IndexError, TypeError, AttributeError) as e:  # a file of garbage trips the unpickler anywhere
         other = p.with_name("best.pt" if p.name == "last.pt" else "last.pt")
         raise CheckpointError(
             f"checkpoint {p} is truncated or corrupt ({type(e).__name__}): use {other} if it exists "

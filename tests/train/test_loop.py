@@ -93,6 +93,9 @@ def test_truncated_and_foreign_checkpoints_give_clear_errors(tmp_path, tiny_digi
     last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
     with pytest.raises(CheckpointError, match="truncated or corrupt.*best.pt"):
         load_checkpoint(tmp_path / "run")
+    last.write_bytes(b"junk\n")  # not a zip: the legacy unpickler reads it and fails with a KeyError
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        load_checkpoint(tmp_path / "run")
     torch.save({"weights": 1}, tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="not a ganworks checkpoint"):
         load_checkpoint(tmp_path / "other.pt")
