@@ -65,3 +65,18 @@ def test_bad_input_is_one_line_and_exit_2(args, message, tmp_path, capsys):
     assert main(args + (["--no-progress"] if args[0] == "train" else [])) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and "\n" not in err and "Traceback" not in err
+
+
+def test_output_piped_into_a_reader_that_stops_early_ends_quietly():
+    """`ganworks presets | head -1`: the reader closes the pipe; ganworks exits 0 without a traceback."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    code = ("import os, sys; r, w = os.pipe(); os.close(r); os.dup2(w, 1); "  # stdout: a pipe nobody reads
+            "from ganworks.cli import main; sys.exit(main(['presets']))")
+    out = subprocess.run([sys.executable, "-u", "-c", code], capture_output=True, text=True, timeout=120,
+                         env={"PYTHONPATH": src, "PATH": "/usr/bin:/bin"})
+    assert "Traceback" not in out.stderr and "BrokenPipeError" not in out.stderr, out.stderr
+    assert out.returncode == 0
