@@ -72,6 +72,7 @@ DEFAULTS: dict = {
         "sync_bn": False,         # several processes: SyncBatchNorm in G (CUDA only; train/distributed.py)
         "amp": "none",            # mixed precision: "none", "bf16" or "fp16" (train/amp.py)
         "compile": "auto",        # torch.compile: true (step), "optimizer" (update only), false, "auto" (where faster; train/compiled.py)
+        "noise": "global",        # Gaussian-noise layers' draws: "global", "parallel" or "prefetch" (nn/noise.py)
     },
     "eval": {
         "every": 0,               # iterations between evaluations; 0 = once per epoch
@@ -124,6 +125,7 @@ VALID: dict = {
     "train.max_minutes": (float, 0.0, 1e7, False),
     "train.log_every": (int, 1, None, False),
     "train.amp": ("none", "bf16", "fp16"),
+    "train.noise": ("global", "parallel", "prefetch"),
     "eval.every": (int, 0, None, False),
     "eval.grid": (int, 0, 10000, False),
     "eval.batch_size": (int, 1, None, False),

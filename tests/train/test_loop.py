@@ -67,6 +67,27 @@ def test_ctrl_c_saves_and_resumes_exactly_mid_epoch(tmp_path, tiny_digits, monke
     _same_state(straight, resumed)
 
 
+@pytest.mark.parametrize("noise", ["parallel", "prefetch"])
+def test_noise_stream_runs_resume_bit_exact_on_two_threads(tmp_path, tiny_digits, noise):
+    """train.noise draws from a counter-keyed stream: a run stopped and resumed reaches the same
+    weights as one run straight through."""
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        over = tiny_digits + [f"train.noise={noise}", "eval.every=100"]
+        straight, _ = _run(resolve("improved-gan/mnist-100", over + ["train.iterations=40"]), tmp_path / "straight")
+        assert straight.noise.count == 40 * 18  # 6 noise layers x (1 fused D pass + 2 passes in the G step)
+        _run(resolve("improved-gan/mnist-100", over + ["train.iterations=17"]), tmp_path / "cut")
+        resumed, _ = _run(resolve("improved-gan/mnist-100", over + ["train.iterations=40"]), tmp_path / "cut",
+                          resume_from=tmp_path / "cut")
+    finally:
+        torch.set_num_threads(before)
+    _same_state(straight, resumed)
+    default, _ = _run(resolve("improved-gan/mnist-100", tiny_digits + ["train.noise=global", "train.iterations=5"]),
+                      tmp_path / "global")
+    assert default.noise is None
+
+
 def test_nan_loss_stops_with_the_step_and_keeps_last_good_checkpoint(tmp_path, tiny_digits, monkeypatch):
     cfg = resolve("improved-gan/mnist-100", tiny_digits + ["train.iterations=30", "eval.every=10", "train.log_every=4"])
     exp = Experiment(cfg, CPU)

@@ -18,8 +18,9 @@ from ..data import (SemiSupervisedStream, data_scale, UnsupervisedStream, balanc
                     data_permutation, load_dataset, to_float)
 from ..device import pick_device  # noqa: F401  (re-exported by ganworks.train)
 from ..errors import ConfigError, DataError
-from ..metrics.classification import count_errors
+from ..metrics.classification import count_errors_of
 from ..models import build_model
+from ..nn.noise import ParallelGaussianStream, attach as attach_noise
 from ..nn.spectral_norm import spectral_norms
 from ..nn.weight_norm import data_dependent_init, needs_data_dependent_init
 from ..objectives import OBJECTIVES
@@ -134,6 +135,12 @@ class Experiment:
                 getattr(opt, "compile_update", lambda: None)()
         self.schedulers = {k: build_scheduler(opt, o, self.total_iterations) for k, opt in self.optimizers.items()}
         self.ema = {k: EMA(m, t[f"ema_{k}"]) for k, m in (("d", self.D), ("g", self.G)) if t[f"ema_{k}"] > 0}
+        # train.noise: the noise layers' draws from a counter-keyed stream filled in parallel (nn/noise.py)
+        self.noise = None
+        if t["noise"] != "global":
+            self.noise = ParallelGaussianStream(seed=t["seed"], prefetch=t["noise"] == "prefetch")
+            for model in (self.G, self.D):
+                attach_noise(model, self.noise)
         self.position = {"iteration": 0, "epoch": 0, "index": 0}
         self.best = None
         self.loop_state = {}
@@ -192,11 +199,11 @@ class Experiment:
                 if split is None:
                     continue
                 n = len(split)
-                errors = count_errors(self.D, split.images, split.labels, self.scale, bs, self.device)
-                out.update({f"{prefix}_errors": errors, f"{prefix}_error": errors / n})
-                if "d" in self.ema:
-                    errors = count_errors(self.ema["d"].model, split.images, split.labels, self.scale, bs, self.device)
-                    out.update({f"{prefix}_errors_ema": errors, f"{prefix}_error_ema": errors / n})
+                # the raw and the averaged D scored in one pass over the split
+                scored = {"": self.D, **({"_ema": self.ema["d"].model} if "d" in self.ema else {})}
+                errors = count_errors_of(list(scored.values()), split.images, split.labels, self.scale, bs, self.device)
+                for suffix, e in zip(scored, errors):
+                    out.update({f"{prefix}_errors{suffix}": e, f"{prefix}_error{suffix}": e / n})
         return out
 
     @contextmanager
@@ -235,6 +242,7 @@ class Experiment:
             "best": self.best,
             "world_size": self.world_size,
             "amp": self.amp_scaler.state_dict() if self.amp_scaler is not None else {},
+            "noise": self.noise.state_dict() if self.noise is not None else {},
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -255,6 +263,11 @@ class Experiment:
         self.loop_state = state.get("loop", {})  # the loop's running loss window (train() reads it)
         if self.amp_scaler is not None and state.get("amp"):  # fp16: the GradScaler's scale and growth tracker
             self.amp_scaler.load_state_dict(state["amp"])
+        if self.noise is not None:
+            if not state.get("noise"):
+                raise ConfigError("this checkpoint was written with train.noise=\"global\": resume it with "
+                                  "--set train.noise=global (or start a new run)")
+            self.noise.load_state_dict(state["noise"])
         set_rng_state(state["rng"], self.device)
 
 

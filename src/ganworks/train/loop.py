@@ -179,6 +179,8 @@ def train_iteration(exp: Experiment) -> list[tuple[str, dict]]:
         out.append((phase, {f"loss_{phase}": loss.detach(), **{k: v.detach() for k, v in logs.items()}}))
     for scheduler in exp.schedulers.values():
         scheduler.step()
+    if getattr(exp, "noise", None) is not None:
+        exp.noise.mark_period()  # one iteration's draws: what the noise prefetch expects next
     pos["iteration"] += 1
     return out
 
