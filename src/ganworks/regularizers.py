@@ -19,7 +19,7 @@ HISTORICAL_AVERAGING_WEIGHT = 1.0
 
 
 class HistoricalAverage:
-    """Historical averaging: the penalty λ·‖θ − θ̄‖² with θ̄ = (1/t)·Σ_{i≤t} θ[i] [Improved-GAN §3.3].
+    """Historical averaging: the penalty λ·‖θ − θ̄‖² with ``θ̄ = (1/t)·Σ_{i≤t} θ[i]`` [Improved-GAN §3.3].
 
     θ̄ is the average of all values the player's trainable parameters have taken, maintained online:
     it starts at the parameters given to the constructor (t = 1), and ``update(model)``, called
