@@ -3,7 +3,7 @@
 Measures, on synthetic 32×32 data (timing only; no dataset needed):
 
 1. milliseconds per iteration of the CIFAR-10 feature-matching preset ``improved-gan/cifar10-4000``
-   (papers.md §A.1, §A.3), timed on the training loop's own ``train_iteration``: one D step
+   (docs/papers.md §A.1, §A.3), timed on the training loop's own ``train_iteration``: one D step
    (labeled, unlabeled and generated batches through D, the semi-supervised loss) plus one G step
    (L1 feature matching), with the step's FLOPs over the in-process matmul rate as its floor.
 2. the forward time of a MinibatchDiscrimination(192, 100 kernels × 5) layer on a batch of

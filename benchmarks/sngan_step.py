@@ -1,6 +1,6 @@
 """CPU cost of one SN-GAN generator iteration, with and without spectral normalization.
 
-One generator iteration is what the reference updaters do per G update (papers.md §B.2): one G
+One generator iteration is what the reference updaters do per G update (docs/papers.md §B.2): one G
 step first (G forward on fresh z, D forward, G loss, Adam), then ``n_dis`` D steps, each with a
 fresh real batch and a fresh fake batch (fakes under ``no_grad``), D loss, Adam. Batch 64 for
 every D batch and for the G step, z ∈ R^128 ~ N(0, I); synthetic images in [−1, 1] (timing only).

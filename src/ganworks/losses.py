@@ -5,10 +5,10 @@ Every function takes tensors and returns a scalar tensor; none touches a model. 
 generated samples; ``class_logits`` are the K class logits of a semi-supervised discriminator.
 
 Sources:
-- Improved-GAN (Salimans et al., 2016) §5 and the reference code (papers.md §A.1): the (K+1)-class
+- Improved-GAN (Salimans et al., 2016) §5 and the reference code (docs/papers.md §A.1): the (K+1)-class
   semi-supervised loss with the (K+1)-th logit fixed at 0, feature matching (§3.1), one-sided label
   smoothing (§3.4), and the saturating generator loss of the minibatch-discrimination models.
-- SN-GAN (Miyato et al., 2018) eq. 15-17 (papers.md §B.2): non-saturating and hinge losses; the
+- SN-GAN (Miyato et al., 2018) eq. 15-17 (docs/papers.md §B.2): non-saturating and hinge losses; the
   Wasserstein loss of the WGAN baselines.
 """
 
@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 # --------------------------------------------------------------------------------------------
-# Semi-supervised (K+1)-class GAN  [Improved-GAN §5, papers.md §A.1]
+# Semi-supervised (K+1)-class GAN  [Improved-GAN §5, docs/papers.md §A.1]
 # --------------------------------------------------------------------------------------------
 
 
@@ -76,7 +76,7 @@ def feature_matching_loss(features_real: Tensor, features_fake: Tensor, distance
 
     ``distance="l2"``: mean over feature dims of the squared difference (the MNIST reference code;
     the paper's ‖E f(x) − E f(G(z))‖²₂ up to the 1/dim factor). ``distance="l1"``: mean absolute
-    difference, which is what the released CIFAR-10 and SVHN code uses (papers.md §A.1, §C.4a).
+    difference, which is what the released CIFAR-10 and SVHN code uses (docs/papers.md §A.1, §C.4a).
     Features are flattened past the batch dimension.
     """
     diff = features_real.flatten(1).mean(0) - features_fake.flatten(1).mean(0)
@@ -116,7 +116,7 @@ def g_loss_nonsaturating(fake: Tensor) -> Tensor:
 def g_loss_minimax(fake: Tensor) -> Tensor:
     """Saturating (minimax) G loss E log(1 − D(G(z))) = −E softplus(D(G(z))).
 
-    Used by the released minibatch-discrimination models (papers.md §A.1), where ``fake`` is the
+    Used by the released minibatch-discrimination models (docs/papers.md §A.1), where ``fake`` is the
     semi-supervised GAN logit ``gan_logit(class_logits)``.
     """
     return -F.softplus(fake).mean()

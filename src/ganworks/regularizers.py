@@ -7,7 +7,7 @@ from __future__ import annotations
 
 
 # ---------------------------------------------------------------------------------------------
-# Historical averaging  [Improved-GAN §3.3; papers.md §A.5]
+# Historical averaging  [Improved-GAN §3.3; docs/papers.md §A.5]
 # ---------------------------------------------------------------------------------------------
 # Section-local imports: other sections of this shared file manage their own.
 import torch as _torch  # noqa: E402
@@ -19,7 +19,7 @@ HISTORICAL_AVERAGING_WEIGHT = 1.0
 
 
 class HistoricalAverage:
-    """Historical averaging: the penalty λ·‖θ − θ̄‖² with θ̄ = (1/t)·Σ_{i≤t} θ[i] [Improved-GAN §3.3].
+    """Historical averaging: the penalty λ·‖θ − θ̄‖² with ``θ̄ = (1/t)·Σ_{i≤t} θ[i]`` [Improved-GAN §3.3].
 
     θ̄ is the average of all values the player's trainable parameters have taken, maintained online:
     it starts at the parameters given to the constructor (t = 1), and ``update(model)``, called
@@ -82,7 +82,7 @@ class HistoricalAverage:
 
 # ---------------------------------------------------------------------------------------------
 # Lipschitz baselines of the SN paper: gradient penalty, weight clipping, orthonormal
-# regularization  [SN-paper §4.1, Table 2; papers.md §B.4]
+# regularization  [SN-paper §4.1, Table 2; docs/papers.md §B.4]
 # ---------------------------------------------------------------------------------------------
 # Section-local imports, as above.
 import torch as _torch  # noqa: E402,F811
@@ -131,7 +131,7 @@ def gradient_penalty(
     * ``"wgan-gp"``: WGAN-GP (Gulrajani et al. 2017, Algorithm 1/eq. 3), to pair with the
       Wasserstein loss (``d_loss_wasserstein``).
     * ``"gan-gp"``: the SN paper's "GAN-GP" baseline (Table 2). The SN paper defines it only by name
-      (papers.md lists the row and λ = 10); we read it, with Fedus et al. 2018 ("Many paths to
+      (docs/papers.md lists the row and λ = 10); we read it, with Fedus et al. 2018 ("Many paths to
       equilibrium", whose "GAN-GP" it is), as the standard GAN loss (eq. 15, ``d_loss_standard``)
       plus the *same* penalty: the same interpolates, centre 1 and λ. So the computation is the
       same in both modes; only the loss the caller pairs it with differs. UNVERIFIED against the
@@ -189,7 +189,7 @@ def _as_matrix(module: _nn.Module, w: _torch.Tensor) -> _torch.Tensor:
 
 def orthonormal_penalty(model: _nn.Module) -> _torch.Tensor:
     """Σ_layers ‖WᵀW − I‖²_F over the weight matrices of ``model`` (Brock et al. 2016, as the SN
-    paper's orthonormal-regularization baseline states it, §4.1 / papers.md §B.4).
+    paper's orthonormal-regularization baseline states it, §4.1 / docs/papers.md §B.4).
 
     W is each Linear/Conv/ConvTranspose/Embedding weight as the d_out × d_in matrix of
     h_out = W h_in (convolutions: d_out × d_in·kh·kw, as for spectral normalization), so WᵀW is the

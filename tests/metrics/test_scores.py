@@ -17,7 +17,7 @@ from ganworks.metrics.kid import kernel_inception_distance
 # ---------------------------------------------------------------- Inception Score
 
 def _is_reference(logits, splits):
-    """Straight transcription of the OpenAI loop (papers.md §A.6), scipy softmax, equal chunks."""
+    """Straight transcription of the OpenAI loop (docs/papers.md §A.6), scipy softmax, equal chunks."""
     p = scipy.special.softmax(logits.astype(np.float64), axis=1)
     n = len(p) // splits
     scores = []

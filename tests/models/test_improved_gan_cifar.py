@@ -1,4 +1,4 @@
-"""The CIFAR-10/SVHN Improved-GAN models (papers.md §A.3): structure, shapes, inits and features."""
+"""The CIFAR-10/SVHN Improved-GAN models (docs/papers.md §A.3): structure, shapes, inits and features."""
 
 import pytest
 import torch

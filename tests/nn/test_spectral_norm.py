@@ -175,7 +175,7 @@ def test_gradient_flows_through_w_with_u_v_constant():
 
 
 def test_two_forwards_then_one_backward():
-    """D(real) and D(fake) in one loss (two power steps) must backpropagate (papers.md §C.1)."""
+    """D(real) and D(fake) in one loss (two power steps) must backpropagate (docs/papers.md §C.1)."""
     d = _two_layer_d().train()
     loss = d(torch.randn(2, 3, 4, 4)).mean() - d(torch.randn(2, 3, 4, 4)).mean()
     loss.backward()

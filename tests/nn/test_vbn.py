@@ -1,4 +1,4 @@
-"""Virtual batch normalization against the explicit mixing formula (papers.md §A.5)."""
+"""Virtual batch normalization against the explicit mixing formula (docs/papers.md §A.5)."""
 
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""Class-folder image datasets read lazily, for ImageNet-sized data [SN-GAN §4.2; papers.md §B.3;
+"""Class-folder image datasets read lazily, for ImageNet-sized data [SN-GAN §4.2; docs/papers.md §B.3;
 code SNP:datasets/imagenet.py, datasets/imagenet_dog_and_cat.py].
 
 ``ClassFolderDataset`` indexes ``<folder>/<class>/<image>`` (the ILSVRC2012 train layout,

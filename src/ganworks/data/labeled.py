@@ -1,6 +1,6 @@
 """The labeled subset of a semi-supervised run, exactly as the Improved-GAN reference selects it.
 
-papers.md §A.2: permute the training set with ``seed_data`` (NumPy ``RandomState(seed_data)``, as
+docs/papers.md §A.2: permute the training set with ``seed_data`` (NumPy ``RandomState(seed_data)``, as
 the reference), then take the first ``n_labels / K`` examples of each class, class by class.
 """
 

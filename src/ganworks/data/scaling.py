@@ -1,6 +1,6 @@
 """Pixel scaling, in one place: uint8 images ↔ the float range each reference trains in.
 
-| scale                | float = a·x + b          | used by (papers.md)                              |
+| scale                | float = a·x + b          | used by (docs/papers.md)                              |
 |----------------------|--------------------------|--------------------------------------------------|
 | ``zero_one``         | x / 255                  | Improved-GAN MNIST (G ends in a sigmoid, §A.2)   |
 | ``improved_gan_cifar`` | (x − 127.5) / 128      | Improved-GAN CIFAR-10 (§A.3)                     |

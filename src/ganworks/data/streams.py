@@ -3,7 +3,7 @@
 Because the order is recomputed from the seed and the epoch, a run can stop anywhere and resume at
 the same batch: the checkpoint only stores the position.
 
-* ``SemiSupervisedStream`` (papers.md §A.2): per epoch the labeled set is tiled to the unlabeled
+* ``SemiSupervisedStream`` (docs/papers.md §A.2): per epoch the labeled set is tiled to the unlabeled
   length, each tile shuffled independently; the unlabeled set is shuffled, and shuffled again
   independently for the generator's real batch (``x_unl2``). Batch ``t`` of an epoch holds
   ``x_lab, y_lab, x_unl, x_unl2``.

@@ -1,6 +1,6 @@
 """Test error of a (semi-supervised) discriminator used as a K-class classifier.
 
-As in the Improved-GAN reference (papers.md §A.2): the prediction is the argmax over the K class
+As in the Improved-GAN reference (docs/papers.md §A.2): the prediction is the argmax over the K class
 logits, D in deterministic (eval) mode, over the whole test set.
 """
 

@@ -6,10 +6,10 @@ In the style of torch-fidelity's ``defaults.py``: every Python entry point (``co
 
 Protocol sources:
 
-* IS: Salimans et al. 2016 §4 and the OpenAI reference code (papers.md §A.6): 1008 logits without
+* IS: Salimans et al. 2016 §4 and the OpenAI reference code (docs/papers.md §A.6): 1008 logits without
   bias, softmax, 10 contiguous unshuffled splits, mean ± population std.  torch-fidelity's variant
-  shuffles the samples with seed 2020 first (papers.md §C.2).
-* FID: Heusel et al. 2017, as used in Miyato et al. 2018 App. B.1 (papers.md §B.5): 2048-d pool3.
+  shuffles the samples with seed 2020 first (docs/papers.md §C.2).
+* FID: Heusel et al. 2017, as used in Miyato et al. 2018 App. B.1 (docs/papers.md §B.5): 2048-d pool3.
 * KID: Bińkowski et al. 2018, with torch-fidelity's subset defaults (1000 × 100, cubic polynomial
   kernel, gamma = 1/d, coef0 = 1).
 """
@@ -21,7 +21,7 @@ DEFAULTS = {
     "reference": "cifar10:test",
     "num_samples": 50_000,  # images generated from a checkpoint / run dir (IG-paper Table 3: 50k)
     "reference_count": None,  # None: the whole reference split
-    # Inception Score (papers.md §A.6)
+    # Inception Score (docs/papers.md §A.6)
     "is_splits": 10,
     "is_protocol": "openai",  # "openai": contiguous, unshuffled; "torch-fidelity": shuffled with is_seed
     "is_seed": 2020,

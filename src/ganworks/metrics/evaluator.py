@@ -1,7 +1,7 @@
 """Periodic sample-quality evaluation during training (IS / FID / KID of generator samples).
 
 Salimans et al. 2016 §4 (IS) and Miyato et al. 2018 App. B.1 (FID) score generator samples that
-were converted to uint8 (papers.md §B.5: clip(x·127.5 + 127.5)); here via
+were converted to uint8 (docs/papers.md §B.5: clip(x·127.5 + 127.5)); here via
 ``ganworks.data.scaling.to_uint8(x, scale)``.  The extractor and the reference statistics are
 built once and reused at every call.
 """

@@ -1,6 +1,6 @@
 """Fréchet distance between Gaussians fitted to features (Heusel et al. 2017; Miyato et al. 2018 App. B.1).
 
-FID = ||mu1 − mu2||² + tr(C1 + C2 − 2 (C1 C2)^{1/2})  (papers.md §B.5), in float64.
+FID = ||mu1 − mu2||² + tr(C1 + C2 − 2 (C1 C2)^{1/2})  (docs/papers.md §B.5), in float64.
 ``scipy.linalg.sqrtm`` can return a complex matrix with a tiny imaginary part (round-off on nearly
 singular products); it is dropped, with a warning when it exceeds ``imag_tol``.  If the square root
 is not finite (singular product), the covariances get ``eps·I`` added, as in pytorch-fid.  With

@@ -3,7 +3,7 @@
 We do not re-port the network: ``torch_fidelity.feature_extractor_inceptionv3.FeatureExtractorInceptionV3``
 reproduces the 2015-12-05 TF graph used by the OpenAI IS code and by TTUR's FID (TF1-style bilinear
 resize to 299, (x − 128)/128, ``pool_3`` 2048-d features, 1008-way logits without bias;
-papers.md §A.6, §C.2).  This module only resolves *which weights file* to load and records its
+docs/papers.md §A.6, §C.2).  This module only resolves *which weights file* to load and records its
 sha256 so every result says exactly which network produced it.
 
 Weights resolution: explicit argument (``--inception-weights``) → ``$GANWORKS_INCEPTION_WEIGHTS`` →

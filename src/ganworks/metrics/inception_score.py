@@ -1,10 +1,10 @@
 """Inception Score (Salimans et al. 2016, §4): IS = exp(E_x KL(p(y|x) || p(y))).
 
-Protocol of the OpenAI reference code (papers.md §A.6): softmax over the logits (for Inception:
+Protocol of the OpenAI reference code (docs/papers.md §A.6): softmax over the logits (for Inception:
 the 1008 outputs of ``pool_3 @ W`` without the bias), ``splits`` contiguous, *unshuffled* chunks
 of N // splits-style boundaries, per chunk exp(mean_x Σ_y p(y|x)(log p(y|x) − log p̄(y))), and the
 mean and population standard deviation (``np.std``) of the chunk scores.  torch-fidelity first
-shuffles the samples with ``RandomState(2020).permutation`` (papers.md §C.2); that variant is
+shuffles the samples with ``RandomState(2020).permutation`` (docs/papers.md §C.2); that variant is
 ``shuffle=True``.  All arithmetic in float64.
 """
 

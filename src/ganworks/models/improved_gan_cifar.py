@@ -1,4 +1,4 @@
-"""The CIFAR-10 and SVHN semi-supervised GANs [Improved-GAN §6.2, §6.3; papers.md §A.3, §A.4].
+"""The CIFAR-10 and SVHN semi-supervised GANs [Improved-GAN §6.2, §6.3; docs/papers.md §A.3, §A.4].
 
 Discriminator (``variant="fm"``, feature matching): Dropout 0.2 on the input, then nine
 weight-normalised conv layers with lReLU 0.2 —

@@ -1,4 +1,4 @@
-"""The Improved-GAN ImageNet 128×128 model [Improved-GAN §6.4; papers.md §A.4-A.5; code
+"""The Improved-GAN ImageNet 128×128 model [Improved-GAN §6.4; docs/papers.md §A.4-A.5; code
 IG:imagenet/generator.py, discriminator.py, build_model.py, ops.py, model.py, train_imagenet.py].
 
 Generator (``gf`` = 64): z ~ U[−1, 1]^8192 → dense gf·8·4·4 → reshape (gf·8, 4, 4) → VBN → ReLU →
@@ -125,13 +125,13 @@ class CrossBatchNorm(nn.Module):
 
 
 class JointMinibatchDiscrimination(nn.Module):
-    """The ImageNet MD layer [IG:imagenet/discriminator.py; papers.md §A.4]: dense to (kernels × dims),
+    """The ImageNet MD layer [IG:imagenet/discriminator.py; docs/papers.md §A.4]: dense to (kernels × dims),
     L1 distances d on the joint batch of 2B, per kernel the sum of exp(−d) over the real half and over
     the fake half (self excluded).
 
     Each sum is divided by ``tf.reduce_sum(half(mask, s))`` as in the reference: one scalar, the
     mask's count over the whole 2B × B block, B(2B − 1), not the per-row count of compared samples
-    (B − 1 in a row's own half, B in the other) that papers.md's "a mean" suggests. The reference
+    (B − 1 in a row's own half, B in the other) that docs/papers.md's "a mean" suggests. The reference
     code is what trained the published model, so this follows it; a per-row mean would give features
     ≈ 2B× larger (31× at the reference's B = 16). Checked against the TF code in
     ``benchmarks/reference_equivalence`` (section ``imagenet-tf``)."""

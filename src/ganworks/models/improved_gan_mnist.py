@@ -1,4 +1,4 @@
-"""The permutation-invariant MNIST semi-supervised GAN [Improved-GAN §6.1; papers.md §A.2].
+"""The permutation-invariant MNIST semi-supervised GAN [Improved-GAN §6.1; docs/papers.md §A.2].
 
 Discriminator: Gaussian noise σ 0.3 on the input, five weight-normalised dense ReLU layers
 (1000-500-250-250-250) each followed by noise σ 0.5, and a weight-normalised dense layer to K=10

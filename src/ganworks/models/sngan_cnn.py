@@ -1,4 +1,4 @@
-"""The SN-GAN "standard CNN" generator and discriminator [SN-paper Table 3; papers.md §B.3].
+"""The SN-GAN "standard CNN" generator and discriminator [SN-paper Table 3; docs/papers.md §B.3].
 
 M = 32 (CIFAR-10, SVHN) or 48 (STL-10); M_g = M/8 (4 or 6).
 

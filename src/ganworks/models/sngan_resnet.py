@@ -1,5 +1,5 @@
 """The SN-GAN ResNet generator and discriminator for CIFAR-10 (32×32) and STL-10 (48×48)
-[SN-paper Tables 4 and 5, Figure 8; papers.md §B.3; code SNP:gen_models/resnet_32.py,
+[SN-paper Tables 4 and 5, Figure 8; docs/papers.md §B.3; code SNP:gen_models/resnet_32.py,
 gen_models/resblocks.py, dis_models/snresnet_32.py, dis_models/resblocks.py].
 
 Generator (CIFAR-10): z(128) ~ N(0, I) → dense 4·4·256 (no BN/activation) → 3 × UpBlock(256) →

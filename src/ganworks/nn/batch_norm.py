@@ -1,4 +1,4 @@
-"""Batch normalization without a gain, as in the Improved-GAN generators (papers.md §A.2, §A.3, §C.4d).
+"""Batch normalization without a gain, as in the Improved-GAN generators (docs/papers.md §A.2, §A.3, §C.4d).
 
 The reference's generator BN (``nn.batch_norm(layer, g=None)``) removes the wrapped layer's bias,
 normalises with the current batch's statistics (eps 1e-6 inside the square root), adds a learned

@@ -1,5 +1,5 @@
 """Categorical conditional batch normalization [SN-GAN §4.2 and App. B.3 (conditional BN in G for
-the ImageNet cGANs); de Vries et al. 2017, Dumoulin et al. 2017; papers.md §B.3; code
+the ImageNet cGANs); de Vries et al. 2017, Dumoulin et al. 2017; docs/papers.md §B.3; code
 SNP:source/links/categorical_conditional_batch_normalization.py].
 
 y = γ_c · (x − μ_B) / √(σ²_B + eps) + β_c, where the batch statistics μ_B, σ²_B (and the running

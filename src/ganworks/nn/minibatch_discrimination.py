@@ -1,4 +1,4 @@
-"""Minibatch discrimination [Improved-GAN §3.2; reference ``nn.MinibatchLayer``; papers.md §A.4].
+"""Minibatch discrimination [Improved-GAN §3.2; reference ``nn.MinibatchLayer``; docs/papers.md §A.4].
 
 Given features f(x_i) ∈ R^A for the n samples of one batch, a tensor T ∈ R^{A×B×C} maps each
 sample to M_i = f(x_i)·T ∈ R^{B×C}. For every kernel b the similarity of samples i and j is

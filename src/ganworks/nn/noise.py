@@ -1,4 +1,5 @@
-"""Additive Gaussian noise layer [Improved-GAN reference code; papers.md §A.2, §A.5], and where its draws come from.
+"""Additive Gaussian noise layer [Improved-GAN reference code; docs/papers.md §A.2, §A.5],
+and where its draws come from.
 
 The MNIST discriminator adds N(0, 0.3²) to its input and N(0, 0.5²) after every hidden layer; the
 CIFAR/SVHN minibatch-discrimination discriminator adds N(0, 0.2²) to its input. Noise is added in

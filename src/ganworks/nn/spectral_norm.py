@@ -1,13 +1,13 @@
 """Spectral normalization [SN-GAN, Miyato et al. 2018, §2.1 eq. 8 and Appendix A, Algorithm 1].
 
 W̄_SN = W / σ(W), with σ(W) the largest singular value of W estimated by power iteration
-(papers.md §B.1):
+(docs/papers.md §B.1):
 
 * A persistent pair of singular-vector estimates (u, v) is kept per layer and recycled between
   steps. Each **training-mode** forward does **one** power step, then σ̂ = uᵀ W v. In eval mode
-  u and v are left unchanged (papers.md §C.1; the Chainer SNConvolution2D behaviour).
+  u and v are left unchanged (docs/papers.md §C.1; the Chainer SNConvolution2D behaviour).
 * σ̂ is part of the autograd graph: gradients flow through W (in W and in σ̂), with u and v treated
-  as constants, exactly as in the reference ``max_sv`` (papers.md §B.1).
+  as constants, exactly as in the reference ``max_sv`` (docs/papers.md §B.1).
 * A convolution weight (out, in, kh, kw) is normalised as the (out × in·kh·kw) matrix
   [SN-paper §4, footnote 3]; a transposed convolution's weight (in, out, kh, kw) is first permuted
   so that its output axis comes first, i.e. it is treated as (out × in·kh·kw) as well. Linear and
@@ -18,7 +18,7 @@ W̄_SN = W / σ(W), with σ(W) the largest singular value of W estimated by powe
 
 This is ``torch.nn.utils.parametrizations.spectral_norm`` with ``n_power_iterations=1`` and
 ``eps=1e-12``, whose source (torch 2.x) does all of the above. Two differences from Algorithm 1,
-both benign (papers.md §C.1):
+both benign (docs/papers.md §C.1):
 
 * PyTorch orders the half-steps u ← Wv/‖Wv‖, v ← Wᵀu/‖Wᵀu‖ (Algorithm 1: v first, then u), so its
   σ̂ = ‖Wᵀu‖ while Chainer's is ‖Wv‖. Either is one power iteration per step and a lower bound
@@ -61,7 +61,7 @@ SN_LAYERS = (
     nn.Embedding,
 )
 
-#: Power-method epsilon of the reference implementation (papers.md §B.1).
+#: Power-method epsilon of the reference implementation (docs/papers.md §B.1).
 EPS = 1e-12
 
 

@@ -1,5 +1,5 @@
 """Virtual batch normalization [Improved-GAN §3.5; reference ``imagenet/model.py`` class VBN;
-papers.md §A.5].
+docs/papers.md §A.5].
 
 A reference batch is fixed once at the start of training and re-run through the network with the
 current weights at every step. Each VBN layer then normalises

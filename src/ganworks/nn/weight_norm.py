@@ -1,7 +1,7 @@
 """Weight normalization with the Improved-GAN reference's data-dependent initialisation.
 
 Weight normalization (Salimans & Kingma, 2016), as used by every Improved-GAN model
-(papers.md §A.2, §A.3, §C.4b): W = g · V / ‖V‖, the norm taken per output unit over all input
+(docs/papers.md §A.2, §A.3, §C.4b): W = g · V / ‖V‖, the norm taken per output unit over all input
 axes. ``weight_norm`` puts ``torch.nn.utils.parametrizations.weight_norm`` on a Linear, Conv2d or
 ConvTranspose2d layer and adds what the reference has and PyTorch lacks:
 

@@ -1,5 +1,5 @@
 """The class-conditional GAN objective of the SN-GAN ImageNet and conditional CIFAR-10 runs
-[SN-GAN §4.2; Miyato & Koyama 2018 (projection discriminator); papers.md §B.2-B.4; code
+[SN-GAN §4.2; Miyato & Koyama 2018 (projection discriminator); docs/papers.md §B.2-B.4; code
 SNP:updater.py with ``conditional: True``].
 
 Each iteration is one G step followed by ``n_dis`` D steps, as the unconditional ``gan`` objective:

@@ -1,4 +1,4 @@
-"""The unconditional GAN objective of the SN-GAN experiments [SN-GAN §4, App. B; papers.md §B.2].
+"""The unconditional GAN objective of the SN-GAN experiments [SN-GAN §4, App. B; docs/papers.md §B.2].
 
 Each iteration is one G step followed by ``n_dis`` D steps (the reference updaters' order), each D
 step on a fresh real batch and a fresh generated batch of the same size; the G step draws

@@ -1,4 +1,4 @@
-"""The Improved-GAN ImageNet objective [Improved-GAN §3.4, §6.4; papers.md §A.5; code
+"""The Improved-GAN ImageNet objective [Improved-GAN §3.4, §6.4; docs/papers.md §A.5; code
 IG:imagenet/build_model.py, model.py ``sigmoid_kl_with_logits``].
 
 D outputs 1001 logits (1000 classes + "generated") for the joint batch [real; fake]; the GAN logit

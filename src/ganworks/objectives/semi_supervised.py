@@ -1,4 +1,4 @@
-"""The semi-supervised (K+1)-class GAN of Improved-GAN §5, as the reference trains it (papers.md §A.1).
+"""The semi-supervised (K+1)-class GAN of Improved-GAN §5, as the reference trains it (docs/papers.md §A.1).
 
 D step: labeled, unlabeled and generated batches go through D in three separate forward passes
 (each with its own noise/dropout sample); loss = L_supervised + w·L_unsupervised with the (K+1)-th

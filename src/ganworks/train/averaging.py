@@ -1,7 +1,7 @@
 """Exponential moving average of a model's weights, bias-corrected.
 
 The Improved-GAN reference evaluates an average of D's weights, a ← a + (1 − β)(p − a) after every
-D step with β = 0.9999 (papers.md §A.2, §C.4e), started at zero and never bias-corrected, which
+D step with β = 0.9999 (docs/papers.md §A.2, §C.4e), started at zero and never bias-corrected, which
 makes its test errors meaningless for the first tens of thousands of steps. We keep the
 bias-corrected average â_t = a_t / (1 − β^t) directly: it equals the reference's average once
 β^t ≈ 0 and is a proper average from the first step. In the update form used here,

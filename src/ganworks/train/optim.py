@@ -1,6 +1,6 @@
 """Optimizers and learning-rate schedules built from the ``optim`` table of a configuration.
 
-``AdamEpsInsideSqrt`` is the Improved-GAN reference's Adam (papers.md §A.2, §C.4f):
+``AdamEpsInsideSqrt`` is the Improved-GAN reference's Adam (docs/papers.md §A.2, §C.4f):
 p ← p − lr · m̂ / √(v̂ + ε), with ε inside the square root (torch.optim.Adam puts it outside:
 √v̂ + ε). With ε = 1e-8 the reference's denominator never drops below 1e-4, which matters for
 parameters with tiny gradients. Bias corrections as usual.
