@@ -29,8 +29,9 @@ def _text_files(*folders: str) -> list[Path]:
     out = []
     for folder in folders:
         for path in sorted((ROOT / folder).rglob("*")):
-            if path.is_file() and path.suffix in _TEXT_SUFFIXES and "__pycache__" not in path.parts \
-                    and path.resolve() != THIS:
+            # build outputs (__pycache__, *.egg-info copies of the old README) are not the project's text
+            generated = "__pycache__" in path.parts or any(p.endswith(".egg-info") for p in path.parts)
+            if path.is_file() and path.suffix in _TEXT_SUFFIXES and not generated and path.resolve() != THIS:
                 out.append(path)
     return out
 
