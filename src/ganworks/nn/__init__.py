@@ -14,12 +14,12 @@
 from .batch_norm import batch_norm_no_gain
 from .conditional_batch_norm import CategoricalConditionalBatchNorm2d
 from .minibatch_discrimination import MinibatchDiscrimination
-from .noise import GaussianNoise
+from .noise import GaussianNoise, ParallelGaussianStream
 from .spectral_norm import apply_spectral_norm, spectral_norm, spectral_norms
 from .vbn import VirtualBatchNorm
 from .weight_norm import data_dependent_init, weight_norm
 
 __all__ = [
-    "CategoricalConditionalBatchNorm2d", "GaussianNoise", "MinibatchDiscrimination", "VirtualBatchNorm", "apply_spectral_norm", "batch_norm_no_gain",
+    "CategoricalConditionalBatchNorm2d", "GaussianNoise", "MinibatchDiscrimination", "ParallelGaussianStream", "VirtualBatchNorm", "apply_spectral_norm", "batch_norm_no_gain",
     "data_dependent_init", "spectral_norm", "spectral_norms", "weight_norm",
 ]
