@@ -173,3 +173,42 @@ def test_two_processes_stop_on_a_signal_like_one(name, code, tmp_path):
     status = json.loads((out / "run" / "status.json").read_text())
     assert status["interrupted"] is True and status["signal"] == name and status["finished"] is False
     assert status["iteration"] == 4 == load_checkpoint(out / "run")["position"]["iteration"]
+
+
+def test_nproc_launcher_exits_with_the_signals_status(tmp_path):
+    """`ganworks train --nproc 2` stopped by SIGTERM (what a scheduler sends the launcher): the ranks get it once
+    through torchrun, save, and the launcher exits 143 like a one-process run."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import ganworks
+
+    src = str(Path(ganworks.__file__).resolve().parents[1])
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
+                                                            "MASTER_PORT")}
+    env.update(PYTHONPATH=src + os.pathsep + env.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
+    run = tmp_path / "run"
+    sets = [a for kv in TINY + ["eval.every=2", "eval.grid=0"] for a in ("--set", kv)]
+    proc = subprocess.Popen([sys.executable, "-m", "ganworks.cli", "train", PRESET, "--nproc", "2", "--out", str(run),
+                             "--iterations", "100000", *sets, "--device", "cpu", "--no-progress"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.time() + 240
+        while not (run / "checkpoints" / "last.pt").exists() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert (run / "checkpoints" / "last.pt").exists(), proc.communicate(timeout=60)[1][-3000:]
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever of the launcher, torchrun and the ranks is left
+        except ProcessLookupError:
+            pass
+    assert proc.returncode == 143, err[-3000:]
+    status = json.loads((run / "status.json").read_text())
+    assert status["signal"] == "SIGTERM" and status["iteration"] == load_checkpoint(run)["position"]["iteration"]
