@@ -402,3 +402,9 @@ def test_train_out_on_a_read_only_file_system_is_one_line(tmp_path, tiny_digits,
     code = main(["train", "improved-gan/mnist-100", *_sets(tiny_digits), "--iterations", "2",
                  "--out", str(ro / "run"), "--no-progress"])
     _one_line_error(capsys, code, f"cannot write in {ro / 'run'} (Read-only file system)")
+
+
+def test_in_training_is_with_one_image_per_split_is_refused(tmp_path, tiny_digits, capsys):
+    code = main(["train", "improved-gan/mnist-100", *_sets(tiny_digits), "--set", "eval.quality_samples=10",
+                 "--iterations", "2", "--out", str(tmp_path / "run"), "--no-progress"])
+    _one_line_error(capsys, code, "eval.quality_samples=10 gives the Inception Score fewer than 2 images per split")
