@@ -270,3 +270,141 @@ def test_item13_metrics_never_imports_train():
 
     assert data_scale({"name": "mnist", "scale": ""}) == "zero_one"
     assert data_scale({"name": "imagefolder:/x", "scale": "improved_gan_cifar"}) == "improved_gan_cifar"
+
+
+# ---- issue #22: bad input that used to end in a traceback or be accepted -------------------------------
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--threads", "-3"], "--threads must be between 1 and 1024, got -3"),
+    (["--threads", "100000"], "--threads must be between 1 and 1024, got 100000"),
+    (["--threads", "0"], "--threads must be between 1 and 1024, got 0"),
+    (["--iterations", "0"], "--iterations 0 trains nothing"),
+    (["--epochs", "1", "--iterations", "2"], "give --epochs or --iterations, not both"),
+    (["--nproc", "0"], "--nproc must be at least 1, got 0"),
+    (["--nproc", "-2"], "--nproc must be at least 1, got -2"),
+    (["--out", ""], "--out is empty"),
+])
+def test_train_flags_that_make_no_sense_are_one_line(flags, message, tmp_path, tiny_digits, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # --out "" must not put a run into the working folder either
+    code = main(["train", "improved-gan/mnist-100", *_sets(tiny_digits), *flags, "--no-progress"])
+    _one_line_error(capsys, code, message)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_private_base_preset_is_refused(capsys):
+    code = main(["train", "sngan/_cifar10-cnn", "--no-progress"])
+    err = _one_line_error(capsys, code, "'sngan/_cifar10-cnn' holds settings shared by several presets")
+    assert "sngan/cifar10-cnn-" in err  # names presets that extend it
+
+
+@pytest.mark.parametrize("best, message", [
+    ('"FIDD"', "eval.best='FIDD' is not a number this run writes, so best.pt would never be written"),
+    ('"val_error_ema"', "eval.best='val_error_ema' is measured on a validation split, and there is none"),
+])
+def test_eval_best_must_name_a_number_the_run_writes(best, message, tmp_path, tiny_digits, capsys):
+    code = main(["train", "improved-gan/mnist-100", *_sets(tiny_digits), "--set", f"eval.best={best}",
+                 "--iterations", "2", "--out", str(tmp_path / "run"), "--no-progress"])
+    _one_line_error(capsys, code, message)
+    assert not (tmp_path / "run").exists()
+
+
+def test_image_folder_classes_are_picked_or_refused(tmp_path, monkeypatch):
+    from ganworks.config import DEFAULTS
+    from ganworks.train.experiment import load_split
+
+    monkeypatch.setenv("GANWORKS_CACHE", str(tmp_path / "cache"))
+    for c, value in (("a", 10), ("b", 20), ("c", 30)):
+        (tmp_path / "imgs" / "train" / c).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(np.full((4, 4, 3), value, np.uint8)).save(tmp_path / "imgs" / "train" / c / f"{i}.png")
+    d = dict(DEFAULTS["data"], name=f"imagefolder:{tmp_path / 'imgs'}", download=False)
+    with pytest.raises(DataError, match="data.classes names folders that .* does not have: zz"):
+        load_split(dict(d, classes=["zz"]), "train")
+    picked = load_split(dict(d, classes=["c", "a"]), "train")
+    assert picked.num_classes == 2 and picked.labels.tolist() == [0, 0, 1, 1]
+    assert picked.images[:, 0, 0, 0].tolist() == [10, 10, 30, 30]
+    with pytest.raises(ConfigError, match="data.classes picks class folders of an image-folder dataset"):
+        load_split(dict(DEFAULTS["data"], name="digits", classes=["zz"]), "train")
+
+
+def test_huge_image_is_refused_naming_the_file_before_decoding(tmp_path, monkeypatch):
+    import warnings
+
+    monkeypatch.setenv("GANWORKS_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "imgs" / "train" / "a"
+    folder.mkdir(parents=True)
+    Image.new("1", (12000, 12000)).save(folder / "0.png")  # 144 megapixels, a few KiB on disk
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(folder / "1.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no DecompressionBombWarning either
+        with pytest.raises(DataError, match=r"image .*0.png is 12000x12000 pixels, too large"):
+            load_dataset(f"imagefolder:{tmp_path / 'imgs'}", "train")
+        from ganworks.metrics.datasets import load_image_folder
+
+        with pytest.raises(DataError, match=r"image .*0.png is 12000x12000 pixels, too large"):
+            load_image_folder(tmp_path / "imgs")
+
+
+def test_cache_that_is_a_file_is_one_line(tmp_path, monkeypatch):
+    (tmp_path / "cachefile").write_text("x")
+    monkeypatch.setenv("GANWORKS_CACHE", str(tmp_path / "cachefile"))
+    (tmp_path / "imgs" / "train" / "a").mkdir(parents=True)
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "imgs" / "train" / "a" / "0.png")
+    with pytest.raises(DataError, match="GANWORKS_CACHE .*cachefile is a file, not a folder"):
+        load_dataset(f"imagefolder:{tmp_path / 'imgs'}", "train")
+
+
+def test_data_root_that_is_a_file_says_so(tmp_path, monkeypatch, capsys):
+    f = tmp_path / "existing.txt"
+    f.write_text("x")
+    err = _one_line_error(capsys, main(["train", "improved-gan/mnist-100", "--data-root", str(f), "--no-progress"]),
+                          f"the data root {f} (--data-root) is a file, not a folder")
+    assert "does not exist" not in err
+    monkeypatch.setenv("GANWORKS_DATA", str(f))
+    _one_line_error(capsys, main(["train", "improved-gan/mnist-100", "--no-progress"]),
+                    f"the data root {f} (GANWORKS_DATA) is a file, not a folder")
+
+
+def test_channel_mismatch_suggests_data_channels(capsys):
+    code = main(["train", "sngan/cifar10-cnn-sn", "--set", "data.name=synthetic", "--set", "data.image_size=32",
+                 "--device", "cpu", "--no-progress"])
+    err = _one_line_error(capsys, code, "has 1x32x32 images but the generator 'sngan-cnn-g' is built for 3x32x32")
+    assert "set data.channels=3" in err and "image_size" not in err
+
+
+def test_sample_on_a_read_only_file_system_is_one_line(tiny_run, tmp_path, capsys, monkeypatch):
+    import errno
+
+    import torchvision.utils
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / "ro" / "s.png"))
+
+    monkeypatch.setattr(torchvision.utils, "save_image", read_only)
+    _one_line_error(capsys, main(["sample", str(tiny_run), "--out", str(tmp_path / "ro" / "s.png")]),
+                    f"{tmp_path / 'ro' / 's.png'} (Read-only file system)")
+
+
+def test_train_out_on_a_read_only_file_system_is_one_line(tmp_path, tiny_digits, capsys, monkeypatch):
+    import errno
+    import pathlib
+
+    ro = tmp_path / "ro"
+    real_mkdir = pathlib.Path.mkdir
+
+    def mkdir(self, *args, **kwargs):
+        if str(self).startswith(str(ro)):
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "mkdir", mkdir)
+    code = main(["train", "improved-gan/mnist-100", *_sets(tiny_digits), "--iterations", "2",
+                 "--out", str(ro / "run"), "--no-progress"])
+    _one_line_error(capsys, code, f"cannot write in {ro / 'run'} (Read-only file system)")
+
+
+def test_in_training_is_with_one_image_per_split_is_refused(tmp_path, tiny_digits, capsys):
+    code = main(["train", "improved-gan/mnist-100", *_sets(tiny_digits), "--set", "eval.quality_samples=10",
+                 "--iterations", "2", "--out", str(tmp_path / "run"), "--no-progress"])
+    _one_line_error(capsys, code, "eval.quality_samples=10 gives the Inception Score fewer than 2 images per split")

@@ -94,13 +94,18 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except GanworksError as e:
         print(f"error: {e}", file=sys.stderr)
+        return getattr(e, "exit_code", 2)
+    except BrokenPipeError:  # output piped into a reader that stopped early (`ganworks presets | head`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
+    except OSError as e:  # a file system that refuses (read-only, full, no permission) on a path we write
+        where = f"{e.filename}" if e.filename else "a file"
+        print(f"error: cannot write or read {where} ({e.strerror or e}): pick a path on a writable file system "
+              f"with free space", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # output piped into a reader that stopped early (`ganworks presets | head`)
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
-        return 0
 
 
 # ---- train -----------------------------------------------------------------------------------
@@ -125,17 +130,23 @@ def _resume_target(path: str) -> tuple[Path, Path | None]:
                           f"pass the folder `ganworks train --out` wrote")
 
 
-def _check_out_dir(run_dir: Path) -> None:
-    """A new run may go into a missing or empty folder, or restart a run that has no checkpoint yet."""
-    if (run_dir / "checkpoints" / "last.pt").is_file():
-        raise ConfigError(f"{run_dir} already holds a run: continue it with --resume {run_dir}, or pick another --out")
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"--out {run_dir} is a file: pick a folder")
-    from .reproduce.runner import LOCK, LOG  # what `ganworks reproduce` puts in a run dir before it starts
+#: most CPU threads ``--threads`` accepts
+MAX_THREADS = 1024
 
-    others = [p for p in run_dir.iterdir() if p.name not in (LOCK, LOG)] if run_dir.is_dir() else []
-    if others and not (run_dir / "config.json").is_file():
-        raise ConfigError(f"--out {run_dir} holds other files and is not a run: pick a new or empty folder")
+
+def _check_train_flags(args) -> None:
+    """Flags that make no sense on their own, refused before anything is read or written."""
+    if args.nproc < 1:
+        raise ConfigError(f"--nproc must be at least 1, got {args.nproc}")
+    if args.threads is not None and not 1 <= args.threads <= MAX_THREADS:
+        raise ConfigError(f"--threads must be between 1 and {MAX_THREADS}, got {args.threads}")
+    if args.iterations == 0:
+        raise ConfigError("--iterations 0 trains nothing: give the total number of iterations to train to (at least "
+                          "1), or leave it out for the preset's length")
+    if args.epochs is not None and args.iterations is not None:
+        raise ConfigError("give --epochs or --iterations, not both (each sets the length of the run)")
+    if args.out is not None and not args.out.strip():
+        raise ConfigError("--out is empty: name a folder for the run, or leave --out out for runs/<preset>-...")
 
 
 def _compiled_parts(exp) -> str:
@@ -154,31 +165,43 @@ def _write_config(run_dir: Path, cfg: dict) -> None:
 
 
 def cmd_train(args) -> int:
-    from .config import apply_overrides, resolve, validate, with_defaults
-    from .train import Experiment, load_checkpoint, pick_device, train
     from .train import distributed
-    from .train.loop import EXIT_CODES
 
+    _check_train_flags(args)
     if args.nproc > 1 and not distributed.launched_by_torchrun():
         from .train.launch import launch_torchrun
 
         return launch_torchrun(args)
+    writer = int(os.environ.get("RANK", "0")) == 0  # the one process that writes the run folder
+    held: list = []  # the run folder's lock, once taken
+    try:
+        return _locked_train(args, writer, held)
+    finally:
+        for lock in held:
+            lock.release()
 
-    state = None
+
+def _locked_train(args, writer: bool, held: list) -> int:
+    """``cmd_train`` once the flags are checked: take the run folder's lock (into ``held``), check the
+    folder and checkpoint, then train."""
+    from .config import resolve, validate
+    from .train import load_checkpoint, runfolder, runlock
+
+    state, created = None, False
     if args.resume:
         run_dir, ckpt = _resume_target(args.resume)
+        if writer:
+            held.append(runlock.acquire(run_dir))
         if ckpt is not None:
             state = load_checkpoint(ckpt)
+            runfolder.check_checkpoint_belongs(run_dir, ckpt, state)
+            _refuse_nonfinite_resume(run_dir, ckpt, state)
             cfg = state["config"]
             if ckpt.name != "last.pt":
                 print(f"resuming from {ckpt} (iteration {state['position']['iteration']}); its later rows in "
                       f"metrics.jsonl are dropped and last.pt is overwritten at the next save", file=sys.stderr)
         else:
-            try:
-                cfg = with_defaults(json.loads((run_dir / "config.json").read_text()))
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                raise CheckpointError(f"{run_dir / 'config.json'} is unreadable ({type(e).__name__}): start the run "
-                                      f"again with its preset and a new --out") from None
+            cfg = runfolder.read_run_config(run_dir)
             print(f"{run_dir} has no checkpoint (stopped before its first save): starting it again from its "
                   f"config.json", file=sys.stderr)
         cfg = validate(cfg)
@@ -195,7 +218,57 @@ def cmd_train(args) -> int:
             cfg = validate(cfg)
         run_dir = Path(args.out) if args.out else Path("runs") / (
             f"{re.sub('[^A-Za-z0-9._-]+', '-', args.preset)}-seed{cfg['train']['seed']}-{time.strftime('%Y%m%d-%H%M%S')}")
-        _check_out_dir(run_dir)
+        runfolder.check_out_dir(run_dir, args.preset)
+        if writer:
+            created = not run_dir.exists()
+            held.append(runlock.acquire(run_dir))
+            runfolder.check_out_dir(run_dir, args.preset)  # again, now that nobody else can write it
+    try:
+        return _train_run(args, cfg, state, run_dir, writer)
+    except BaseException:
+        if created and not (run_dir / "config.json").exists():
+            held.pop().release()  # nothing of the run was written: leave no empty folder behind
+            (run_dir / runlock.LOCK).unlink(missing_ok=True)
+            try:
+                run_dir.rmdir()
+            except OSError:
+                pass
+        raise
+
+
+def _refuse_nonfinite_resume(run_dir: Path, ckpt: Path, state: dict) -> None:
+    """A checkpoint with NaN/Inf weights is no place to resume from: name the newest finite one, or say there is none."""
+    from .checkpoints import nonfinite
+    from .train import load_checkpoint
+
+    if not nonfinite({"models": state.get("models", {}), "ema": state.get("ema", {})}):
+        return
+    others = []
+    for other in sorted((run_dir / "checkpoints").glob("*.pt")):
+        if other.resolve() == ckpt.resolve():
+            continue
+        try:
+            st = load_checkpoint(other)
+        except GanworksError:
+            continue
+        if not nonfinite({"models": st.get("models", {}), "ema": st.get("ema", {})}):
+            others.append((st["position"]["iteration"], other))
+    if others:
+        it, good = max(others)
+        hint = f"the newest finite checkpoint is {good} (iteration {it}): ganworks train --resume {good}"
+    else:
+        hint = f"no checkpoint of {run_dir} is finite: start the run again with a lower optim.lr and a new --out"
+    raise CheckpointError(f"{ckpt} holds non-finite weights (NaN/Inf; the run diverged before it was saved), so "
+                          f"it cannot be resumed; {hint}")
+
+
+def _train_run(args, cfg: dict, state: dict | None, run_dir: Path, writer: bool) -> int:
+    """Train (one process or one rank of several) and finish the same way: status.json, the last row, the exit status."""
+    from .config import apply_overrides
+    from .train import Experiment, pick_device, train
+    from .train import distributed
+    from .train.loop import EXIT_CODES
+
     if args.epochs is not None:
         cfg = apply_overrides(cfg, [f"train.epochs={args.epochs}", "train.iterations=0"])
     if args.iterations is not None:
@@ -215,40 +288,39 @@ def cmd_train(args) -> int:
     if distributed.launched_by_torchrun():
         info, device = distributed.setup(device)
         distributed.check_config(cfg, info.world_size)
+    try:
+        if args.resume and writer:
+            from .train.checkpoint import remove_stale_tmp
 
-    if args.resume:
-        from .train.checkpoint import remove_stale_tmp
-
-        remove_stale_tmp(run_dir)
-    exp = Experiment(cfg, device)
-    if info is not None:
-        exp.world_size = info.world_size
-    if state is not None:
-        exp.load_state_dict(state)
-        if exp.position["iteration"] >= exp.total_iterations:
-            raise ConfigError(f"{run_dir} already finished {exp.position['iteration']} iterations: ask for more with --epochs or --iterations")
-    if info is not None:
-        distributed.wrap(exp, info)
-        try:
-            if info.is_main:
-                _write_config(run_dir, cfg)
-                print(f"run: {run_dir}  {info.world_size} processes, device: {device}  iterations: "
-                      f"{exp.position['iteration']} -> {exp.total_iterations}", file=sys.stderr)
-            row = distributed.train_distributed(exp, run_dir, progress=not args.no_progress and info.is_main)
-        finally:
+            remove_stale_tmp(run_dir)
+        exp = Experiment(cfg, device)
+        if info is not None:
+            exp.world_size = info.world_size
+        if state is not None:
+            exp.load_state_dict(state)
+            if exp.position["iteration"] >= exp.total_iterations:
+                raise ConfigError(f"{run_dir} already finished {exp.position['iteration']} iterations: ask for more with --epochs or --iterations")
+        if info is not None:
+            distributed.wrap(exp, info)
+        if writer:
+            _write_config(run_dir, cfg)
+            procs = f"{info.world_size} processes, " if info is not None else ""
+            print(f"run: {run_dir}  {procs}device: {device}  iterations: {exp.position['iteration']} -> "
+                  f"{exp.total_iterations} ({exp.iterations_per_epoch} per epoch)  compiled: {_compiled_parts(exp)}",
+                  file=sys.stderr)
+        progress = not args.no_progress and writer
+        row = distributed.train_distributed(exp, run_dir, progress) if info is not None else \
+            train(exp, run_dir, progress=progress)
+    finally:
+        if info is not None:
             distributed.teardown()
-        if info.is_main:
-            print(json.dumps({k: v for k, v in row.items() if k != "samples"}))
-        return 0
-    _write_config(run_dir, cfg)
-    print(f"run: {run_dir}  device: {device}  iterations: {exp.position['iteration']} -> {exp.total_iterations} "
-          f"({exp.iterations_per_epoch} per epoch)  compiled: {_compiled_parts(exp)}", file=sys.stderr)
-    row = train(exp, run_dir, progress=not args.no_progress)
-    it = exp.position["iteration"]  # how far the run got (read by `ganworks reproduce`)
-    (run_dir / "status.json").write_text(json.dumps({
-        "iteration": it, "total_iterations": exp.total_iterations, "finished": it >= exp.total_iterations,
-        "epoch": it / exp.iterations_per_epoch, "interrupted": bool(row.get("interrupted"))}) + "\n")
-    print(json.dumps({k: v for k, v in row.items() if k != "samples"}))
+    if writer:
+        it = exp.position["iteration"]  # how far the run got (read by `ganworks reproduce`)
+        (run_dir / "status.json").write_text(json.dumps({
+            "iteration": it, "total_iterations": exp.total_iterations, "finished": it >= exp.total_iterations,
+            "epoch": it / exp.iterations_per_epoch, "interrupted": bool(row.get("interrupted")),
+            "signal": row.get("interrupted")}) + "\n")
+        print(json.dumps({k: v for k, v in row.items() if k != "samples"}))
     return EXIT_CODES.get(row.get("interrupted"), 0)
 
 

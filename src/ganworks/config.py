@@ -239,6 +239,11 @@ def merge(base: dict, over: dict) -> dict:
 
 def load_preset(name: str) -> dict:
     """The preset merged over ``DEFAULTS`` (without overrides), with ``meta.preset`` set."""
+    if name.rsplit("/", 1)[-1].startswith("_"):
+        users = [p for p in list_presets() if p.rsplit("/", 1)[0] == name.rsplit("/", 1)[0]][:3]
+        raise ConfigError(f"{name!r} holds settings shared by several presets and is no preset of its own (it lacks "
+                          f"a paper row): pick a preset that extends it{', e.g. ' + ', '.join(users) if users else ''} "
+                          f"(`ganworks presets` lists them)")
     cfg = merge(DEFAULTS, _read_preset(name))
     cfg["meta"]["preset"] = name
     return cfg

@@ -22,3 +22,11 @@ class ConfigError(GanworksError):
 
 class TrainingDiverged(GanworksError):
     """A NaN or Inf loss; the last good checkpoint is left intact."""
+
+
+class Interrupted(GanworksError):
+    """A run stopped by a second signal; ``exit_code`` is the signal's (130 for SIGINT, 143 for SIGTERM)."""
+
+    def __init__(self, message: str, exit_code: int = 130) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

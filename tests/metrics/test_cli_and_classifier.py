@@ -236,3 +236,84 @@ def test_metrics_on_a_training_run_and_during_training(digits_classifier, tmp_pa
                  "--is-splits", "3", "--metrics", "is,fid", "--out", str(out), "--quiet"]) == 0
     r = json.loads(out.read_text())
     assert r["protocol"]["n_fake"] == 60 and r["scores"]["digits-classifier-FID"] > 0
+
+
+# ------------------------------------------------------------------ issue #22: metrics inputs and --out
+
+def _digits_npz(path, n=60):
+    from ganworks.data import load_dataset
+
+    np.savez(path, images=load_dataset("digits", "test").images[:n].numpy())
+    return path
+
+
+def test_metrics_out_never_overwrites_a_users_file(digits_classifier, tmp_path, capsys):
+    clf, _ = digits_classifier
+    fake = _digits_npz(tmp_path / "fake.npz")
+    mine = tmp_path / "existing.txt"
+    mine.write_text("my notes\n")
+    common = ["--classifier", str(clf), "--reference", "none", "--is-splits", "3", "--quiet"]
+    msg = _one_line_error(capsys, ["metrics", str(fake), "--out", str(mine), *common])
+    assert "exists and is not a `ganworks metrics` result" in msg and "--force" in msg
+    assert mine.read_text() == "my notes\n"
+    out = tmp_path / "r.json"
+    assert _run(["metrics", str(fake), "--out", str(out), *common]) == 0
+    assert _run(["metrics", str(fake), "--out", str(out), *common]) == 0  # its own earlier result: replaced
+    assert _run(["metrics", str(fake), "--out", str(mine), "--force", *common]) == 0
+    assert "scores" in json.loads(mine.read_text())
+
+
+def test_metrics_reference_none_means_is_only(digits_classifier, tmp_path, capsys):
+    clf, _ = digits_classifier
+    out = tmp_path / "r.json"
+    assert _run(["metrics", str(_digits_npz(tmp_path / "fake.npz")), "--classifier", str(clf), "--reference", "none",
+                 "--is-splits", "3", "--out", str(out), "--quiet"]) == 0
+    assert set(json.loads(out.read_text())["scores"]) == {"digits-classifier-IS", "digits-classifier-IS_std"}
+    capsys.readouterr()
+    msg = _one_line_error(capsys, ["metrics", str(tmp_path / "fake.npz"), "--classifier", str(clf), "--reference",
+                                   "none", "--metrics", "is,fid", "--quiet"])  # asked for FID by name: still needs one
+    assert "FID/KID need a reference" in msg
+
+
+def test_metrics_refuses_too_few_images_per_is_split(digits_classifier, tmp_path, capsys):
+    clf, _ = digits_classifier
+    msg = _one_line_error(capsys, ["metrics", str(_digits_npz(tmp_path / "ten.npz", n=10)), "--classifier", str(clf),
+                                   "--reference", "none", "--quiet"])  # the default 10 splits: 1 image each
+    assert "10 images in 10 splits has fewer than 2 images per split" in msg and "--is-splits" in msg
+
+
+def test_metrics_folder_whose_first_file_is_not_an_image(digits_classifier, tmp_path, capsys):
+    from PIL import Image
+
+    clf, _ = digits_classifier
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    (folder / "000.png").write_text("this is text, not a PNG")
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(folder / "001.png")
+    msg = _one_line_error(capsys, ["metrics", str(folder), "--classifier", str(clf), "--reference", "none",
+                                   "--is-splits", "1", "--quiet"])
+    assert "cannot read image" in msg and "000.png" in msg
+
+
+def test_metrics_mixed_size_folder_names_the_file(tmp_path):
+    from PIL import Image
+
+    from ganworks.errors import DataError
+    from ganworks.metrics.datasets import load_image_folder
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i, size in enumerate((8, 8, 9, 8)):
+        Image.fromarray(np.zeros((size, size, 3), np.uint8)).save(folder / f"{i:03d}.png")
+    with pytest.raises(DataError, match=r"image .*002.png is 9x9 with 3 channel\(s\) but .*000.png is 8x8"):
+        load_image_folder(folder)
+
+
+def test_metrics_on_a_text_file_named_npz(tmp_path):
+    from ganworks.errors import DataError
+    from ganworks.metrics.datasets import load_npz_images
+
+    (tmp_path / "x.npz").write_text("hello\n")
+    with pytest.raises(DataError, match="is not an .npz file") as e:
+        load_npz_images(tmp_path / "x.npz")
+    assert "pickle" not in str(e.value)

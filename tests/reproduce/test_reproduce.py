@@ -223,3 +223,51 @@ def test_seeds_at_different_epochs_are_also_compared_at_their_common_epoch():
     assert c["epoch"] == 3 and c["mean"] == pytest.approx(175)
     # same epochs, or one seed: nothing to add
     assert at_common_epoch([[[3, 150]], [[3, 130]]]) is None and at_common_epoch([[[3, 150]]]) is None
+
+
+# ---- issue #22 items 10 and 15: tables and caps that used to crash or be accepted --------------------
+
+
+def _table_file(tmp_path, table_id="t", row_id="r", seeds="[1]"):
+    path = tmp_path / "t.toml"
+    path.write_text(f'id = "{table_id}"\nmetric = "test_errors_ema"\n[[rows]]\nid = "{row_id}"\n'
+                    f'preset = "improved-gan/mnist-100"\nseeds = {seeds}\n')
+    return str(path)
+
+
+def _one_line(capsys, code, message):
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("error: ") and message in err and "\n" not in err, err
+    assert "Traceback" not in err
+
+
+def test_table_seeds_that_are_not_whole_numbers_are_one_line(tmp_path, capsys):
+    table = _table_file(tmp_path, seeds='["a", -1]')
+    _one_line(capsys, main(["reproduce", table, "--dry-run", "--out", str(tmp_path / "o")]),
+              "has seeds ['a', -1]; seeds are whole numbers")
+    table = _table_file(tmp_path, seeds="[-1]")
+    _one_line(capsys, main(["reproduce", table, "--dry-run", "--out", str(tmp_path / "o")]), "(-1 is not)")
+
+
+@pytest.mark.parametrize("table_id, row_id", [("../../escape", "r"), ("t", "../up"), ("t", "a/b")])
+def test_table_ids_cannot_plan_run_folders_outside_out(table_id, row_id, tmp_path, capsys):
+    out = tmp_path / "deep" / "out"
+    _one_line(capsys, main(["reproduce", _table_file(tmp_path, table_id, row_id), "--dry-run", "--out", str(out)]),
+              "names a folder under --out, so it must be one plain name")
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--iterations", "-3"], "--iterations must be at least 1"),
+    (["--iterations", "0"], "--iterations must be at least 1"),
+    (["--epochs", "-1"], "--epochs must be a number above 0"),
+    (["--epochs", "1", "--iterations", "2"], "give --epochs or --iterations, not both"),
+])
+def test_reproduce_caps_are_checked(flags, message, tmp_path, capsys):
+    _one_line(capsys, main(["reproduce", "improved-gan/table1", *flags, "--dry-run", "--out", str(tmp_path)]), message)
+
+
+def test_launcher_slurm_without_slurm_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch here
+    _one_line(capsys, main(["reproduce", "improved-gan/table1", "--launcher", "slurm", "--out", str(tmp_path / "o")]),
+              "--launcher slurm needs SLURM, and this machine has no `sbatch`")
+    assert not (tmp_path / "o").exists()

@@ -129,3 +129,86 @@ def test_two_process_training_writes_once_and_resumes_exactly(tmp_path):
     # another world size: a clear error, not a silently different run
     code = main(["train", "--resume", str(tmp_path / "cut"), "--iterations", "6", "--device", "cpu", "--no-progress"])
     assert code == 2
+
+
+# ---- issue #22 item 19: signals under several processes end as under one ------------------------------
+
+
+def _signal_worker(rank, world, port, out):
+    """A run in which one rank gets a signal at iteration 3 (out names it: SIGTERM on rank 0, SIGINT on rank 1)."""
+    import json
+    import signal
+
+    from ganworks.train import loop
+
+    torch.set_num_threads(1)
+    sig = getattr(signal, os.path.basename(out))
+    who = 0 if sig == signal.SIGTERM else 1
+    sets = [a for kv in TINY + ["eval.every=2", "eval.grid=0"] for a in ("--set", kv)]
+    real = loop.train_iteration
+
+    def iteration(exp):
+        if exp.position["iteration"] == 3 and rank == who:
+            os.kill(os.getpid(), sig)
+        return real(exp)
+
+    loop.train_iteration = iteration
+    _env(rank, world, port)
+    code = main(["train", PRESET, "--out", os.path.join(out, "run"), "--iterations", "1000", *sets,
+                 "--device", "cpu", "--no-progress"])
+    with open(os.path.join(out, f"code{rank}.json"), "w") as f:
+        json.dump(code, f)
+
+
+@pytest.mark.parametrize("name, code", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_two_processes_stop_on_a_signal_like_one(name, code, tmp_path):
+    """SIGTERM reaching rank 0 or Ctrl-C reaching rank 1 only: both ranks stop at the same iteration,
+    rank 0 saves and writes status.json, and both exit with the signal's status."""
+    import json
+
+    out = tmp_path / name
+    out.mkdir()
+    _spawn(_signal_worker, out)
+    assert [json.loads((out / f"code{r}.json").read_text()) for r in range(2)] == [code, code]
+    status = json.loads((out / "run" / "status.json").read_text())
+    assert status["interrupted"] is True and status["signal"] == name and status["finished"] is False
+    assert status["iteration"] == 4 == load_checkpoint(out / "run")["position"]["iteration"]
+
+
+def test_nproc_launcher_exits_with_the_signals_status(tmp_path):
+    """`ganworks train --nproc 2` stopped by SIGTERM (what a scheduler sends the launcher): the ranks get it once
+    through torchrun, save, and the launcher exits 143 like a one-process run."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import ganworks
+
+    src = str(Path(ganworks.__file__).resolve().parents[1])
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
+                                                            "MASTER_PORT")}
+    env.update(PYTHONPATH=src + os.pathsep + env.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
+    run = tmp_path / "run"
+    sets = [a for kv in TINY + ["eval.every=2", "eval.grid=0"] for a in ("--set", kv)]
+    proc = subprocess.Popen([sys.executable, "-m", "ganworks.cli", "train", PRESET, "--nproc", "2", "--out", str(run),
+                             "--iterations", "100000", *sets, "--device", "cpu", "--no-progress"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.time() + 240
+        while not (run / "checkpoints" / "last.pt").exists() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert (run / "checkpoints" / "last.pt").exists(), proc.communicate(timeout=60)[1][-3000:]
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever of the launcher, torchrun and the ranks is left
+        except ProcessLookupError:
+            pass
+    assert proc.returncode == 143, err[-3000:]
+    status = json.loads((run / "status.json").read_text())
+    assert status["signal"] == "SIGTERM" and status["iteration"] == load_checkpoint(run)["position"]["iteration"]

@@ -288,3 +288,124 @@ def test_sigterm_saves_and_exits_143(sig, code, tmp_path, tiny_digits):
     assert load_checkpoint(run)["position"]["iteration"] == row["iteration"] > 0
     assert not list((run / "checkpoints").glob("*.tmp"))
     assert f"--resume {run}" in err
+
+
+# ---- issue #22 items 6-7: a refused write and a second Ctrl-C inside a save --------------------------
+
+
+def test_full_disk_during_a_save_is_one_line_and_leaves_no_tmp(tmp_path, tiny_digits):
+    """``ulimit -f``: the checkpoint writer's failure names the file and says no checkpoint was written."""
+    import resource
+
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "ganworks.cli", "train", "improved-gan/mnist-100", *_sets(tiny_digits),
+           "--iterations", "4", "--set", "eval.every=2", "--out", str(run), "--no-progress"]
+    limit = 64 * 1024  # config.json, rows and the grid fit; a checkpoint does not
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, preexec_fn=small_files, timeout=300)
+    err = proc.stderr.strip().splitlines()[-1]
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert err.startswith("error: cannot write checkpoint ") and "best.pt" in err, err
+    assert "no checkpoint of this run was written before" in err
+    assert not list((run / "checkpoints").glob("*.tmp"))
+
+
+def test_a_refused_save_says_the_last_good_checkpoint_is_intact(tmp_path, tiny_digits, monkeypatch, capsys):
+    import errno
+
+    real = torch.save
+    calls = {"n": 0}
+
+    def save(obj, f, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 2:  # best.pt and last.pt at iteration 2 go through, the next save finds the disk full
+            f.write(b"PK\x03\x04 partial")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save)
+    run = tmp_path / "run"
+    code = main(["train", "improved-gan/mnist-100", *_sets(tiny_digits), "--iterations", "4", "--set", "eval.every=2",
+                 "--out", str(run), "--no-progress"])
+    monkeypatch.setattr(torch, "save", real)
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2 and err.startswith("error: cannot write checkpoint "), err
+    assert "(No space left on device)" in err and f"the last good checkpoint {run / 'checkpoints' / 'last.pt'} is intact" in err
+    assert load_checkpoint(run)["position"]["iteration"] == 2
+    assert not list((run / "checkpoints").glob("*.tmp"))
+
+
+_SECOND_CTRL_C_IN_SAVE = """
+import os, signal, sys, torch
+from ganworks.train import loop
+state = {"signalled": False, "tripped": False}
+real_iteration, real_save = loop.train_iteration, torch.save
+def iteration(exp):
+    if exp.position["iteration"] == 3:  # the first Ctrl-C: stop after this iteration (an evaluation, so a save)
+        os.kill(os.getpid(), signal.SIGINT)
+        state["signalled"] = True
+    return real_iteration(exp)
+class Tripwire:  # the second Ctrl-C lands while torch.save is writing
+    def __init__(self, f):
+        self.f = f
+    def write(self, data):
+        if not state["tripped"]:
+            state["tripped"] = True
+            os.kill(os.getpid(), signal.SIGINT)
+        return self.f.write(data)
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+def save(obj, f, *args, **kwargs):
+    return real_save(obj, Tripwire(f) if state["signalled"] else f, *args, **kwargs)
+loop.train_iteration, torch.save = iteration, save
+from ganworks.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_second_ctrl_c_inside_a_save_finishes_the_save_and_exits_130(tmp_path, tiny_digits):
+    run = tmp_path / "run"
+    cmd = ["train", "improved-gan/mnist-100", *_sets(tiny_digits), "--iterations", "30", "--set", "eval.every=2",
+           "--out", str(run), "--no-progress"]
+    proc = subprocess.run([sys.executable, "-c", _SECOND_CTRL_C_IN_SAVE, *cmd], env=_env(), capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 130, proc.stderr
+    assert "Traceback" not in proc.stderr and "RuntimeError" not in proc.stderr, proc.stderr
+    assert f"interrupted (SIGINT): saved {run / 'checkpoints' / 'last.pt'} at iteration 4" in proc.stderr
+    assert load_checkpoint(run)["position"]["iteration"] == 4
+    assert not list((run / "checkpoints").glob("*.tmp"))
+    assert json.loads((run / "status.json").read_text())["interrupted"] is True
+
+
+_SECOND_CTRL_C_OUTSIDE_A_SAVE = """
+import os, signal, sys
+from ganworks.train import loop
+real_iteration = loop.train_iteration
+def iteration(exp):
+    if exp.position["iteration"] != 2:
+        return real_iteration(exp)
+    os.kill(os.getpid(), signal.SIGINT)  # the first Ctrl-C: stop after this iteration
+    logs = real_iteration(exp)
+    os.kill(os.getpid(), signal.SIGINT)  # the second, before the stop's save
+    return logs
+loop.train_iteration = iteration
+from ganworks.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_second_ctrl_c_outside_a_save_is_one_line_naming_the_intact_checkpoint(tmp_path, tiny_digits):
+    run = tmp_path / "run"
+    cmd = ["train", "improved-gan/mnist-100", *_sets(tiny_digits), "--iterations", "30", "--set", "eval.every=2",
+           "--set", "train.log_every=100", "--out", str(run), "--no-progress"]
+    proc = subprocess.run([sys.executable, "-c", _SECOND_CTRL_C_OUTSIDE_A_SAVE, *cmd], env=_env(),
+                          capture_output=True, text=True, timeout=300)
+    err = proc.stderr.strip().splitlines()[-1]
+    assert proc.returncode == 130 and "Traceback" not in proc.stderr, proc.stderr
+    assert err == (f"error: interrupted twice (SIGINT): stopped at once without saving; "
+                   f"{run / 'checkpoints' / 'last.pt'} is intact (the last save): continue with "
+                   f"ganworks train --resume {run}"), err
+    assert load_checkpoint(run)["position"]["iteration"] == 2

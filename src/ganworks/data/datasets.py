@@ -49,9 +49,13 @@ class ImageData:
 def cache_dir() -> Path:
     """``GANWORKS_CACHE``, else ``$XDG_CACHE_HOME/ganworks``, else ``~/.cache/ganworks``."""
     if os.environ.get("GANWORKS_CACHE"):
-        return Path(os.environ["GANWORKS_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "ganworks"
+        path, what = Path(os.environ["GANWORKS_CACHE"]).expanduser(), "GANWORKS_CACHE"
+    else:
+        path, what = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ganworks", "the cache folder"
+    if path.exists() and not path.is_dir():
+        raise DataError(f"{what} {path} is a file, not a folder: point GANWORKS_CACHE at a folder (it is "
+                        f"created if missing)")
+    return path
 
 
 def resolve_data_root(root: str | os.PathLike | None = None) -> Path:
@@ -85,6 +89,10 @@ def load_dataset(
         raise DataError(f"unknown dataset {name!r}; known: {', '.join(LOADERS)} (or imagefolder:<path>)")
     data_root = resolve_data_root(root)
     named_root = root or os.environ.get("GANWORKS_DATA")
+    if named_root and data_root.exists() and not data_root.is_dir():
+        where = "--data-root" if root else "GANWORKS_DATA"
+        raise DataError(f"the data root {data_root} ({where}) is a file, not a folder: point {where} at the "
+                        f"folder that holds the datasets")
     if name in ("mnist", "cifar10", "svhn", "stl10") and named_root and not data_root.is_dir():
         # a root the user named: never create a tree inside a path that does not exist (a typo)
         raise _missing(name, data_root, "the data root itself does not exist; create it to download there")
@@ -231,7 +239,7 @@ def _stl10(root: Path, split: str, download: bool) -> ImageData:
 # ---- image folders, decoded once and cached -----------------------------------------------------
 
 
-def _imagefolder(root: Path, split: str, download: bool, path: str = "") -> ImageData:
+def _imagefolder(root: Path, split: str, download: bool, path: str = "", classes=()) -> ImageData:
     if not path:
         raise DataError("dataset 'imagefolder' needs a path: set data.path (relative to the data root) or use imagefolder:<path>")
     base = Path(path).expanduser()
@@ -240,9 +248,15 @@ def _imagefolder(root: Path, split: str, download: bool, path: str = "") -> Imag
     folder = base / split if (base / split).is_dir() else base
     if not folder.is_dir():
         raise _missing("imagefolder", folder, "no such folder")
-    classes = sorted(d.name for d in folder.iterdir() if d.is_dir())
+    wanted, classes = list(classes), sorted(d.name for d in folder.iterdir() if d.is_dir())
     if not classes:
         raise DataError(f"{folder} has no class sub-folders: expected {folder}/<class>/<image files>")
+    if wanted:  # data.classes: only these folders, relabelled 0..k-1 in sorted order
+        unknown = [c for c in wanted if c not in classes]
+        if unknown:
+            raise DataError(f"data.classes names folders that {folder} does not have: {', '.join(map(str, unknown[:5]))} "
+                            f"(it has {', '.join(classes[:5])}{', ...' if len(classes) > 5 else ''})")
+        classes = [c for c in classes if c in wanted]
     files = [(f, c) for c, name in enumerate(classes) for f in sorted((folder / name).iterdir())
              if f.suffix.lower() in IMAGE_EXTENSIONS]
     if not files:
@@ -271,19 +285,14 @@ def imagefolder_key(folder: Path, files: list[Path]) -> str:
 
 
 def _decode(files: list[tuple[Path, int]]) -> tuple[np.ndarray, np.ndarray]:
-    from PIL import Image
     from tqdm import tqdm
 
-    try:
-        first = np.asarray(Image.open(files[0][0]).convert("RGB"))
-    except Exception as e:
-        raise DataError(f"cannot read image {files[0][0]} ({type(e).__name__}): remove or replace it") from None
+    from .images import open_image
+
+    first = np.asarray(open_image(files[0][0], "RGB"))
     images = np.empty((len(files), 3, *first.shape[:2]), dtype=np.uint8)
     for i, (f, _) in enumerate(tqdm(files, desc="decoding images (once; cached)", unit="img", leave=False)):
-        try:
-            arr = np.asarray(Image.open(f).convert("RGB"))
-        except Exception as e:
-            raise DataError(f"cannot read image {f} ({type(e).__name__}): remove or replace it") from None
+        arr = np.asarray(open_image(f, "RGB"))
         if arr.shape != first.shape:
             raise DataError(f"image {f} is {arr.shape[1]}x{arr.shape[0]} but {files[0][0].name} is {first.shape[1]}x{first.shape[0]}: resize the folder's images to one size")
         images[i] = arr.transpose(2, 0, 1)

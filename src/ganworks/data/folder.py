@@ -125,11 +125,10 @@ class ClassFolderDataset(Dataset):
 
     def __getitem__(self, i: int):
         path = self.folder / self.files[i]
-        try:
-            with Image.open(path) as image:
-                x = reference_transform(image, self.size)
-        except OSError as e:
-            raise DataError(f"cannot decode {path}: {e}; remove or replace the file") from None
+        from .images import open_image
+
+        with open_image(path) as image:
+            x = reference_transform(image, self.size)
         return x, self.labels[i]
 
 

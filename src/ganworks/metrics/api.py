@@ -132,6 +132,10 @@ def scores_from_features(feats, logits, metrics=DEFAULTS["metrics"], ref=None, n
     return scores, proto, notes
 
 
+#: fewest images per Inception Score split (with one, p(y|x) is its own marginal: IS = 1 exactly)
+MIN_PER_SPLIT = 2
+
+
 def compute_metrics(
     input, reference=DEFAULTS["reference"], metrics=DEFAULTS["metrics"], extractor=DEFAULTS["extractor"],
     weights=None, classifier=None, num_samples=DEFAULTS["num_samples"], reference_count=DEFAULTS["reference_count"],
@@ -170,6 +174,10 @@ def compute_metrics(
                                    cache_dir=cache_dir, use_cache=use_cache, batch_size=batch_size,
                                    num_workers=num_workers, progress=progress)
     images, input_desc = load_input(input, num_samples=num_samples, device=device, progress=progress)
+    if "is" in metrics and len(images) < MIN_PER_SPLIT * is_splits:
+        raise ConfigError(f"the Inception Score of {len(images)} images in {is_splits} splits has fewer than "
+                          f"{MIN_PER_SPLIT} images per split (one image per split always scores 1 ± 0): score at "
+                          f"least {MIN_PER_SPLIT * is_splits} images or lower --is-splits")
     feats, logits = extract_features(ext, images, batch_size=batch_size, num_workers=num_workers,
                                      progress=progress, desc="fake features")
     scores, proto, notes = scores_from_features(

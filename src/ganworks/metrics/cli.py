@@ -39,7 +39,8 @@ def add_subcommands(subparsers) -> None:
                         f"(default {D['reference']})")
     p.add_argument("--reference-count", type=int, default=D["reference_count"],
                    help="use the first N reference images (default: all)")
-    p.add_argument("--metrics", default=",".join(D["metrics"]), help="comma list of is,fid,kid")
+    p.add_argument("--metrics", default=None,
+                   help=f"comma list of is,fid,kid (default {','.join(D['metrics'])}; with --reference none: is)")
     p.add_argument("--num-samples", type=int, default=D["num_samples"],
                    help=f"images to generate from a checkpoint (default {D['num_samples']})")
     p.add_argument("--extractor", default=D["extractor"], choices=["inception", "classifier"])
@@ -54,7 +55,9 @@ def add_subcommands(subparsers) -> None:
     p.add_argument("--num-workers", type=int, default=D["num_workers"])
     p.add_argument("--cache-dir", default=None, help="reference-statistics cache (else $GANWORKS_CACHE, else ~/.cache/ganworks)")
     p.add_argument("--no-cache", action="store_true", help="recompute reference statistics")
-    p.add_argument("--out", default=None, help="write the result JSON here")
+    p.add_argument("--out", default=None, help="write the result JSON here (an existing file only if it is an "
+                                               "earlier result, else with --force)")
+    p.add_argument("--force", action="store_true", help="let --out replace a file that is not a metrics result")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_common(p)
     p.set_defaults(func=run_metrics)
@@ -121,7 +124,12 @@ def run_train_classifier(args) -> int:
 def run_metrics(args) -> int:
     from ganworks.metrics.api import compute_metrics
 
+    if args.metrics is None:  # `--reference none` means IS only (the help says so)
+        none = str(args.reference).strip().lower() in ("", "none")
+        args.metrics = "is" if none else ",".join(DEFAULTS["metrics"])
     metrics = tuple(m.strip().lower() for m in args.metrics.split(",") if m.strip())
+    if args.out:
+        _check_out(Path(args.out), args.force)
     extractor = "classifier" if args.classifier else args.extractor
     if extractor == "classifier" and not args.classifier:
         raise ConfigError("--extractor classifier needs --classifier PATH")
@@ -145,6 +153,22 @@ def run_metrics(args) -> int:
         result.save_json(args.out)
         print(f"wrote {args.out}")
     return 0
+
+
+def _check_out(out: Path, force: bool) -> None:
+    """``--out`` may replace an earlier ``ganworks metrics`` result, any other file only with --force."""
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a folder: name a .json file to write")
+    if not out.exists() or force:
+        return
+    try:
+        earlier = json.loads(out.read_text())
+        ours = isinstance(earlier, dict) and {"scores", "protocol"} <= set(earlier)
+    except (OSError, ValueError):
+        ours = False
+    if not ours:
+        raise ConfigError(f"--out {out} exists and is not a `ganworks metrics` result: pick another path, or add "
+                          f"--force to replace it")
 
 
 def main(argv=None) -> int:

@@ -54,20 +54,25 @@ def load_split(name: str, split: str = "test", data_root: str | None = None):
 
 def read_images(paths) -> torch.Tensor:
     """Read image files into one uint8 N×C×H×W tensor (all must share one size)."""
-    from PIL import Image
+    from ganworks.data.images import open_image
 
     arrs = []
+    first = None
     for p in paths:
-        with Image.open(p) as im:
+        with open_image(p) as im:
             if im.mode not in ("L", "RGB"):
                 im = im.convert("RGB")
             a = np.asarray(im)
-        arrs.append(a[:, :, None] if a.ndim == 2 else a)
+        a = a[:, :, None] if a.ndim == 2 else a
+        if first is None:
+            first = (p, a.shape)
+        elif a.shape != first[1]:
+            (h, w, c), (h0, w0, c0) = a.shape, first[1]
+            raise DataError(f"image {p} is {w}x{h} with {c} channel(s) but {first[0]} is {w0}x{h0} with {c0}: "
+                            f"every image must have one size and mode (resize or convert {p})")
+        arrs.append(a)
     if not arrs:
         raise DataError("no images found")
-    shapes = {a.shape for a in arrs}
-    if len(shapes) > 1:
-        raise DataError(f"images have different sizes/modes: {sorted(shapes)[:3]}")
     return torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2).contiguous()
 
 
@@ -89,6 +94,11 @@ def load_npz_images(path: str | Path) -> torch.Tensor:
                 raise DataError(f"{path}: empty .npz")
             a = z[key]
     except (OSError, ValueError) as e:
+        import zipfile
+
+        if not zipfile.is_zipfile(path):
+            raise DataError(f"{path} is not an .npz file (an .npz is a zip archive of NumPy arrays, made by "
+                            f"numpy.savez): pass the images as an .npz, an image folder or a run directory") from None
         raise DataError(f"{path}: not a readable .npz ({e})") from None
     if a.dtype != np.uint8:
         raise DataError(f"{path}: array '{key}' has dtype {a.dtype}, expected uint8 images")

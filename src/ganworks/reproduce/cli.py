@@ -57,6 +57,23 @@ def _check_presets(specs) -> None:
             raise ConfigError(f"table row {s.row.id!r}: {e}") from None
 
 
+def _check_caps(args) -> None:
+    """The caps and the launcher, refused before anything is planned or started."""
+    import math
+    import shutil
+
+    if args.iterations is not None and args.iterations < 1:
+        raise ConfigError(f"--iterations must be at least 1 (the cap each run trains to), got {args.iterations}")
+    for flag, value in (("--epochs", args.epochs), ("--max-minutes", args.max_minutes)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"{flag} must be a number above 0, got {value}")
+    if args.epochs is not None and args.iterations is not None:
+        raise ConfigError("give --epochs or --iterations, not both (each caps the length of every run)")
+    if args.launcher == "slurm" and not shutil.which("sbatch"):
+        raise ConfigError("--launcher slurm needs SLURM, and this machine has no `sbatch`: run on the cluster's "
+                          "login node, or use --launcher local (or submitit-local to try the job path here)")
+
+
 def cmd_reproduce(args) -> int:
     from .report import write_report
     from .runner import Caps, run_local, run_state, run_submitit, train_command
@@ -72,6 +89,7 @@ def cmd_reproduce(args) -> int:
         return 0
     if args.jobs < 1 or args.threads < 1:
         raise ConfigError("--jobs and --threads must be at least 1")
+    _check_caps(args)
     table = load_table(args.table)
     out = Path(args.out).expanduser()
     specs = plan(table, out, args.set, args.rows, args.seeds)

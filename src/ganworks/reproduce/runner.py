@@ -2,9 +2,10 @@
 
 Each run is a ``ganworks train`` subprocess on its own run directory (``--resume`` when the
 directory holds a checkpoint). While it is active the run directory's ``.ganworks.lock`` is
-locked (``fcntl.flock``) by the process that launched it and by the ``ganworks train`` child,
-which inherits the lock: the lock lives exactly as long as one of them does, survives a kill -9
-of the launcher (the child finishes the run) and vanishes with the child. A run directory that
+locked (``ganworks.train.runlock``, the one lock every writer of a run folder takes) by the process
+that launched it and by the ``ganworks train`` child, which inherits the lock: the lock lives
+exactly as long as one of them does, survives a kill -9 of the launcher (the child finishes the
+run) and vanishes with the child. A run directory that
 is locked, or named on the command line of another running ``ganworks train`` (a run started by
 hand), is reported as running elsewhere and left alone.
 
@@ -17,7 +18,6 @@ submitit job per run; ``submitit-local`` is submitit's local executor, for tests
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import subprocess
@@ -27,9 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..train import runlock
+from ..train.runlock import LOCK  # noqa: F401  (re-exported: cli.py ignores it in --out)
 from .tables import RunSpec
 
-LOCK = ".ganworks.lock"
 STATUS = "status.json"
 LOG = "reproduce.log"
 
@@ -58,16 +59,7 @@ def read_status(run_dir: Path) -> dict | None:
 
 
 def _lock_held(run_dir: Path) -> bool:
-    path = Path(run_dir) / LOCK
-    if not path.exists():
-        return False
-    with open(path, "a") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return True
-        fcntl.flock(f, fcntl.LOCK_UN)
-    return False
+    return runlock.is_locked(run_dir)
 
 
 def foreign_train_process(run_dir: Path) -> int | None:
@@ -149,11 +141,9 @@ class Launch:
         self.spec, self.cmd, self.caps = spec, cmd, caps
         d = spec.run_dir
         d.mkdir(parents=True, exist_ok=True)
-        self._lock = open(d / LOCK, "a")
         try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self._lock.close()
+            self._lock = runlock.acquire(d)
+        except runlock.RunFolderBusy:
             raise RuntimeError(f"{d} is locked by another process") from None
         if not (d / "checkpoints").exists():  # a fresh start: rows of a run that never saved go aside
             for name in ("metrics.jsonl", STATUS):
@@ -162,7 +152,8 @@ class Launch:
         self._log = open(d / LOG, "a")
         self._log.write(f"\n# {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n")
         self._log.flush()
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=_child_env(threads),
+        env = dict(_child_env(threads), **{runlock.INHERITED_FD: str(self._lock.fileno())})
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env,
                                      pass_fds=(self._lock.fileno(),))
         self.started = time.time()
 
@@ -172,7 +163,7 @@ class Launch:
             return None
         self._log.close()
         result = finish(self.spec.run_dir, rc, self.caps)
-        self._lock.close()  # the child is gone: the lock is free
+        self._lock.release()  # the child is gone: the lock is free
         return result
 
 

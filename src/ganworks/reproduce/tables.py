@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from importlib import resources
@@ -108,9 +109,15 @@ def parse_table(name: str, data: dict) -> Table:
         lib = dict(lib) if isinstance(lib, dict) else {m: bool(lib) for m in metrics}
         rows = []
         for i, r in enumerate(data["rows"]):
-            seeds = [int(s) for s in r.get("seeds", [1])]
+            seeds = r.get("seeds", [1])
+            bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < 2**63] \
+                if isinstance(seeds, list) else [seeds]
+            if bad:
+                raise ConfigError(f"table {name!r}: row {r.get('id', i)!r} has seeds {seeds!r}; seeds are whole numbers "
+                                  f"from 0 to 2^63-1, e.g. seeds = [1, 2, 3] ({bad[0]!r} is not)")
             if not seeds:
                 raise ConfigError(f"table {name!r}: row {r.get('id', i)!r} lists no seeds")
+            _check_folder_name(name, "row id", r["id"])
             rows.append(Row(id=r["id"], preset=r["preset"], seeds=seeds, label=r.get("label", r["id"]),
                             overrides=list(r.get("overrides", [])),
                             published=_by_metric(r.get("published"), metrics, f"table {name!r} row {r['id']!r} published"),
@@ -121,10 +128,18 @@ def parse_table(name: str, data: dict) -> Table:
                       overrides=list(data.get("overrides", [])))
     except KeyError as e:
         raise ConfigError(f"table {name!r} lacks the key {e.args[0]!r} (see ganworks/reproduce/tables.py)") from None
+    _check_folder_name(name, "id", table.id)
     ids = [r.id for r in table.rows]
     if len(set(ids)) != len(ids):
         raise ConfigError(f"table {name!r} repeats a row id")
     return table
+
+
+def _check_folder_name(table: str, what: str, value) -> None:
+    """Table and row ids name folders under --out: one plain name each, never a path out of it."""
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._-]*", value):
+        raise ConfigError(f"table {table!r}: its {what} {value!r} names a folder under --out, so it must be one plain "
+                          f"name of letters, digits, '.', '_' and '-' (no '/' or '..')")
 
 
 def load_table(name: str) -> Table:

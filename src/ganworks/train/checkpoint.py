@@ -13,19 +13,32 @@ from pathlib import Path
 
 import torch
 
+from ..errors import CheckpointError
 from ..checkpoints import (FORMAT, load_checkpoint, load_discriminators, load_generator,  # noqa: F401
                            nonfinite, resolve_checkpoint)
 
 
 def save_atomic(obj: dict, path: Path) -> None:
+    """Write ``obj`` to ``<path>.tmp`` and rename it over ``path``. A write the file system refuses
+    (full disk, file size limit, read-only) removes the ``.tmp`` and raises ``CheckpointError`` naming
+    the path and saying which checkpoint is intact."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:  # torch's zip writer reports a failed write as a RuntimeError
+        tmp.unlink(missing_ok=True)
+        why = e.strerror if isinstance(e, OSError) and e.strerror else "the write failed: disk full or a file size limit?"
+        last = path.parent / "last.pt"
+        kept = (f"the last good checkpoint {last} is intact" if last.is_file()
+                else "no checkpoint of this run was written before")
+        raise CheckpointError(f"cannot write checkpoint {path} ({why}); {kept}: free space or pick a writable "
+                              f"--out, then --resume") from None
 
 
 

@@ -30,8 +30,11 @@ The reference ImageNet runs are data-parallel on 4 GPUs (SN-GAN: 16 images each;
   another raises ``CheckpointError``.
 
 Not supported under N > 1 processes (a ``ConfigError`` says so): ``train.max_minutes`` (the ranks
-would stop at different iterations). Ctrl-C stops every rank without a final checkpoint; the last
-one written stays intact (writes are atomic).
+would stop at different iterations).
+
+* **Signals**: as with one process, SIGINT/SIGTERM stop the run after the current iteration: the
+  ranks agree on the stop after every iteration (``agree_stop``), rank 0 saves ``last.pt`` and
+  writes ``status.json``, and every rank exits 130 / 143 (``cli._train_run`` finishes both paths).
 """
 
 from __future__ import annotations
@@ -182,6 +185,22 @@ def wrap(exp, info: DistInfo) -> None:
             obj.D, obj.G = raw["d"], raw["g"]
 
     exp.phase_context = phase_context
+    exp.agree_stop = agree_stop
+
+
+#: the signals a run stops on, in the order of their flag in ``agree_stop``'s reduction
+_SIGNALS = ("SIGINT", "SIGTERM")
+
+
+def agree_stop(stop: str | None) -> str | None:
+    """After every iteration all ranks learn whether any of them got SIGINT/SIGTERM (one small
+    all-reduce), so they all stop at the same iteration: rank 0 saves, every rank exits 130/143."""
+    flags = torch.tensor([float(stop == name) for name in _SIGNALS])
+    dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+    for name, flag in zip(_SIGNALS, flags.tolist()):
+        if flag:
+            return stop or name
+    return None
 
 
 def hash_seed(*parts: int) -> int:
@@ -197,13 +216,21 @@ def train_distributed(exp, run_dir, progress: bool = True) -> dict:
     """Rank 0 runs the ordinary loop (and writes); the other ranks run the same iterations silently."""
     from .loop import train, train_iteration
 
+    from .loop import _graceful_interrupt
+
     info = getattr(exp, "dist", None) or DistInfo()
     if info.is_main:
         row = train(exp, run_dir, progress=progress)
     else:
-        while exp.position["iteration"] < exp.total_iterations:
-            train_iteration(exp)
-        row = {"iteration": exp.position["iteration"]}
+        row = {}
+        with _graceful_interrupt() as interrupt:
+            while exp.position["iteration"] < exp.total_iterations:
+                train_iteration(exp)
+                interrupt["stop"] = exp.agree_stop(interrupt["stop"])
+                if interrupt["stop"]:
+                    row["interrupted"] = interrupt["stop"]
+                    break
+        row["iteration"] = exp.position["iteration"]
     if dist.is_initialized():
         dist.barrier()  # nobody leaves before rank 0 has written the last checkpoint
     return row

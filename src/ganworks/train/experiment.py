@@ -34,6 +34,11 @@ def load_split(data_cfg: dict, split: str, root=None):
     """The ``split`` of a config's dataset, with its options and ``train_limit``/``test_limit``."""
     d = data_cfg
     opts = {"path": d["path"]} if d["path"] else {}
+    if d["classes"]:
+        if not d["name"].startswith("imagefolder"):
+            raise ConfigError(f"data.classes picks class folders of an image-folder dataset (imagefolder:<path> or "
+                              f"imagenet), not of {d['name']!r}: remove it")
+        opts["classes"] = list(d["classes"])
     if d["name"] == "synthetic":
         opts["channels"] = d["channels"]
     data = load_dataset(d["name"], split, root=root or d["root"] or None, download=d["download"],
@@ -83,11 +88,18 @@ class Experiment:
         for role, model in (("generator", self.G), ("discriminator", self.D)):
             if tuple(model.image_shape) != self.train_data.image_shape:
                 c, h, w = self.train_data.image_shape
+                mc, mh, _ = model.image_shape
+                fixes = []
+                if (h, w) != tuple(model.image_shape[1:]):
+                    fixes.append(f"set model.{role}.image_size={h} or data.image_size={mh}")
+                if c != mc:
+                    fixes.append(f"set data.channels={mc}" if d["name"] == "synthetic" else
+                                 f"pick a preset for {c}-channel images (or model.{role}.channels={c} where the "
+                                 f"model takes it)")
                 raise DataError(
                     f"dataset {d['name']!r} has {c}x{h}x{w} images but the {role} "
                     f"{cfg['model'][role]['name']!r} is built for {'x'.join(map(str, model.image_shape))}: "
-                    f"set model.{role}.image_size={h} (and channels={c}) or data.image_size="
-                    f"{model.image_shape[-1]}")
+                    f"{'; and '.join(fixes)}")
 
         n_init = cfg["model"]["init_examples"]
         if n_init:
@@ -150,6 +162,39 @@ class Experiment:
 
         setup_amp(self)  # train.amp: autocast (and a GradScaler for fp16)
         self.quality = self._quality_evaluator()
+        self._check_best()
+
+    def _check_best(self) -> None:
+        """``eval.best`` must name a number the evaluation rows hold, else best.pt would never be written."""
+        best = self.cfg["eval"]["best"]
+        if not best or best.startswith(("loss_", "sigma")):  # losses and σ: what the objective logs
+            return
+        written = set()
+        if self.objective.stream == "semi_supervised":
+            for prefix in ("test", "val") if self.val_data is not None else ("test",):
+                for key in (f"{prefix}_errors", f"{prefix}_error"):
+                    written |= {key, f"{key}_ema"} if "d" in self.ema else {key}
+        if self.quality is not None:
+            from ..metrics.api import score_names
+
+            ext = getattr(self.quality, "_ext", None)
+            names = score_names(ext) if ext is not None else {k: k for k in ("IS", "IS_std", "FID", "KID", "KID_std")}
+            for m in self.quality.metrics:
+                written |= {names[k] for k in {"is": ("IS", "IS_std"), "fid": ("FID",), "kid": ("KID", "KID_std")}[m]}
+        if best in written:
+            return
+        scores = ("IS", "IS_std", "FID", "KID", "KID_std")
+        if self.quality is None and (best in scores or best.endswith(tuple(f"-{k}" for k in scores))):
+            import warnings  # a preset's FID selection in a run with the scores switched off (smoke runs)
+
+            warnings.warn(f"eval.best={best!r} but eval.quality_samples=0 computes no scores: best.pt is not "
+                          f"written in this run", stacklevel=2)
+            return
+        if best.startswith("val_") and self.val_data is None:
+            raise ConfigError(f"eval.best={best!r} is measured on a validation split, and there is none: hold out "
+                              f"training images with data.validation (e.g. data.validation=5000)")
+        raise ConfigError(f"eval.best={best!r} is not a number this run writes, so best.pt would never be written; "
+                          f"it writes {', '.join(sorted(written)) or 'no scores'} (or a loss_*/sigma_* key)")
 
     def _quality_evaluator(self):
         """IS/FID/KID of G's samples, set up now so a missing weights file fails before training."""
@@ -159,6 +204,10 @@ class Experiment:
         from ..metrics.evaluator import SampleQualityEvaluator
 
         classifier = e["quality_classifier"] or None
+        if "is" in e["quality_metrics"] and e["quality_samples"] < 2 * e["quality_splits"]:
+            raise ConfigError(f"eval.quality_samples={e['quality_samples']} gives the Inception Score fewer than 2 "
+                              f"images per split (eval.quality_splits={e['quality_splits']}; one per split always "
+                              f"scores 1 ± 0): raise quality_samples or lower quality_splits")
         evaluator = SampleQualityEvaluator(
             e["quality_samples"], e["quality_reference"] or None,
             extractor="classifier" if classifier else e["quality_extractor"], weights=e["quality_weights"] or None,

@@ -36,7 +36,7 @@ import torch
 from torchvision.utils import save_image
 
 from ..data.scaling import to_uint8
-from ..errors import TrainingDiverged
+from ..errors import Interrupted, TrainingDiverged
 from .checkpoint import nonfinite, remove_stale_tmp, save_atomic
 from .compiled import PhaseLoss
 from .experiment import Experiment
@@ -53,11 +53,17 @@ EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
 
 @contextmanager
 def _graceful_interrupt():
-    """Turn the first SIGINT/SIGTERM into a flag the loop polls; restore the handlers afterwards."""
-    flag = {"stop": None}
+    """Turn the first SIGINT/SIGTERM into a flag the loop polls; restore the handlers afterwards.
+
+    A second signal aborts at once (``train`` turns that into ``Interrupted``), except inside a save
+    (``flag["saving"]``), which it never tears: the loop stops right after the save.
+    """
+    flag = {"stop": None, "saving": False}
 
     def handler(signum, frame):
         if flag["stop"]:
+            if flag["saving"]:  # a second signal inside the save: let the save finish, then stop as planned
+                return
             if signum == signal.SIGINT:
                 raise KeyboardInterrupt
             raise SystemExit(EXIT_CODES["SIGTERM"])
@@ -225,12 +231,15 @@ def train(exp: Experiment, run_dir: Path, progress: bool = True) -> dict:
 
     bar = tqdm(total=exp.total_iterations, initial=pos["iteration"], disable=not progress,
                desc=cfg["meta"].get("preset", "train"), unit="it", dynamic_ncols=True)
+    agree = getattr(exp, "agree_stop", None)  # several processes: every rank stops at the same iteration
     try:
-        with _graceful_interrupt() as interrupt:
+        with _graceful_interrupt() as interrupt, _second_signal_is_one_line(run_dir):
             while pos["iteration"] < exp.total_iterations:
                 it = pos["iteration"]
                 pending.extend((it, phase, logs) for phase, logs in train_iteration(exp))
                 it += 1
+                if agree is not None:
+                    interrupt["stop"] = agree(interrupt["stop"])
                 bar.update(1)
                 done = it >= exp.total_iterations or bool(budget_s and time.time() - t_start > budget_s)
                 evaluate = it % eval_every == 0 or done
@@ -248,9 +257,11 @@ def train(exp: Experiment, run_dir: Path, progress: bool = True) -> dict:
                     elapsed = time.time() - t_start
                     last_row = _evaluate(exp, log, running, elapsed, (it - it_start) * images_per_iteration, final=done)
                     running.clear()
-                    _save(exp, run_dir, last_row, running)
+                    with _saving(interrupt):
+                        _save(exp, run_dir, last_row, running)
                 elif interrupt["stop"]:
-                    _save(exp, run_dir, None, running)  # no row: the resumed run writes this window's row
+                    with _saving(interrupt):
+                        _save(exp, run_dir, None, running)  # no row: the resumed run writes this window's row
                     last_row = {"iteration": it}
                 if interrupt["stop"]:
                     tqdm.write(f"interrupted ({interrupt['stop']}): saved {run_dir / 'checkpoints' / 'last.pt'} at "
@@ -265,18 +276,52 @@ def train(exp: Experiment, run_dir: Path, progress: bool = True) -> dict:
     return last_row
 
 
+@contextmanager
+def _saving(interrupt: dict):
+    interrupt["saving"] = True
+    try:
+        yield
+    finally:
+        interrupt["saving"] = False
+
+
+@contextmanager
+def _second_signal_is_one_line(run_dir: Path):
+    """A second Ctrl-C (or SIGTERM) outside a save stops at once: one line saying what is on disk."""
+    try:
+        yield
+    except (KeyboardInterrupt, SystemExit) as e:
+        if isinstance(e, SystemExit) and e.code != EXIT_CODES["SIGTERM"]:
+            raise
+        name = "SIGINT" if isinstance(e, KeyboardInterrupt) else "SIGTERM"
+        remove_stale_tmp(run_dir)
+        last = run_dir / "checkpoints" / "last.pt"
+        kept = (f"{last} is intact (the last save): continue with ganworks train --resume {run_dir}"
+                if last.is_file() else "no checkpoint was written yet: start the run again")
+        raise Interrupted(f"interrupted twice ({name}): stopped at once without saving; {kept}",
+                          EXIT_CODES[name]) from None
+
+
 def _diverged(exp: Experiment, run_dir: Path, what: str) -> TrainingDiverged:
     """The divergence error, naming the last good checkpoint if there is one."""
     last = run_dir / "checkpoints" / "last.pt"
     o = exp.cfg["optim"]
     lr = f"optim.lr (now {o['lr']:g})"
-    if last.is_file():
+    good, at = last.is_file(), ""
+    if good:
         try:
             from .checkpoint import load_checkpoint
 
-            at = f" (iteration {load_checkpoint(last)['position']['iteration']})"
+            saved = load_checkpoint(last)
+            at = f" (iteration {saved['position']['iteration']})"
+            good = not nonfinite({"models": saved["models"], "ema": saved.get("ema", {})})
         except Exception:  # noqa: BLE001 - the message must come out whatever last.pt holds
             at = ""
+    if last.is_file() and not good:
+        return TrainingDiverged(
+            f"{what}; {last} is no good checkpoint either (it is unreadable or holds non-finite weights): "
+            f"start the run again with a lower {lr} and a new --out")
+    if good:
         return TrainingDiverged(
             f"{what}; the run stopped without saving, so {last}{at} is the last good checkpoint: lower {lr} "
             f"or check the data scaling and start again (--resume {run_dir} keeps the same lr and will "
