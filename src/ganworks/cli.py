@@ -242,7 +242,8 @@ def cmd_train(args) -> int:
         return 0
     _write_config(run_dir, cfg)
     print(f"run: {run_dir}  device: {device}  iterations: {exp.position['iteration']} -> {exp.total_iterations} "
-          f"({exp.iterations_per_epoch} per epoch)  compiled: {_compiled_parts(exp)}", file=sys.stderr)
+          f"({exp.iterations_per_epoch} per epoch)  compiled: {_compiled_parts(exp)}"
+          + (f"  data: {cfg['meta']['data']}" if cfg["meta"].get("data") else ""), file=sys.stderr)
     row = train(exp, run_dir, progress=not args.no_progress)
     it = exp.position["iteration"]  # how far the run got (read by `ganworks reproduce`)
     (run_dir / "status.json").write_text(json.dumps({

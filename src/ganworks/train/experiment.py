@@ -35,6 +35,8 @@ def load_split(data_cfg: dict, split: str, root=None):
     opts = {"path": d["path"]} if d["path"] else {}
     if d["name"] == "synthetic":
         opts["channels"] = d["channels"]
+    if d["name"] == "own":  # the run's channels and class order (train/own_data.py fills them in)
+        opts.update(channels=d["channels"], class_names=tuple(d["class_names"]))
     data = load_dataset(d["name"], split, root=root or d["root"] or None, download=d["download"],
                         image_size=d["image_size"], **opts)
     n = d[f"{split}_limit"]
@@ -111,7 +113,10 @@ class Experiment:
         elif self.objective.stream == "semi_supervised":
             if d["labels"] <= 0:
                 raise ConfigError("the semi-supervised objective needs labels: set data.labels (e.g. 100)")
-            labeled = balanced_labeled_subset(self.train_data.labels, d["labels"], self.train_data.num_classes, d["seed_data"])
+            labeled = self.train_data.labeled  # a dataset that says which images are labeled (own)
+            if labeled is None:
+                labeled = balanced_labeled_subset(self.train_data.labels, d["labels"], self.train_data.num_classes,
+                                                  d["seed_data"])
             self.stream = SemiSupervisedStream(self.train_data, labeled, d["batch_size"], self.scale, t["seed"], device)
         else:
             self.stream = UnsupervisedStream(self.train_data, d["batch_size"], self.scale, t["seed"], device)
