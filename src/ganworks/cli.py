@@ -1,4 +1,4 @@
-"""The ``ganworks`` command line: train, eval, sample, presets (and metrics, train-classifier).
+"""The ``ganworks`` command line: train, eval, sample, presets (and metrics, train-classifier, classify).
 
 Every input problem (unknown preset or key, missing data, bad checkpoint, wrong image size, a
 diverged run) ends in one line ``error: ...`` and exit status 2, never a traceback.
@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
         add_subcommands(sub)
     from .conditional_cli import add_subcommands as add_conditional
     add_conditional(sub)
+    from .classify_cli import add_subcommands as add_classify
+    add_classify(sub)
     from .reproduce.cli import add_subcommands as add_reproduce
 
     add_reproduce(sub)

@@ -100,11 +100,12 @@ def load_dataset(
     else:
         data = LOADERS[name](data_root, split, download, **options)
     if image_size and tuple(data.images.shape[-2:]) != (image_size, image_size):
-        data.images = _resize(data.images, image_size)
+        data.images = resize_images(data.images, image_size)
     return data
 
 
-def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
+def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 (N, C, H, W) → (N, C, size, size): area-averaging down, bilinear up, rounded."""
     out = []
     for chunk in images.split(4096):
         x = chunk.float()
