@@ -66,3 +66,21 @@ def own_folder(tmp_path, monkeypatch):
     """``write_own_folder`` under tmp_path, with the decode cache in tmp_path too."""
     monkeypatch.setenv("GANWORKS_CACHE", str(tmp_path / "cache"))
     return write_own_folder(tmp_path / "mydata")
+
+
+@pytest.fixture(scope="session")
+def own_run(tmp_path_factory):
+    """``(run, data folder, root)``: a tiny improved-gan/own-data run (10 iterations, averaged D) on a
+    folder of 8x8 digits of four classes, trained once for the session."""
+    from ganworks.cli import main
+
+    root = tmp_path_factory.mktemp("own")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GANWORKS_CACHE", str(root / "cache"))
+        data = write_own_folder(root / "mydata", classes=(0, 1, 2, 3), test=40)
+        run = root / "run"
+        tiny = [f"data.path={data}", "model.generator.width=0.05", "model.discriminator.width=0.05",
+                "model.init_examples=20", "data.batch_size=15", "eval.grid=4", "eval.every=5", "eval.batch_size=7"]
+        assert main(["train", "improved-gan/own-data", *[a for o in tiny for a in ("--set", o)], "--iterations", "10",
+                     "--out", str(run), "--no-progress", "--device", "cpu"]) == 0
+        yield run, data, root

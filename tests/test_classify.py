@@ -9,26 +9,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from conftest import write_own_folder
 from ganworks.checkpoints import load_discriminators
 from ganworks.cli import main
-
-TINY = ["model.generator.width=0.05", "model.discriminator.width=0.05", "model.init_examples=20",
-        "data.batch_size=15", "eval.grid=4", "eval.every=5", "eval.batch_size=7"]
-
-
-@pytest.fixture(scope="module")
-def own_run(tmp_path_factory):
-    """A tiny improved-gan/own-data run (10 iterations, averaged D) on a folder of 8x8 digits."""
-    root = tmp_path_factory.mktemp("own")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("GANWORKS_CACHE", str(root / "cache"))
-        data = write_own_folder(root / "mydata", classes=(0, 1, 2, 3), test=40)
-        run = root / "run"
-        sets = [a for o in [f"data.path={data}", *TINY] for a in ("--set", o)]
-        assert main(["train", "improved-gan/own-data", *sets, "--iterations", "10", "--out", str(run),
-                     "--no-progress", "--device", "cpu"]) == 0
-        yield run, data, root
 
 
 def _read(path):
