@@ -93,3 +93,46 @@ def test_torch_hub_loads_a_runs_weights(own_run):
     assert fresh.class_names == ["0", "1", "2", "3"] and fresh.image_shape == (1, 28, 28)
     with pytest.raises(ConfigError, match="load it with 'improved_gan_mnist'"):
         torch.hub.load(str(REPO), "improved_gan_cifar10", source="local", weights=str(run))
+
+
+TINY = {"model.generator.width": 0.05, "model.discriminator.width": 0.05, "model.init_examples": 20,
+        "data.batch_size": 15, "eval.grid": 4}
+
+
+def test_api_train_is_the_train_command(own_folder, tmp_path):
+    from ganworks.cli import main
+
+    overrides = {"data.path": str(own_folder), **TINY}
+    run = api.train("improved-gan/own-data", tmp_path / "api", overrides, iterations=3, device="cpu", progress=False)
+    assert isinstance(run, api.Run) and run.class_names == ["digit0", "digit1", "digit2"]
+    sets = [a for k, v in overrides.items() for a in ("--set", f"{k}={v}")]
+    assert main(["train", "improved-gan/own-data", *sets, "--iterations", "3", "--out", str(tmp_path / "cli"),
+                 "--device", "cpu", "--no-progress"]) == 0
+    a, b = load_checkpoint(tmp_path / "api"), load_checkpoint(tmp_path / "cli")
+    assert a["config"] == b["config"]
+    assert all(torch.equal(v, b["models"]["D"][k]) for k, v in a["models"]["D"].items())
+    resumed = api.train(None, tmp_path / "api", iterations=4, resume=True, progress=False)
+    assert load_checkpoint(resumed.path)["position"]["iteration"] == 4
+    with pytest.raises(ConfigError, match="already holds a run"):
+        api.train("improved-gan/own-data", tmp_path / "api", overrides, iterations=3, progress=False)
+
+
+def test_semi_supervised_classifier_fits_predicts_and_scores(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANWORKS_CACHE", str(tmp_path / "cache"))
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x, names = (d.images / 16.0).astype(np.float32), np.array(["zero", "one", "two"])[np.minimum(d.target, 2)]
+    keep = d.target < 3
+    x, y = x[keep], names[keep]
+    lab = np.r_[np.flatnonzero(y == "zero")[:4], np.flatnonzero(y == "one")[:4], np.flatnonzero(y == "two")[:4]]
+    clf = api.SemiSupervisedClassifier(epochs=None, out=tmp_path / "est", overrides={**TINY, "train.iterations": 3},
+                                       device="cpu", progress=False)
+    assert clf.fit(x[lab], y[lab], x[200:400]) is clf
+    assert list(clf.classes_) == ["one", "two", "zero"] and clf.run_.class_names == ["one", "two", "zero"]
+    test = x[400:460]
+    proba, pred = clf.predict_proba(test), clf.predict(test)
+    assert proba.shape == (60, 3) and np.allclose(proba.sum(1), 1)
+    assert list(pred) == list(clf.classes_[proba.argmax(1)])
+    assert clf.score(test, y[400:460]) == np.mean(pred == y[400:460])
+    assert list(pred) == api.classify(clf.run_, test).names

@@ -2,6 +2,7 @@
 
     from ganworks import api
 
+    run = api.train("improved-gan/own-data", out="runs/mine", overrides={"data.path": "mydata"}, epochs=10)
     run = api.load_run("runs/mine")                 # a run directory or a checkpoint file
     images = api.sample(run, 64, seed=0)            # uint8 (64, C, H, W)
     pred = api.classify(run, "new_images/")         # a folder, an .npz, an array or a tensor
@@ -26,8 +27,8 @@ from torch import nn
 from .classify import Classifier, Predictions, class_names_of
 from .device import pick_device
 
-__all__ = ["Classifier", "Predictions", "Run", "classify", "load_classifier", "load_discriminator",
-           "load_generator", "load_run", "metrics", "sample"]
+__all__ = ["Classifier", "Predictions", "Run", "SemiSupervisedClassifier", "classify", "load_classifier",
+           "load_discriminator", "load_generator", "load_run", "metrics", "sample", "train"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -139,3 +140,107 @@ def metrics(images: Union[RunLike, torch.Tensor, PathLike], reference: str | Non
 
     source = str(images.path) if isinstance(images, Run) else images
     return compute_metrics(source, reference=reference, metrics=tuple(metrics), num_samples=num_samples, **options)
+
+
+def _override(key: str, value) -> str:
+    """``key=value`` as ``--set`` reads it (a TOML value; strings quoted)."""
+    import json
+
+    if isinstance(value, bool):
+        return f"{key}={'true' if value else 'false'}"
+    if isinstance(value, (str, os.PathLike)):
+        return f"{key}={json.dumps(str(value))}"
+    return f"{key}={json.dumps(value)}"
+
+
+def train(preset: str | None, out: PathLike, overrides: dict | Sequence[str] = (), *, epochs: float | None = None,
+          iterations: int | None = None, seed: int | None = None, resume: bool = False, device: str | None = None,
+          data_root: PathLike | None = None, max_minutes: float | None = None, progress: bool = True) -> Run:
+    """Train ``preset`` into the run folder ``out`` (new or empty), exactly as ``ganworks train`` does
+    (this calls the command's own function), with a progress bar; returns the :class:`Run`.
+
+    ``overrides``: ``{"data.path": "mydata", "optim.lr": 0.001}`` or ``["data.path=mydata", ...]``
+    (``--set``). ``resume=True`` continues the run in ``out`` (``preset`` may then be None); a run
+    stopped by Ctrl-C has saved ``last.pt`` and is returned as it is, to be resumed. Errors raise
+    ``ganworks.errors.GanworksError`` with the one-line message the command prints.
+    """
+    from .cli import build_parser, cmd_train
+
+    argv = ["train"] + (["--resume", str(out)] + ([preset] if preset else []) if resume else [preset, "--out", str(out)])
+    items = [_override(k, v) for k, v in overrides.items()] if isinstance(overrides, dict) else list(overrides)
+    for item in items:
+        argv += ["--set", item]
+    for flag, value in (("--epochs", epochs), ("--iterations", iterations), ("--seed", seed), ("--device", device),
+                        ("--data-root", data_root), ("--max-minutes", max_minutes)):
+        if value is not None:
+            argv += [flag, str(value)]
+    if not progress:
+        argv.append("--no-progress")
+    cmd_train(build_parser().parse_args(argv))
+    return load_run(out)
+
+
+class SemiSupervisedClassifier:
+    """A scikit-learn-style estimator over :func:`train`: ``fit(x_labeled, y, x_unlabeled)`` trains
+    ``preset`` (default ``improved-gan/own-data``) on the labeled + unlabeled images, then
+    ``predict`` / ``predict_proba`` / ``score`` use the run's averaged D. Images as in :func:`classify`
+    (NumPy channels-last, uint8 or float in [0, 1]); labels any values (``classes_`` holds them, sorted).
+
+    The training data is written to ``<out>-data.npz`` beside the run folder ``out`` (default: a new
+    temporary folder), which the run refers to. Not a full scikit-learn estimator (no
+    ``get_params``/``clone``).
+    """
+
+    def __init__(self, preset: str = "improved-gan/own-data", epochs: float | None = 10, out: PathLike | None = None,
+                 overrides: dict | Sequence[str] = (), device: str | None = None, progress: bool = True) -> None:
+        self.preset, self.epochs, self.out, self.overrides = preset, epochs, out, overrides
+        self.device, self.progress = device, progress
+        self.run_: Run | None = None
+        self.classifier_: Classifier | None = None
+
+    def fit(self, x_labeled, y, x_unlabeled=None) -> "SemiSupervisedClassifier":
+        import tempfile
+
+        import numpy as np
+
+        from .data.own import images_from_array
+
+        y = np.asarray(y)
+        self.classes_ = np.unique(y)
+        lab = images_from_array(x_labeled, "x_labeled")
+        x = lab if x_unlabeled is None else torch.cat([lab, images_from_array(x_unlabeled, "x_unlabeled")])
+        if len(y) != len(lab):
+            from .errors import DataError
+
+            raise DataError(f"{len(y)} labels for {len(lab)} labeled images: give one label per image")
+        labels = np.full(len(x), -1, dtype=np.int64)
+        labels[:len(lab)] = np.searchsorted(self.classes_, y)
+        out = Path(self.out) if self.out is not None else Path(tempfile.mkdtemp(prefix="ganworks-")) / "run"
+        data = out.with_name(out.name + "-data.npz")
+        data.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(data, x=x.permute(0, 2, 3, 1).numpy(), y=labels, classes=np.array([str(c) for c in self.classes_]))
+        extra = dict(self.overrides) if isinstance(self.overrides, dict) else None
+        overrides = ({**extra, "data.path": str(data)} if extra is not None
+                     else [*self.overrides, _override("data.path", data)])
+        self.run_ = train(self.preset, out, overrides, epochs=self.epochs, device=self.device, progress=self.progress)
+        self.classifier_ = load_classifier(self.run_, device=self.device or "auto")
+        return self
+
+    def _check(self) -> Classifier:
+        if self.classifier_ is None:
+            raise RuntimeError("call fit() first")
+        return self.classifier_
+
+    def predict_proba(self, x):
+        """(N, K) class probabilities, columns in the order of ``classes_``."""
+        return self._check().predict(x).probs
+
+    def predict(self, x):
+        """The predicted label of each image (values from ``classes_``)."""
+        return self.classes_[self._check().predict(x).predicted]
+
+    def score(self, x, y) -> float:
+        """Accuracy on ``(x, y)``."""
+        import numpy as np
+
+        return float(np.mean(self.predict(x) == np.asarray(y)))

@@ -49,3 +49,17 @@ def test_labeled_images_are_the_given_ones_and_also_join_the_unlabeled_pool(own_
     assert sorted(unl.tolist()) == list(range(75)) == sorted(unl2.tolist())  # every image, the labeled ones too
     assert set(lab.tolist()) == set(range(15))
     assert len(exp.test_data) == 30 and exp.test_data.images.shape[1:] == (1, 28, 28)
+
+
+def test_own_folder_without_test_split_trains_and_eval_says_what_is_missing(own_folder, tmp_path, capsys):
+    import shutil
+
+    from ganworks.cli import main
+
+    shutil.rmtree(own_folder / "test")
+    sets = [a for o in [f"data.path={own_folder}", *TINY] for a in ("--set", o)]
+    assert main(["train", "improved-gan/own-data", *sets, "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    assert "no test split" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "has no test/ folder" in err and "\n" not in err

@@ -220,6 +220,18 @@ def _npz(path: Path, split: str, channels: int, class_names) -> ImageData:
                      labeled=(labels >= 0).nonzero().squeeze(1) if split == "train" else None)
 
 
+def has_test_split(path: str) -> bool:
+    """Whether the folder or .npz at ``path`` holds a labeled test split (``test/``, ``x_test``)."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        return (p / "test").is_dir()
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            return "x_test" in z.files
+    except Exception:
+        return True  # unreadable: loading it says why
+
+
 def load_own(root: Path, split: str, download: bool = False, path: str = "", channels: int = 0,
              class_names=()) -> ImageData:
     """The ``split`` of the folder or .npz ``path`` (relative paths: to the working directory)."""

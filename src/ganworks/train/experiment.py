@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..data.folder import LAZY_DATASETS, FolderStream, load_folder_dataset
+from ..data.own import has_test_split
 from ..data import (SemiSupervisedStream, data_scale, UnsupervisedStream, balanced_labeled_subset,
                     data_permutation, load_dataset, to_float)
 from ..device import pick_device  # noqa: F401  (re-exported by ganworks.train)
@@ -63,7 +64,7 @@ class Experiment:
             self.train_data, self.test_data = load_folder_dataset(d), None
         else:
             self.train_data = load_split(d, "train")
-            self.test_data = load_split(d, "test")
+            self.test_data = load_split(d, "test") if d["name"] != "own" or has_test_split(d["path"]) else None
         self.val_data = None
         if d["validation"]:
             n_val, n = d["validation"], len(self.train_data)

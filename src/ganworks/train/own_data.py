@@ -40,7 +40,7 @@ def model_family(name: str) -> str | None:
 def fit_to_own_data(cfg: dict, overrides: list[str]) -> dict:
     """``cfg`` (resolved from its preset and ``overrides``) fitted to the images at ``data.path``."""
     from ..config import apply_overrides, load_preset
-    from ..data.own import load_own
+    from ..data.own import has_test_split, load_own
 
     d = cfg["data"]
     if not d["path"]:
@@ -78,5 +78,6 @@ def fit_to_own_data(cfg: dict, overrides: list[str]) -> dict:
     resized = f" (resized from {w}x{h})" if (h, w) != (size, size) else ""
     cfg["meta"]["data"] = (
         f"{path}: {n_lab} labeled images in {len(names)} classes + {len(data) - n_lab} unlabeled, "
-        f"{'grayscale' if c == 1 else 'colour'}, at {size}x{size}{resized} -> models {g['name']} / {dis['name']}")
+        f"{'grayscale' if c == 1 else 'colour'}, at {size}x{size}{resized} -> models {g['name']} / {dis['name']}"
+        + ("" if has_test_split(str(path)) else "; no test split (no test error is measured)"))
     return cfg
