@@ -16,7 +16,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 PAGE = REPO / "docs" / "own-data.md"
 #: page text -> what the test runs instead (a few hundred digits instead of 70000)
-SMALL = {"N_UNLABELED = 59900": "N_UNLABELED = 300", "N_TEST = 10000": "N_TEST = 60"}
+SMALL = {"N_UNLABELED = 59900": "N_UNLABELED = 300", "N_TEST = 10000": "N_TEST = 60",
+         "--epochs 3 --out runs/mnist-own": "--epochs 1 --out runs/mnist-own"}
 
 
 def marked_blocks(text: str) -> list[tuple[str, str]]:
