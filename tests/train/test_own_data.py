@@ -63,3 +63,16 @@ def test_own_folder_without_test_split_trains_and_eval_says_what_is_missing(own_
     assert main(["eval", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "has no test/ folder" in err and "\n" not in err
+
+
+def test_train_on_a_bad_layout_ends_in_one_line(own_folder, capsys):
+    from PIL import Image
+
+    from ganworks.cli import main
+
+    Image.fromarray(np.zeros((10, 8), np.uint8)).save(own_folder / "unlabeled" / "odd.png")
+    assert main(["train", "improved-gan/own-data", "--set", f"data.path={own_folder}", "--iterations", "1",
+                 "--out", str(own_folder.parent / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: images of mixed sizes") and "8x10" in err[0]
+    assert not (own_folder.parent / "run").exists()
