@@ -166,7 +166,7 @@ def train(preset: str | None, out: PathLike, overrides: dict | Sequence[str] = (
     """
     from .cli import build_parser, cmd_train
 
-    argv = ["train"] + (["--resume", str(out)] + ([preset] if preset else []) if resume else [preset, "--out", str(out)])
+    argv = ["train", *([preset] if preset else []), *(["--resume", str(out)] if resume else ["--out", str(out)])]
     items = [_override(k, v) for k, v in overrides.items()] if isinstance(overrides, dict) else list(overrides)
     for item in items:
         argv += ["--set", item]
