@@ -16,7 +16,7 @@ def tiny(cfg: dict) -> list[str]:
     over = ["data.name=synthetic", f"data.image_size={size}", f"data.channels={channels}", "data.batch_size=8",
             "model.generator.width=0.04", "model.discriminator.width=0.04", "train.iterations=2", "eval.grid=4",
             "eval.quality_samples=0", "eval.batch_size=50", "data.test_limit=50", "data.train_limit=200"]
-    if cfg["data"]["labels"]:
+    if cfg["data"]["labels"] or cfg["data"]["name"] == "own":  # own: every labeled image at data.path
         over.append("data.labels=20")
     if cfg["model"]["init_examples"]:
         over.append("model.init_examples=16")

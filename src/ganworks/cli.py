@@ -1,4 +1,4 @@
-"""The ``ganworks`` command line: train, eval, sample, presets (and metrics, train-classifier).
+"""The ``ganworks`` command line: train, eval, sample, presets (and metrics, train-classifier, classify).
 
 Every input problem (unknown preset or key, missing data, bad checkpoint, wrong image size, a
 diverged run) ends in one line ``error: ...`` and exit status 2, never a traceback.
@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
         add_subcommands(sub)
     from .conditional_cli import add_subcommands as add_conditional
     add_conditional(sub)
+    from .classify_cli import add_subcommands as add_classify
+    add_classify(sub)
     from .reproduce.cli import add_subcommands as add_reproduce
 
     add_reproduce(sub)
@@ -306,8 +308,8 @@ def _train_run(args, cfg: dict, state: dict | None, run_dir: Path, writer: bool)
             _write_config(run_dir, cfg)
             procs = f"{info.world_size} processes, " if info is not None else ""
             print(f"run: {run_dir}  {procs}device: {device}  iterations: {exp.position['iteration']} -> "
-                  f"{exp.total_iterations} ({exp.iterations_per_epoch} per epoch)  compiled: {_compiled_parts(exp)}",
-                  file=sys.stderr)
+                  f"{exp.total_iterations} ({exp.iterations_per_epoch} per epoch)  compiled: {_compiled_parts(exp)}"
+                  + (f"  data: {cfg['meta']['data']}" if cfg["meta"].get("data") else ""), file=sys.stderr)
         progress = not args.no_progress and writer
         row = distributed.train_distributed(exp, run_dir, progress) if info is not None else \
             train(exp, run_dir, progress=progress)

@@ -33,6 +33,7 @@ DEFAULTS: dict = {
         "published": "",          # the paper's number, as printed
         "published_metric": "",   # name of our metric it compares to, e.g. "test_errors_ema"
         "notes": "",
+        "data": "",               # what a run on your own data found there (train/own_data.py)
     },
     "data": {
         "name": "mnist", "path": "", "root": "", "download": True,
@@ -49,6 +50,7 @@ DEFAULTS: dict = {
         "limit_per_class": 0,     # only the first N images of each class (smoke runs); 0 = all
         "classes": [],            # a subset of class folder names, relabelled 0..k-1; [] = all
         "class_order": "",        # a dirname_to_label.txt file; "" = sorted folder names
+        "class_names": [],        # data.name = "own": the classes, filled in from data.path
     },
     "model": {
         "generator": {"name": ""},
@@ -321,7 +323,13 @@ def _compatible(old, new) -> bool:
 
 
 def resolve(preset: str, overrides: list[str] = ()) -> dict:
-    """The preset with ``overrides``; an ``optim.setting`` then fixes lr, betas and n_dis."""
+    """The preset with ``overrides``; an ``optim.setting`` then fixes lr, betas and n_dis. With
+    ``data.name = "own"`` the models are then fitted to the images at ``data.path``."""
     from .train.optim import apply_adam_setting
 
-    return validate(apply_adam_setting(apply_overrides(load_preset(preset), list(overrides))))
+    cfg = apply_overrides(load_preset(preset), list(overrides))
+    if cfg["data"]["name"] == "own":
+        from .train.own_data import fit_to_own_data
+
+        cfg = fit_to_own_data(cfg, list(overrides))
+    return validate(apply_adam_setting(cfg))

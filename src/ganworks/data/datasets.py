@@ -3,7 +3,8 @@
 Names: ``mnist``, ``cifar10``, ``svhn``, ``stl10`` (torchvision's files; downloaded on a machine
 with internet), ``imagefolder`` (any ``<path>/<split>/<class>/<image>`` tree, e.g. the offline
 ``cifar10-jpeg``; also written ``imagefolder:<path>``), ``digits`` (scikit-learn's bundled 8×8
-digits, real data that needs no download) and ``synthetic`` (class-dependent patterns for unit
+digits, real data that needs no download), ``own`` (your labeled + unlabeled images for
+semi-supervised training, ``ganworks.data.own``) and ``synthetic`` (class-dependent patterns for unit
 tests).
 
 The data root comes from the ``root`` argument (the ``--data-root`` flag), else ``GANWORKS_DATA``,
@@ -31,12 +32,18 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".tif", ".
 
 @dataclass
 class ImageData:
-    """A dataset split in memory: ``images`` uint8 (N, C, H, W), ``labels`` int64 (N,)."""
+    """A dataset split in memory: ``images`` uint8 (N, C, H, W), ``labels`` int64 (N,).
+
+    A dataset that says itself which images are labeled (``own``) sets ``labeled`` (their indices;
+    the others have label -1) and ``class_names``.
+    """
 
     images: torch.Tensor
     labels: torch.Tensor
     num_classes: int
     name: str
+    class_names: tuple = ()
+    labeled: torch.Tensor | None = None
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -100,12 +107,13 @@ def load_dataset(
         data = _synthetic(split, image_size=image_size or 28, **options)
     else:
         data = LOADERS[name](data_root, split, download, **options)
-    if image_size and data.images.shape[-1] != image_size:
-        data.images = _resize(data.images, image_size)
+    if image_size and tuple(data.images.shape[-2:]) != (image_size, image_size):
+        data.images = resize_images(data.images, image_size)
     return data
 
 
-def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
+def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 (N, C, H, W) → (N, C, size, size): area-averaging down, bilinear up, rounded."""
     out = []
     for chunk in images.split(4096):
         x = chunk.float()
@@ -328,6 +336,12 @@ def _synthetic(split: str, image_size: int = 28, channels: int = 1, num_classes:
     return ImageData(images.clamp(0, 255).to(torch.uint8), labels, num_classes, "synthetic")
 
 
+def _own(root: Path, split: str, download: bool, **options) -> ImageData:
+    from .own import load_own  # imports this module
+
+    return load_own(root, split, download, **options)
+
+
 LOADERS = {
     "mnist": _mnist,
     "cifar10": _cifar10,
@@ -336,4 +350,5 @@ LOADERS = {
     "imagefolder": _imagefolder,
     "digits": _digits,
     "synthetic": _synthetic,
+    "own": _own,
 }

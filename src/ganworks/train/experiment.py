@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..data.folder import LAZY_DATASETS, FolderStream, load_folder_dataset
+from ..data.own import has_test_split
 from ..data import (SemiSupervisedStream, data_scale, UnsupervisedStream, balanced_labeled_subset,
                     data_permutation, load_dataset, to_float)
 from ..device import pick_device  # noqa: F401  (re-exported by ganworks.train)
@@ -41,6 +42,8 @@ def load_split(data_cfg: dict, split: str, root=None):
         opts["classes"] = list(d["classes"])
     if d["name"] == "synthetic":
         opts["channels"] = d["channels"]
+    if d["name"] == "own":  # the run's channels and class order (train/own_data.py fills them in)
+        opts.update(channels=d["channels"], class_names=tuple(d["class_names"]))
     data = load_dataset(d["name"], split, root=root or d["root"] or None, download=d["download"],
                         image_size=d["image_size"], **opts)
     n = d[f"{split}_limit"]
@@ -67,7 +70,7 @@ class Experiment:
             self.train_data, self.test_data = load_folder_dataset(d), None
         else:
             self.train_data = load_split(d, "train")
-            self.test_data = load_split(d, "test")
+            self.test_data = load_split(d, "test") if d["name"] != "own" or has_test_split(d["path"]) else None
         self.val_data = None
         if d["validation"]:
             n_val, n = d["validation"], len(self.train_data)
@@ -124,7 +127,10 @@ class Experiment:
         elif self.objective.stream == "semi_supervised":
             if d["labels"] <= 0:
                 raise ConfigError("the semi-supervised objective needs labels: set data.labels (e.g. 100)")
-            labeled = balanced_labeled_subset(self.train_data.labels, d["labels"], self.train_data.num_classes, d["seed_data"])
+            labeled = self.train_data.labeled  # a dataset that says which images are labeled (own)
+            if labeled is None:
+                labeled = balanced_labeled_subset(self.train_data.labels, d["labels"], self.train_data.num_classes,
+                                                  d["seed_data"])
             self.stream = SemiSupervisedStream(self.train_data, labeled, d["batch_size"], self.scale, t["seed"], device)
         else:
             self.stream = UnsupervisedStream(self.train_data, d["batch_size"], self.scale, t["seed"], device)
