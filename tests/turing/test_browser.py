@@ -7,11 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -32,39 +27,11 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 TOKEN = "browser-test-owner-token"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
-def server(make_study):
+def server(make_study, serve):
     study = make_study("e2e", feedback=False, tutorial=2, attention=1, per_session=6)
-    port = _free_port()
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    proc = subprocess.Popen([sys.executable, "-m", "ganworks.cli", "turing", "serve", str(study), "--host", "127.0.0.1",
-                             "--port", str(port), "--token", TOKEN], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                urllib.request.urlopen(base + "/", timeout=2).read()
-                break
-            except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError("server did not start: " + proc.stdout.read().decode()[-2000:])
-                time.sleep(0.2)
-        yield base, study
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+    base, _ = serve(study, "--token", TOKEN)
+    return base, study
 
 
 @pytest.fixture
@@ -164,3 +131,71 @@ def test_rater_clicks_and_keys_then_owner_sees_the_votes(server, browser, tmp_pa
     d.get(f"{base}/owner/e2e?token=wrong")
     wait.until(EC.visibility_of_element_located((By.ID, "error")))
     assert "wrong owner token" in d.find_element(By.ID, "error").text
+
+
+def _assert_worker_sentence(text: str) -> None:
+    """What a crowd worker can act on: a sentence or two, no status code, no bare 'error'."""
+    import re
+
+    assert len(text) > 40 and text.rstrip().endswith("."), text
+    assert not re.search(r"\b[1-5]\d\d\b", text), text
+    assert not re.search(r"\berror\b", text, re.I), text
+    assert "{" not in text and "detail" not in text, text
+
+
+def _error_text(d, wait) -> str:
+    wait.until(EC.visibility_of_element_located((By.ID, "error")))
+    return d.find_element(By.ID, "error").text
+
+
+def test_printed_rater_url_opens_as_printed(make_study, serve, browser):
+    """The URL `ganworks turing serve` prints for raters starts a study when pasted as it is."""
+    study = make_study("e2e", feedback=False, tutorial=2, attention=1, per_session=6)
+    _, printed = serve(study, "--token", TOKEN)
+    line = next(x for x in printed if x.startswith("raters:"))
+    url = line.split()[1]
+    wait = WebDriverWait(browser, 20)
+    browser.get(url)
+    wait.until(EC.visibility_of_element_located((By.ID, "start")))
+    browser.find_element(By.ID, "start").click()
+    wait.until(lambda drv: drv.execute_script(
+        "return !document.getElementById('btn-real').disabled && "
+        "!document.getElementById('image').classList.contains('hidden')"))
+    assert browser.find_element(By.ID, "error").get_attribute("class").split().count("hidden") == 1
+
+
+def test_every_error_state_of_the_rater_page_is_a_sentence(server, browser):
+    base, _ = server
+    d, wait = browser, WebDriverWait(browser, 20)
+    # the printed form with its placeholder left in, and an id no platform makes
+    d.get(f"{base}/study/e2e?PROLIFIC_PID=<id>")
+    text = _error_text(d, wait)
+    _assert_worker_sentence(text)
+    assert "placeholder" in text
+    d.get(f"{base}/study/e2e?PROLIFIC_PID=a/b")
+    text = _error_text(d, wait)
+    _assert_worker_sentence(text)
+    assert "not valid" in text
+    # an unknown study
+    d.get(f"{base}/study/nope?PROLIFIC_PID=w-1")
+    _assert_worker_sentence(_error_text(d, wait))
+    # the same worker id from a browser without the session's cookie (another browser, or cookies cleared)
+    d.get(f"{base}/study/e2e?PROLIFIC_PID=w-two")
+    wait.until(EC.visibility_of_element_located((By.ID, "start")))
+    d.execute_cdp_cmd("Network.clearBrowserCookies", {})
+    d.get(f"{base}/study/e2e?PROLIFIC_PID=w-two")
+    text = _error_text(d, wait)
+    _assert_worker_sentence(text)
+    assert "another browser" in text
+    assert not d.find_element(By.ID, "code").text  # no completion code, no session
+    # the cookie lost in the middle of a session: the vote cannot be stored, and the page says why
+    d.get(f"{base}/study/e2e?PROLIFIC_PID=w-three")
+    wait.until(EC.visibility_of_element_located((By.ID, "start")))
+    d.find_element(By.ID, "start").click()
+    wait.until(lambda drv: drv.execute_script("return !document.getElementById('btn-real').disabled"))
+    d.execute_cdp_cmd("Network.clearBrowserCookies", {})
+    d.find_element(By.ID, "btn-real").click()
+    text = _error_text(d, wait)
+    _assert_worker_sentence(text)
+    assert "cookies" in text
+    assert d.find_element(By.ID, "btn-real").get_attribute("disabled")  # no more clicks into a dead session
