@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -59,9 +60,16 @@ def test_rater_clicks_and_keys_then_owner_sees_the_votes(server, browser, tmp_pa
     d = browser
     d.get(f"{base}/study/e2e?PROLIFIC_PID=worker-e2e")
     wait.until(EC.visibility_of_element_located((By.ID, "start")))
+    intro = d.find_element(By.ID, "intro").text
+    # what the worker is told: how many images (2 practice + 6 rated + 1 check) and about how long
+    assert "You will see 9 images" in intro and "which takes about 1 minute" in intro, intro
+    assert "The first 2 images are practice" in intro and "Then come 7 images to rate" in intro, intro
+    # every key that answers is named on the page (R, G and the arrows; F answers nothing)
+    page = d.find_element(By.TAG_NAME, "body").text
+    assert all(k in page for k in ("R", "G", "←", "→")) and "F" not in [x.text for x in d.find_elements(By.TAG_NAME, "kbd")]
     d.find_element(By.ID, "start").click()
 
-    answered, k, took_feedback_shot = [], 0, False
+    answered, k, took_feedback_shot, practice_seen = [], 0, False, set()
     expected = {"fake_votes": 0, "fake_fooled": 0, "real_votes": 0, "real_wrong": 0}
     while True:
         state = wait.until(lambda drv: drv.execute_script(
@@ -83,6 +91,18 @@ def test_rater_clicks_and_keys_then_owner_sees_the_votes(server, browser, tmp_pa
         iid = src_attr.rsplit("/", 1)[1]
         m = manifest[iid]
         tutorial = d.find_element(By.ID, "phase").text == "practice"
+        n_tut = sum(1 for a in answered if a in practice_seen)
+        counter = d.find_element(By.ID, "counter").text
+        if tutorial:  # the counter counts as the intro did: 2 practice images, then 7 to rate
+            practice_seen.add(iid)
+            assert counter == f"practice image {n_tut + 1} of 2", counter
+        else:
+            assert counter == f"image {len(answered) - n_tut + 1} of 7", counter
+        if k == 3:  # F is not an answer: nothing is sent, the same image stays
+            d.find_element(By.TAG_NAME, "body").send_keys("f")
+            time.sleep(0.3)
+            assert d.execute_script("return document.getElementById('image').getAttribute('src')") == src_attr
+            assert d.find_element(By.ID, "btn-real").is_enabled()
         # attention checks answered right; reals right; generated images called real on every other one
         ans = "fake" if m["kind"] == "attention" else ("real" if m["truth"] == "real" or k % 2 else "fake")
         if k == 2:
@@ -104,6 +124,7 @@ def test_rater_clicks_and_keys_then_owner_sees_the_votes(server, browser, tmp_pa
             "!document.getElementById('done').classList.contains('hidden')", src_attr))
     code = d.find_element(By.ID, "code").text
     assert len(code) == 8
+    assert "paste it into the study site" in d.find_element(By.ID, "done").text  # where the code goes
     d.save_screenshot(str(shots / "completion.png"))
     assert len(answered) == len(set(answered)) == 2 + 6 + 1
     assert took_feedback_shot

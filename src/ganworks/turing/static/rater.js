@@ -28,6 +28,7 @@
     other: "Something went wrong on this page. Please reload it; if that keeps happening, please contact the researcher.",
   };
   const WORKER_RE = /^[A-Za-z0-9_.:@-]{1,128}$/;
+  const SECONDS_PER_IMAGE = 6;  // for the time the intro announces: a look, a decision, and the practice feedback
 
   function randomId() {
     const a = new Uint8Array(16);
@@ -89,8 +90,13 @@
     answered = new Set(sess.answered);
     exposure = sess.exposure_ms;
     if (sess.done) return finish(sess);
-    const nt = sess.items.filter((it) => it.tutorial).length;
+    const nt = sess.items.filter((it) => it.tutorial).length, total = sess.items.length;
+    $("n-total").textContent = total;
+    const minutes = Math.max(1, Math.ceil(total * SECONDS_PER_IMAGE / 60));
+    $("minutes").textContent = minutes + (minutes === 1 ? " minute" : " minutes");
     $("n-tutorial").textContent = nt;
+    $("n-main").textContent = total - nt;
+    $("practice-note").classList.toggle("hidden", nt === 0);
     $("feedback-note").textContent = cfg.feedback ? "After the practice you will still be told whether you were right."
                                                   : "After the practice you will not be told.";
     if (cfg.exposure_ms) $("exposure-note").textContent = "Each image is shown only briefly, then hidden: answer from memory.";
@@ -105,9 +111,12 @@
     current = sess.items[k];
     $("phase").textContent = current.tutorial ? "practice" : "rating";
     $("phase").classList.toggle("hidden", false);
-    const nMain = sess.items.filter((it) => !it.tutorial).length;
+    // the same numbers the intro gave: practice images, then the images to rate
+    const nTut = sess.items.filter((it) => it.tutorial).length;
+    const nMain = sess.items.length - nTut;
+    const doneTut = sess.items.filter((it) => it.tutorial && answered.has(it.image_id)).length;
     const doneMain = sess.items.filter((it) => !it.tutorial && answered.has(it.image_id)).length;
-    $("counter").textContent = current.tutorial ? "practice image " + (k + 1)
+    $("counter").textContent = current.tutorial ? "practice image " + (doneTut + 1) + " of " + nTut
                                                 : "image " + (doneMain + 1) + " of " + nMain;
     $("bar").style.width = (100 * answered.size / sess.items.length) + "%";
     const img = $("image");
@@ -167,7 +176,7 @@
     if (waiting === "start" && (k === "enter" || k === " ")) { e.preventDefault(); $("start").click(); return; }
     if ((waiting === "next" || waiting === "finish") && (k === "enter" || k === " ")) { e.preventDefault(); $("next").click(); return; }
     if (k === "r" || k === "arrowleft") { e.preventDefault(); answer("real"); }
-    else if (k === "g" || k === "f" || k === "arrowright") { e.preventDefault(); answer("fake"); }
+    else if (k === "g" || k === "arrowright") { e.preventDefault(); answer("fake"); }  // only the keys shown
   });
   start().catch((e) => fail(explain("start", e)));
 })();
