@@ -105,3 +105,32 @@ def serve():
             proc.kill()
             proc.wait(10)
         proc.stdout.close()
+
+
+@pytest.fixture
+def pg_url():
+    """A fresh, empty PostgreSQL database for one test (dropped after it), on the server named by
+    $GANWORKS_TEST_POSTGRES (``.ci/run`` starts one with ``.ci/start-postgres``); skips when there is none."""
+    import os
+    import secrets
+
+    admin = os.environ.get("GANWORKS_TEST_POSTGRES")
+    if not admin:
+        pytest.skip("no PostgreSQL server: set GANWORKS_TEST_POSTGRES (eval \"$(bash .ci/start-postgres)\")")
+    psycopg = pytest.importorskip("psycopg")
+    from sqlalchemy.engine import make_url
+
+    u = make_url(admin)
+    conninfo = dict(host=u.host, port=u.port or 5432, user=u.username, password=u.password, dbname=u.database,
+                    connect_timeout=3)
+    try:
+        con = psycopg.connect(**conninfo, autocommit=True)
+    except psycopg.OperationalError as e:
+        pytest.skip(f"PostgreSQL at {u.host}:{u.port} not reachable ({str(e).strip().splitlines()[0]})")
+    name = "ganworks_test_" + secrets.token_hex(6)
+    con.execute(f"CREATE DATABASE {name}")
+    try:
+        yield u.set(drivername="postgresql+psycopg", database=name).render_as_string(hide_password=False)
+    finally:
+        con.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        con.close()

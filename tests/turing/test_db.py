@@ -116,11 +116,11 @@ def test_serve_and_results_name_a_refused_store_in_one_line(make_study, tmp_path
 
 
 def test_unreachable_server_database_is_one_line(tmp_path):
-    pytest.importorskip("psycopg2")
+    pytest.importorskip("psycopg")
     with pytest.raises(ConfigError, match="cannot connect"):
-        dbm.make_engine("postgresql+psycopg2://nobody:secret@127.0.0.1:1/none?connect_timeout=2")
+        dbm.make_engine("postgresql://nobody:secret@127.0.0.1:1/none?connect_timeout=2")
     try:
-        dbm.make_engine("postgresql+psycopg2://nobody:secret@127.0.0.1:1/none?connect_timeout=2")
+        dbm.make_engine("postgresql://nobody:secret@127.0.0.1:1/none?connect_timeout=2")
     except ConfigError as e:
         assert "secret" not in str(e)  # the password is not printed
 

@@ -95,11 +95,20 @@ def _safe_url(url: str) -> str:
         return "the --db URL"
 
 
+def normalize_url(url: str) -> str:
+    """``postgresql://`` and ``postgres://`` mean psycopg 3, the driver of the ``postgres`` extra."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
 def make_engine(url: str, busy_timeout_ms: int = 10000, sync: str = "normal", migrate: bool = True):
     """An engine for ``url`` whose schema is checked (and created or migrated when ``migrate``).
 
     SQLite gets WAL, a busy timeout and the ``sync`` level.  A URL whose driver is not installed, a
     server that cannot be reached or a schema that does not fit end in a :class:`ConfigError`."""
+    url = normalize_url(url)
     if url.startswith("sqlite"):
         if sync not in ("normal", "full"):
             raise ValueError("sync must be 'normal' or 'full'")
@@ -123,7 +132,7 @@ def make_engine(url: str, busy_timeout_ms: int = 10000, sync: str = "normal", mi
             engine = create_engine(url, pool_pre_ping=True, pool_size=16, max_overflow=16)
         except ModuleNotFoundError as e:
             raise ConfigError(f"--db {_safe_url(url)}: its database driver is not installed ({e.name}); "
-                              "for PostgreSQL: pip install 'ganworks[postgres]'") from None
+                              "for PostgreSQL: pip install 'ganworks[postgres]' (psycopg 3)") from None
         except SQLAlchemyError as e:
             raise ConfigError(f"--db {_safe_url(url)}: not a usable SQLAlchemy URL ({type(e).__name__})") from None
     ensure_schema(engine, url, migrate=migrate)
