@@ -4,8 +4,12 @@ Starts ``ganworks turing serve`` (uvicorn, default SQLite store) on 127.0.0.1 as
 ``--raters`` simulated raters with asyncio + httpx.  Each rater opens a session (its own worker id),
 then answers every image, waiting a random think time before each answer (people take seconds per
 image).  A vote is retried with the same client-made vote id on a connection error or a 5xx, with
-backoff, bounded in tries and time.  Measured: votes/s, p50/p99 latency of acknowledged vote requests,
-and, read back from the database after the run, that every acknowledged vote is stored, exactly once.
+backoff, bounded in tries and time.  Each rater's client keeps its cookies, as a browser does: the
+session token the server sets when the session opens is what lets the rater vote.  Measured: votes/s,
+p50/p99 latency of acknowledged vote requests, separately for the ramp-up (raters still arriving and
+opening sessions) and the steady state after it, the latency of opening a session, the machine's load
+average during the run, and, read back from the database after the run, that every acknowledged vote
+is stored, exactly once.  ``--db URL`` runs against another store (PostgreSQL), which is emptied first.
 
 Run 2 (``--kill``): the same, but the server is killed with SIGKILL mid-run and restarted on the same
 port; every acknowledged vote must still be there and none twice.
@@ -75,14 +79,15 @@ def make_study(root: Path, args) -> Path:
 
 
 class Server:
-    def __init__(self, study: Path, port: int, sync: str, workers: int = 1):
-        self.study, self.port, self.sync, self.workers, self.proc = study, port, sync, workers, None
+    def __init__(self, study: Path, port: int, sync: str, workers: int = 1, db: str | None = None):
+        self.study, self.port, self.sync, self.workers, self.db, self.proc = study, port, sync, workers, db, None
 
     def start(self, timeout=60):
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ganworks.cli", "turing", "serve", str(self.study), "--host", "127.0.0.1",
-             "--port", str(self.port), "--token", TOKEN, "--sync", self.sync, "--workers", str(self.workers)],
+             "--port", str(self.port), "--token", TOKEN, "--sync", self.sync, "--workers", str(self.workers),
+             *(["--db", self.db] if self.db else [])],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         t0 = time.time()
         while time.time() - t0 < timeout:
@@ -115,7 +120,7 @@ async def run_load(base: str, study: str, args, rater_ids, t_wall0: float):
     import httpx
 
     acked: dict = {}  # vote_id -> (session_id, image_id, answer)
-    lat, server_ms, lag = [], [], []
+    lat, server_ms, lag, session_lat = [], [], [], []
     errors = {"retries": 0, "gave_up": 0, "sessions_failed": 0, "duplicates_reported": 0, "http_4xx": 0,
               "retry_causes": {}}
     # one client (one keep-alive connection) per rater, as browsers would: httpx's shared pool costs
@@ -149,10 +154,11 @@ async def run_load(base: str, study: str, args, rater_ids, t_wall0: float):
             await rater_session(i, client)
 
     async def rater_session(i: int, client):
-        r, _ = await post(client, f"{base}/api/studies/{study}/sessions", {"worker_id": f"load-{i}"})
+        r, dt = await post(client, f"{base}/api/studies/{study}/sessions", {"worker_id": f"load-{i}"})
         if r is None or r.status_code != 200:
             errors["sessions_failed"] += 1
             return
+        session_lat.append((time.perf_counter() - t_start, dt))
         s = r.json()
         sid = s["session_id"]
         done = set(s["answered"])
@@ -188,7 +194,7 @@ async def run_load(base: str, study: str, args, rater_ids, t_wall0: float):
     await asyncio.gather(*tasks)
     stop.set()
     await mon
-    return {"acked": acked, "lat": lat, "errors": errors, "server_ms": server_ms, "lag": lag}
+    return {"acked": acked, "lat": lat, "errors": errors, "server_ms": server_ms, "lag": lag, "session_lat": session_lat}
 
 
 def _generator_process(base, study, args, rater_ids, t_wall0):
@@ -214,18 +220,28 @@ def run_all(base: str, study: str, args, kill_at, server: Server):
         events["restart_seconds"] = round(server.start(), 2)
         events["restarted_at_s"] = round(time.time() - t_wall0, 2)
 
+    loads, sampling = [], threading.Event()
+
+    def sample_load():  # the machine is shared: its 1-minute load average every 5 s of the run
+        while not sampling.wait(5.0):
+            loads.append(round(os.getloadavg()[0], 2))
+
+    sampler = threading.Thread(target=sample_load, daemon=True)
     th = None
     parts = [list(range(k, args.raters, args.generators)) for k in range(args.generators)]
     with ProcessPoolExecutor(args.generators, mp_context=mp.get_context("fork")) as ex:
         futs = [ex.submit(_generator_process, base, study, args, part, t_wall0) for part in parts]
+        sampler.start()  # threads only after the fork
         if kill_at is not None:  # started after the fork
             th = threading.Thread(target=killer, daemon=True)
             th.start()
         outs = [f.result() for f in futs]
     if th is not None:
         th.join(60)
+    sampling.set()
+    sampler.join(10)
     wall = time.time() - t_wall0
-    acked, lat, server_ms, lag = {}, [], [], []
+    acked, lat, server_ms, lag, session_lat = {}, [], [], [], []
     errors = {"retries": 0, "gave_up": 0, "sessions_failed": 0, "duplicates_reported": 0, "http_4xx": 0,
               "retry_causes": {}}
     for o in outs:
@@ -233,6 +249,7 @@ def run_all(base: str, study: str, args, kill_at, server: Server):
         lat += o["lat"]
         server_ms += o["server_ms"]
         lag += o["lag"]
+        session_lat += o["session_lat"]
         for k, v in o["errors"].items():
             if k == "retry_causes":
                 for c, n in v.items():
@@ -241,19 +258,25 @@ def run_all(base: str, study: str, args, kill_at, server: Server):
                 errors[k] += v
     if kill_at is not None:
         events["acked_before_kill"] = sum(1 for t, _ in lat if t < events.get("killed_at_s", 0))
-    extra = {"server_handler_ms": server_ms, "client_loop_lag_s": lag}
+    extra = {"server_handler_ms": server_ms, "client_loop_lag_s": lag, "session_lat": session_lat,
+             "loadavg_during": loads}
     return acked, sorted(lat), errors, events, wall, extra
 
 
-def check_store(db: Path, study: str, acked: dict) -> dict:
-    con = sqlite3.connect(db)
+def check_store(url: str, study: str, acked: dict) -> dict:
+    from sqlalchemy import create_engine, text
+
+    eng = create_engine(url)
     try:
-        rows = con.execute("SELECT vote_id, session_id, image_id, answer FROM votes WHERE study=?", (study,)).fetchall()
-        dup_pairs = con.execute("SELECT COUNT(*) FROM (SELECT session_id, image_id FROM votes WHERE study=? "
-                                "GROUP BY session_id, image_id HAVING COUNT(*) > 1)", (study,)).fetchone()[0]
-        integrity = con.execute("PRAGMA integrity_check").fetchone()[0]
+        with eng.connect() as c:
+            rows = c.execute(text("SELECT vote_id, session_id, image_id, answer FROM votes WHERE study = :s"),
+                             {"s": study}).all()
+            dup_pairs = c.execute(text("SELECT COUNT(*) FROM (SELECT session_id, image_id FROM votes WHERE study = :s "
+                                       "GROUP BY session_id, image_id HAVING COUNT(*) > 1) AS d"), {"s": study}).scalar()
+            integrity = (c.execute(text("PRAGMA integrity_check")).scalar() if eng.dialect.name == "sqlite"
+                         else "n/a (not SQLite)")
     finally:
-        con.close()
+        eng.dispose()
     stored = {r[0]: (r[1], r[2], r[3]) for r in rows}
     missing = [v for v in acked if v not in stored]
     mismatched = [v for v in acked if v in stored and stored[v] != acked[v]]
@@ -261,6 +284,17 @@ def check_store(db: Path, study: str, acked: dict) -> dict:
             "acknowledged_mismatched": len(mismatched), "stored_not_acknowledged": len(set(stored) - set(acked)),
             "duplicate_vote_ids": len(rows) - len(stored), "duplicate_session_image_pairs": dup_pairs,
             "sqlite_integrity": integrity}
+
+
+def empty_store(url: str) -> None:
+    """Drop the ganworks tables of a server database (the benchmark's own, named by --db)."""
+    from sqlalchemy import create_engine, text
+
+    eng = create_engine(url)
+    with eng.begin() as c:
+        for t in ("votes", "sessions", "ganworks_schema"):
+            c.execute(text(f"DROP TABLE IF EXISTS {t}"))
+    eng.dispose()
 
 
 def summarize(name, acked, lat, errors, events, wall, store, args, load_before, load_after):
@@ -277,6 +311,14 @@ def summarize(name, acked, lat, errors, events, wall, store, args, load_before, 
         and store["duplicate_vote_ids"] == 0 and store["duplicate_session_image_pairs"] == 0,
         "loadavg_before": load_before, "loadavg_after": load_after,
     }
+    def phase(mask):
+        x = ms[mask]
+        return {"votes": int(len(x)), "p50": round(float(np.percentile(x, 50)), 1) if len(x) else None,
+                "p99": round(float(np.percentile(x, 99)), 1) if len(x) else None}
+
+    if len(t):  # ramp-up: raters still arriving and opening sessions; steady: every rater has arrived
+        out["latency_ms_ramp_up"] = dict(phase(t < args.ramp), seconds=[0, args.ramp])
+        out["latency_ms_steady"] = dict(phase(t >= args.ramp), seconds=[args.ramp, round(float(t.max()), 1)])
     if len(t):  # after the arrivals (sessions being opened) have settled, and p99 per 10 s of the run
         late = ms[t > args.ramp + 10]
         out["latency_ms_after_ramp"] = {"from_s": args.ramp + 10, "votes": int(len(late)),
@@ -309,6 +351,8 @@ def main(argv=None):
     p.add_argument("--skip-kill", action="store_true")
     p.add_argument("--server-workers", type=int, default=1, help="uvicorn worker processes of the server")
     p.add_argument("--generators", type=int, default=2, help="load-generator processes (each an asyncio loop)")
+    p.add_argument("--db", default=None, help="SQLAlchemy URL of the store (default: the study's SQLite file); "
+                   "its ganworks tables are dropped before each run")
     p.add_argument("--data-root", default=os.environ.get("GANWORKS_DATA"))
     p.add_argument("--out", default=str(RESULTS / "turing_load_cpu"))
     args = p.parse_args(argv)
@@ -327,11 +371,13 @@ def main(argv=None):
         for name, kill in (("steady", None), ("kill9", args.kill_at)):
             if kill is not None and args.skip_kill:
                 continue
-            db = study / "votes.sqlite"
             for f in study.glob("votes.sqlite*"):
                 f.unlink()
+            if args.db:
+                empty_store(args.db)
+            url = args.db or f"sqlite:///{study / 'votes.sqlite'}"
             port = free_port()
-            server = Server(study, port, args.sync, args.server_workers)
+            server = Server(study, port, args.sync, args.server_workers, args.db)
             server.start()
             try:
                 load_before = [round(x, 2) for x in os.getloadavg()]
@@ -340,11 +386,15 @@ def main(argv=None):
                 load_after = [round(x, 2) for x in os.getloadavg()]
             finally:
                 server.stop()
-            store = check_store(db, study.name, acked)
+            store = check_store(url, study.name, acked)
             r = summarize(name, acked, lat, errors, events, wall, store, args, load_before, load_after)
             sm, lg = np.array(extra["server_handler_ms"]), np.array(extra["client_loop_lag_s"]) * 1000
             r["server_vote_handler_ms"] = {"p50": round(float(np.percentile(sm, 50)), 2),
                                            "p99": round(float(np.percentile(sm, 99)), 2)} if len(sm) else None
+            sl = np.array([x[1] for x in extra["session_lat"]]) * 1000
+            r["session_open_ms"] = {"sessions": int(len(sl)), "p50": round(float(np.percentile(sl, 50)), 1),
+                                    "p99": round(float(np.percentile(sl, 99)), 1)} if len(sl) else None
+            r["loadavg_1min_during"] = extra["loadavg_during"]
             r["client_event_loop_lag_ms"] = {"p50": round(float(np.percentile(lg, 50)), 1),
                                              "p99": round(float(np.percentile(lg, 99)), 1)} if len(lg) else None
             print(json.dumps(r), flush=True)
@@ -352,14 +402,19 @@ def main(argv=None):
 
     result = {
         "benchmark": "turing_load", "device": f"{cpu_name()} ({os.cpu_count()} cores, shared)",
-        "note": "server and load generator on the same machine, shared with other jobs (see loadavg); "
+        "note": "server and load generator on the same machine, which is shared with other people's jobs "
+                "(see the load averages: before, every 5 s during, after each run); "
                 "latency is measured by the client (send to response), so it includes client-side scheduling",
         "settings": {"raters": args.raters, "items_per_session": args.per_session + 3, "think_seconds": list(args.think),
                      "ramp_seconds": args.ramp, "generator_processes": args.generators, "request_timeout_s": args.request_timeout, "max_tries": args.max_tries,
                      "server": f"ganworks turing serve: uvicorn (uvloop, httptools), {args.server_workers} worker "
                                "process(es), keep-alive 75 s, "
                                "FastAPI async vote endpoint, "
-                               f"SQLite WAL, synchronous={args.sync.upper()}, one writer per process (process lock), busy_timeout 10 s",
+                               + (f"store {_backend(args.db)}, database calls in a thread pool (several threads)"
+                                  if args.db else
+                                  f"SQLite WAL, synchronous={args.sync.upper()}, database calls in one thread per "
+                                  "process (its single writer), busy_timeout 10 s"),
+                     "cookies": "each rater's client keeps its cookies (the session token)",
                      "kill_at_s": None if args.skip_kill else args.kill_at, "restart_after_s": args.restart_after},
         "versions": {"python": platform.python_version(), "fastapi": fastapi.__version__, "uvicorn": uvicorn.__version__,
                      "sqlalchemy": sqlalchemy.__version__, "httpx": httpx.__version__,
@@ -373,6 +428,13 @@ def main(argv=None):
     out.with_suffix(".md").write_text(to_markdown(result))
     print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
     return 0 if all(r["ok"] for r in runs) else 1
+
+
+def _backend(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    return f"{u.get_backend_name()} on {u.host or 'a local socket'}"
 
 
 def _pp(d):
@@ -404,6 +466,13 @@ def to_markdown(res: dict) -> str:
                       f"(start-up {e.get('restart_seconds')} s). Stored votes not acknowledged to the client "
                       f"(committed, response lost): {r['store']['stored_not_acknowledged']}. "
                       f"Latency outside the outage: {r.get('latency_ms_outside_outage')}."]
+    lines += ["", "| run | ramp-up: votes, p50 / p99 ms | steady state: votes, p50 / p99 ms | opening a session p50 / p99 ms | "
+              "1-min load average during the run (every 5 s) |", "|---|---|---|---|---|"]
+    for r in res["runs"]:
+        ru, st = r.get("latency_ms_ramp_up") or {}, r.get("latency_ms_steady") or {}
+        lines.append(f"| {r['run']} | {ru.get('votes')}: {ru.get('p50')} / {ru.get('p99')} | "
+                     f"{st.get('votes')}: {st.get('p50')} / {st.get('p99')} | {_pp(r.get('session_open_ms'))} | "
+                     f"{r.get('loadavg_1min_during')} |")
     for r in res["runs"]:
         if r.get("latency_ms_after_ramp"):
             a = r["latency_ms_after_ramp"]

@@ -143,6 +143,7 @@ def test_attention_failures_are_excluded(client_for):
     c, s = client_for("attn")
     sids = []
     for fail in (False, True):
+        c.cookies.clear()  # another rater: another browser
         sess = c.post("/api/studies/attn/sessions", json={}).json()
         sids.append(sess["session_id"])
         for it in sess["items"]:
@@ -184,7 +185,7 @@ def test_results_cli_formats(client_for, make_study, capsys):
 @pytest.mark.parametrize("method, url, body, status, message", [
     ("get", "/api/studies/nope/config", None, 404, "unknown study"),
     ("post", "/api/studies/nope/sessions", {}, 404, "unknown study"),
-    ("get", "/study/nope", None, 404, "unknown study"),
+    ("get", "/study/nope", None, 404, "This study could not be found."),
     ("get", "/owner/nope", None, 404, "unknown study"),
     ("get", "/api/studies/bad/sessions/doesnotexist123", None, 404, "unknown session"),
     ("post", "/api/studies/bad/sessions/doesnotexist123/votes", {"vote_id": "abcdefgh12", "image_id": "0" * 16, "answer": "real"}, 404, "unknown session"),
@@ -195,7 +196,7 @@ def test_results_cli_formats(client_for, make_study, capsys):
     ("post", "/api/studies/bad/sessions/{sid}/votes", {"vote_id": "abcdefgh12", "image_id": "{img}"}, 422, "answer"),
     ("post", "/api/studies/bad/sessions/{sid}/votes", {"vote_id": "short", "image_id": "{img}", "answer": "real"}, 422, "vote_id"),
     ("post", "/api/studies/bad/sessions/{sid}/votes", {"vote_id": "../../etc/passwd", "image_id": "{img}", "answer": "real"}, 422, "vote_id"),
-    ("post", "/api/studies/bad/sessions/{sid}/votes", {"vote_id": "abcdefgh12", "image_id": "{img}", "answer": "real", "extra": 1}, 422, "extra"),
+    ("post", "/api/studies/bad/sessions/{sid}/votes", {"vote_id": "abcdefgh12", "image_id": "{img}", "answer": "real", "extra": 1}, 422, "a field this server does not take"),
     ("post", "/api/studies/bad/sessions/{sid}/votes", {"vote_id": "abcdefgh12", "image_id": "{img}", "answer": "real", "latency_ms": -5}, 422, "latency_ms"),
     ("post", "/api/studies/bad/sessions/{sid}/votes", "not json", 422, ""),
     ("post", "/api/studies/bad/sessions", {"worker_id": "a b/c"}, 422, "worker_id"),

@@ -7,11 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -32,39 +28,11 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 TOKEN = "browser-test-owner-token"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
-def server(make_study):
+def server(make_study, serve):
     study = make_study("e2e", feedback=False, tutorial=2, attention=1, per_session=6)
-    port = _free_port()
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    proc = subprocess.Popen([sys.executable, "-m", "ganworks.cli", "turing", "serve", str(study), "--host", "127.0.0.1",
-                             "--port", str(port), "--token", TOKEN], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                urllib.request.urlopen(base + "/", timeout=2).read()
-                break
-            except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError("server did not start: " + proc.stdout.read().decode()[-2000:])
-                time.sleep(0.2)
-        yield base, study
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+    base, _ = serve(study, "--token", TOKEN)
+    return base, study
 
 
 @pytest.fixture
@@ -92,9 +60,16 @@ def test_rater_clicks_and_keys_then_owner_sees_the_votes(server, browser, tmp_pa
     d = browser
     d.get(f"{base}/study/e2e?PROLIFIC_PID=worker-e2e")
     wait.until(EC.visibility_of_element_located((By.ID, "start")))
+    intro = d.find_element(By.ID, "intro").text
+    # what the worker is told: how many images (2 practice + 6 rated + 1 check) and about how long
+    assert "You will see 9 images" in intro and "which takes about 1 minute" in intro, intro
+    assert "The first 2 images are practice" in intro and "Then come 7 images to rate" in intro, intro
+    # every key that answers is named on the page (R, G and the arrows; F answers nothing)
+    page = d.find_element(By.TAG_NAME, "body").text
+    assert all(k in page for k in ("R", "G", "←", "→")) and "F" not in [x.text for x in d.find_elements(By.TAG_NAME, "kbd")]
     d.find_element(By.ID, "start").click()
 
-    answered, k, took_feedback_shot = [], 0, False
+    answered, k, took_feedback_shot, practice_seen = [], 0, False, set()
     expected = {"fake_votes": 0, "fake_fooled": 0, "real_votes": 0, "real_wrong": 0}
     while True:
         state = wait.until(lambda drv: drv.execute_script(
@@ -116,6 +91,18 @@ def test_rater_clicks_and_keys_then_owner_sees_the_votes(server, browser, tmp_pa
         iid = src_attr.rsplit("/", 1)[1]
         m = manifest[iid]
         tutorial = d.find_element(By.ID, "phase").text == "practice"
+        n_tut = sum(1 for a in answered if a in practice_seen)
+        counter = d.find_element(By.ID, "counter").text
+        if tutorial:  # the counter counts as the intro did: 2 practice images, then 7 to rate
+            practice_seen.add(iid)
+            assert counter == f"practice image {n_tut + 1} of 2", counter
+        else:
+            assert counter == f"image {len(answered) - n_tut + 1} of 7", counter
+        if k == 3:  # F is not an answer: nothing is sent, the same image stays
+            d.find_element(By.TAG_NAME, "body").send_keys("f")
+            time.sleep(0.3)
+            assert d.execute_script("return document.getElementById('image').getAttribute('src')") == src_attr
+            assert d.find_element(By.ID, "btn-real").is_enabled()
         # attention checks answered right; reals right; generated images called real on every other one
         ans = "fake" if m["kind"] == "attention" else ("real" if m["truth"] == "real" or k % 2 else "fake")
         if k == 2:
@@ -137,6 +124,7 @@ def test_rater_clicks_and_keys_then_owner_sees_the_votes(server, browser, tmp_pa
             "!document.getElementById('done').classList.contains('hidden')", src_attr))
     code = d.find_element(By.ID, "code").text
     assert len(code) == 8
+    assert "paste it into the study site" in d.find_element(By.ID, "done").text  # where the code goes
     d.save_screenshot(str(shots / "completion.png"))
     assert len(answered) == len(set(answered)) == 2 + 6 + 1
     assert took_feedback_shot
@@ -164,3 +152,71 @@ def test_rater_clicks_and_keys_then_owner_sees_the_votes(server, browser, tmp_pa
     d.get(f"{base}/owner/e2e?token=wrong")
     wait.until(EC.visibility_of_element_located((By.ID, "error")))
     assert "wrong owner token" in d.find_element(By.ID, "error").text
+
+
+def _assert_worker_sentence(text: str) -> None:
+    """What a crowd worker can act on: a sentence or two, no status code, no bare 'error'."""
+    import re
+
+    assert len(text) > 40 and text.rstrip().endswith("."), text
+    assert not re.search(r"\b[1-5]\d\d\b", text), text
+    assert not re.search(r"\berror\b", text, re.I), text
+    assert "{" not in text and "detail" not in text, text
+
+
+def _error_text(d, wait) -> str:
+    wait.until(EC.visibility_of_element_located((By.ID, "error")))
+    return d.find_element(By.ID, "error").text
+
+
+def test_printed_rater_url_opens_as_printed(make_study, serve, browser):
+    """The URL `ganworks turing serve` prints for raters starts a study when pasted as it is."""
+    study = make_study("e2e", feedback=False, tutorial=2, attention=1, per_session=6)
+    _, printed = serve(study, "--token", TOKEN)
+    line = next(x for x in printed if x.startswith("raters:"))
+    url = line.split()[1]
+    wait = WebDriverWait(browser, 20)
+    browser.get(url)
+    wait.until(EC.visibility_of_element_located((By.ID, "start")))
+    browser.find_element(By.ID, "start").click()
+    wait.until(lambda drv: drv.execute_script(
+        "return !document.getElementById('btn-real').disabled && "
+        "!document.getElementById('image').classList.contains('hidden')"))
+    assert browser.find_element(By.ID, "error").get_attribute("class").split().count("hidden") == 1
+
+
+def test_every_error_state_of_the_rater_page_is_a_sentence(server, browser):
+    base, _ = server
+    d, wait = browser, WebDriverWait(browser, 20)
+    # the printed form with its placeholder left in, and an id no platform makes
+    d.get(f"{base}/study/e2e?PROLIFIC_PID=<id>")
+    text = _error_text(d, wait)
+    _assert_worker_sentence(text)
+    assert "placeholder" in text
+    d.get(f"{base}/study/e2e?PROLIFIC_PID=a/b")
+    text = _error_text(d, wait)
+    _assert_worker_sentence(text)
+    assert "not valid" in text
+    # an unknown study
+    d.get(f"{base}/study/nope?PROLIFIC_PID=w-1")
+    _assert_worker_sentence(_error_text(d, wait))
+    # the same worker id from a browser without the session's cookie (another browser, or cookies cleared)
+    d.get(f"{base}/study/e2e?PROLIFIC_PID=w-two")
+    wait.until(EC.visibility_of_element_located((By.ID, "start")))
+    d.execute_cdp_cmd("Network.clearBrowserCookies", {})
+    d.get(f"{base}/study/e2e?PROLIFIC_PID=w-two")
+    text = _error_text(d, wait)
+    _assert_worker_sentence(text)
+    assert "another browser" in text
+    assert not d.find_element(By.ID, "code").text  # no completion code, no session
+    # the cookie lost in the middle of a session: the vote cannot be stored, and the page says why
+    d.get(f"{base}/study/e2e?PROLIFIC_PID=w-three")
+    wait.until(EC.visibility_of_element_located((By.ID, "start")))
+    d.find_element(By.ID, "start").click()
+    wait.until(lambda drv: drv.execute_script("return !document.getElementById('btn-real').disabled"))
+    d.execute_cdp_cmd("Network.clearBrowserCookies", {})
+    d.find_element(By.ID, "btn-real").click()
+    text = _error_text(d, wait)
+    _assert_worker_sentence(text)
+    assert "cookies" in text
+    assert d.find_element(By.ID, "btn-real").get_attribute("disabled")  # no more clicks into a dead session

@@ -76,3 +76,54 @@ def test_rank_correlation_matches_scipy_and_skips_single_generators():
     assert out["IS"]["spearman"] == pytest.approx(spearmanr(xs, [scores[g]["IS"] for g in sorted(human)]).statistic)
     assert out["FID"]["spearman"] == pytest.approx(spearmanr(xs, [scores[g]["FID"] for g in sorted(human)]).statistic)
     assert out["IS"]["expected_sign"] == 1 and out["FID"]["expected_sign"] == -1
+
+
+def _tiny_study():
+    images = {f"{k:016x}": {"source": "gen" if k >= 4 else "mnist:test", "truth": "fake" if k >= 4 else "real",
+                            "kind": "main", "index": k} for k in range(8)}
+    return {"name": "t", "images": images, "options": {"staircase": False},
+            "sources": [{"label": "mnist:test", "truth": "real"}, {"label": "gen", "truth": "fake"}]}
+
+
+def _votes(study, answers):
+    """answers: image id → list of answers (one session per position in the list)."""
+    out = []
+    for iid, ans in answers.items():
+        m = study["images"][iid]
+        for k, a in enumerate(ans):
+            out.append({"session_id": f"s{k}", "image_id": iid, "source": m["source"], "truth": m["truth"],
+                        "kind": "main", "answer": a, "created": float(k)})
+    return out
+
+
+def test_results_text_without_scored_votes_has_one_dash_per_missing_interval():
+    from ganworks.turing.stats import summarize, to_markdown
+
+    text = to_markdown(summarize(_tiny_study(), [], reps=10))
+    assert "––" not in text
+    row = next(line for line in text.splitlines() if line.startswith("| gen "))
+    assert row.split("|")[9].strip() == "–" and row.split("|")[10].strip() == "–"
+    assert "0 sessions" in text
+
+
+def test_results_text_says_1_session_and_what_accuracy_is_measured_on():
+    from ganworks.turing.stats import summarize, to_markdown
+
+    s = _tiny_study()
+    text = to_markdown(summarize(s, _votes(s, {iid: ["real"] for iid in s["images"]}), reps=10))
+    assert "1 session (" in text and "1 sessions" not in text
+    assert "Accuracy is the share of right answers on: the real images" in text
+
+
+def test_most_convincing_fakes_are_only_fakes_someone_called_real():
+    from ganworks.turing.stats import summarize, to_markdown
+
+    s = _tiny_study()
+    fakes = [i for i, m in s["images"].items() if m["truth"] == "fake"]
+    nobody = summarize(s, _votes(s, {iid: ["fake", "fake"] for iid in s["images"]}), reps=10)
+    assert nobody["most_convincing_fakes"] == [] and "Most convincing" not in to_markdown(nobody)
+    answers = {iid: ["fake", "fake"] for iid in s["images"]}
+    answers[fakes[2]] = ["real", "fake"]
+    one = summarize(s, _votes(s, answers), reps=10)
+    assert [d["image_id"] for d in one["most_convincing_fakes"]] == [fakes[2]]
+    assert one["most_convincing_fakes"][0]["judged_real_rate"] == 0.5

@@ -130,7 +130,11 @@ def cmd_serve(args) -> int:
         "db_url": args.db, "worker_params": args.worker_param or None, "completion_url": args.completion_url,
         "sync": args.sync, "workers": args.workers})
     base = f"http://{args.host}:{args.port}"
-    print(f"raters:  {base}/study/{study['name']}?PROLIFIC_PID=<id>", flush=True)
+    param = (args.worker_param or ["PROLIFIC_PID"])[0]
+    # a URL that works as printed; the crowd platform adds the worker's id itself
+    print(f"raters:  {base}/study/{study['name']}", flush=True)
+    print(f"         (works as printed, for a try; a crowd platform opens it with its worker's id added, "
+          f"?{param}=..., one session per id)", flush=True)
     print(f"owner:   {base}/owner/{study['name']}?token={token}", flush=True)
     uvicorn.run("ganworks.turing.app:app", host=args.host, port=args.port, workers=args.workers,
                 log_level="warning", access_log=False, timeout_keep_alive=args.keep_alive, backlog=4096)
@@ -148,7 +152,7 @@ def cmd_results(args) -> int:
     url = args.db or dbm.default_url(args.name)
     if url == dbm.default_url(args.name) and not (Path(args.name) / "votes.sqlite").exists():
         raise ConfigError(f"no votes yet for {args.name} (serve it with `ganworks turing serve {args.name}`)")
-    votes = dbm.read_votes(dbm.make_engine(url), study["name"])
+    votes = dbm.read_votes(dbm.make_engine(url, migrate=False), study["name"])  # reads; changes nothing
     if args.format == "csv":
         text = votes_to_csv(votes)
     else:

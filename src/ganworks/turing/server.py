@@ -5,43 +5,105 @@ Routes (``{study}`` is the study's name; one server serves one study)::
     GET  /study/{study}?PROLIFIC_PID=...        rater page (static, from the package)
     GET  /owner/{study}?token=...               owner's results page
     GET  /api/studies/{study}/config            what the rater page needs (feedback, exposure, keys)
-    POST /api/studies/{study}/sessions          {worker_id?} → a session (the same one again for a worker)
-    GET  /api/studies/{study}/sessions/{sid}    the session's items, answered images, progress
+    POST /api/studies/{study}/sessions          {worker_id?} → a session, and its token in a cookie
+    GET  /api/studies/{study}/sessions/{sid}    the session's items, answered images, progress (token needed)
     POST /api/studies/{study}/sessions/{sid}/votes   {vote_id, image_id, answer: real|fake, latency_ms?}
+                                                (token needed)
     GET  /api/studies/{study}/images/{image_id} PNG bytes (ids are checked against the manifest)
     GET  /api/studies/{study}/results?token=    every number of the results page (JSON)
     GET  /api/studies/{study}/votes.csv?token=  every vote
 
 Every request about an unknown study, session or image, with a malformed body or an answer other
-than ``real``/``fake`` gets a 4xx with a one-line ``detail``.  A vote is one short transaction keyed by
-the client-made ``vote_id``: a retried request returns the stored vote (``duplicate: true``) and is
-never stored twice.
+than ``real``/``fake`` gets a 4xx with a one-line ``detail`` that never repeats what was sent (a 422
+names the field and the rule, not the value); a body over 16 KiB gets 413 before it is read
+(:mod:`.limits`).  A vote is one short transaction keyed by the client-made ``vote_id``: a retried
+request returns the stored vote (``duplicate: true``) and is never stored twice.
+
+A session belongs to the browser that opened it: creating one sets an unguessable token in an
+HttpOnly, SameSite=Lax cookie (only its SHA-256 is stored), and reading the session or voting in it
+needs that cookie.  The same browser asking again gets its session back; another client with the
+same worker id gets a 409 refusal, never the session id or the completion code.
+
+Database work runs in a thread pool, never on the event loop, and no lock is held by a coroutine:
+with SQLite the pool is one thread (the process's single writer, which also keeps each session's
+answers in memory); with PostgreSQL, several threads share the connection pool.
 """
 
 from __future__ import annotations
 
+import asyncio
 import csv
+import hashlib
 import io
 import json
 import random
 import secrets
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal, Optional
 
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from ganworks.turing import db as dbm
+from ganworks.turing.limits import MAX_BODY_BYTES, BodyLimit
 from ganworks.turing.study import ID_RE, load_study
 
 STATIC = Path(__file__).parent / "static"
 WORKER_PARAMS = ("PROLIFIC_PID", "workerId", "worker_id")
 STAIRCASE = {"down_after": 2, "factor": 0.8, "min_ms": 20, "max_ms": 2000}
+COOKIE = "ganworks_session"
+COOKIE_MAX_AGE = 30 * 24 * 3600
+OTHER_BROWSER = ("this worker id already has a session, opened in another browser; a session and its completion "
+                 "code stay with the browser that opened it, so continue there")
+NOT_YOURS = "this browser does not hold the session's token (its cookie is missing or belongs to another session)"
+NO_STUDY_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Study not found</title><link rel="stylesheet" href="/static/style.css"></head>
+<body><main><h1>Study not found</h1><p id="error" class="error" role="alert">This study could not be found.
+Please check that you opened the whole link from the study invitation.</p></main></body></html>
+"""
+# what a 422 says about each field: the rule, never the value that was sent
+FIELD_RULES = {
+    "worker_id": "worker_id must be 1-128 letters, digits or . _ : @ -",
+    "vote_id": "vote_id must be 8-64 letters, digits, _ or -",
+    "image_id": "image_id must be a string of at most 64 characters",
+    "answer": "answer must be 'real' or 'fake'",
+    "latency_ms": "latency_ms must be a whole number of milliseconds from 0 to 86400000",
+    "include_failed": "include_failed must be true or false",
+}
+
+
+def _describe_invalid(e: dict) -> str:
+    """One phrase for one pydantic error that names the field and its rule and repeats nothing sent."""
+    typ, loc = e.get("type", ""), e.get("loc", ())
+    field = next((x for x in reversed(loc) if isinstance(x, str) and x in FIELD_RULES), None)
+    if typ == "json_invalid":
+        return "the request body is not valid JSON"
+    if typ == "extra_forbidden":
+        return "the request has a field this server does not take"
+    if typ in ("model_attributes_type", "dict_type"):
+        return "the request body must be a JSON object"
+    if field and typ == "missing":
+        return f"{field} is missing"
+    if field:
+        return FIELD_RULES[field]
+    if typ == "missing" and tuple(loc) == ("body",):
+        return "the request needs a JSON body"
+    return "the request is not valid"
+
+
+def _token_hash(request: Request) -> Optional[str]:
+    tok = request.cookies.get(COOKIE)
+    if not tok or len(tok) > 128:
+        return None
+    return hashlib.sha256(tok.encode()).hexdigest()
 
 
 class SessionIn(BaseModel):
@@ -82,20 +144,38 @@ def create_app(study_dir, db_url: str | None = None, token: str | None = None,
     opts = study["options"]
     engine = dbm.make_engine(db_url or dbm.default_url(study_dir), sync=sync)
     token = token or secrets.token_urlsafe(24)
-    shared_store = engine.dialect.name != "sqlite" or processes > 1
+    sqlite = engine.dialect.name == "sqlite"
+    shared_store = not sqlite or processes > 1
     img_dir = Path(study_dir) / "images"
     image_cache: dict = {}
     session_cache: dict = {}
+    # every database call runs here, off the event loop; with SQLite one thread is the process's only
+    # writer (no lock needed), with a server database several threads share the connection pool
+    db_pool = ThreadPoolExecutor(max_workers=1 if sqlite else 16, thread_name_prefix="turing-db")
+
+    async def in_db(fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(db_pool, fn, *args)
 
     app = FastAPI(title=f"ganworks visual Turing test: {name}", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.owner_token = token
     app.state.engine = engine
     app.state.study = study
+    app.state.db_pool = db_pool
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError):
+        phrases = []
+        for e in exc.errors():
+            p = _describe_invalid(e)
+            if p not in phrases:
+                phrases.append(p)
+        return JSONResponse({"detail": "; ".join(phrases) or "the request is not valid"}, status_code=422)
 
     def check_study(s: str):
         if s != name:
-            raise HTTPException(404, f"unknown study {s[:64]!r}")
+            raise HTTPException(404, "unknown study (check the link)")
 
     def check_owner(request: Request):
         given = request.query_params.get("token") or request.headers.get("x-owner-token") or ""
@@ -142,7 +222,7 @@ def create_app(study_dir, db_url: str | None = None, token: str | None = None,
                 raise HTTPException(404, "unknown session")
             items = json.loads(row.items)
             s = {"id": row.id, "items": items, "code": row.code, "worker_id": row.worker_id,
-                 "pos": {it["image_id"]: k for k, it in enumerate(items)}}
+                 "token_hash": row.token_hash, "pos": {it["image_id"]: k for k, it in enumerate(items)}}
             if len(session_cache) > 100_000:
                 session_cache.clear()
             session_cache[sid] = s
@@ -168,6 +248,13 @@ def create_app(study_dir, db_url: str | None = None, token: str | None = None,
                 histories.clear()
             h = histories[sid] = read_answers(sid)
         return h
+
+    def owned_session(sid: str, th: Optional[str]) -> dict:
+        """The session ``sid`` if the request's cookie holds its token (else 403)."""
+        s = load_session(sid)
+        if th is None or s["token_hash"] is None or not secrets.compare_digest(s["token_hash"], th):
+            raise HTTPException(403, NOT_YOURS)
+        return s
 
     def next_exposure(rows) -> Optional[int]:
         if not opts.get("exposure_ms"):
@@ -198,7 +285,8 @@ def create_app(study_dir, db_url: str | None = None, token: str | None = None,
 
     @app.get("/study/{study}")
     def rater_page(study: str):
-        check_study(study)
+        if study != name:  # a crowd worker's mistyped link: a page with a sentence, not JSON
+            return HTMLResponse(NO_STUDY_PAGE, status_code=404)
         return FileResponse(STATIC / "rater.html", media_type="text/html")
 
     @app.get("/owner/{study}")
@@ -213,75 +301,93 @@ def create_app(study_dir, db_url: str | None = None, token: str | None = None,
                 "staircase": bool(opts.get("staircase")), "worker_params": list(worker_params),
                 "tutorial": opts["tutorial"], "per_session": opts["per_session"]}
 
-    @app.post("/api/studies/{study}/sessions")
-    def new_session(study: str, body: SessionIn):
-        check_study(study)
-        sid = secrets.token_urlsafe(24)
-        items = make_items(random.Random(secrets.randbits(64)))
-        row = {"id": sid, "study": name, "worker_id": body.worker_id, "items": json.dumps(items),
-               "code": secrets.token_hex(4).upper(), "created": time.time()}
-        try:
-            with engine.write_lock, engine.begin() as c:
-                c.execute(insert(dbm.sessions).values(**row))
-        except IntegrityError:
+    def open_session(worker_id: Optional[str], th: Optional[str]) -> tuple[dict, Optional[str]]:
+        """(the session view, a new token or None): this browser's session for ``worker_id`` again, or
+        a new one; a worker id whose session another browser holds is refused (409)."""
+        S = dbm.sessions
+        if th is not None:
             with engine.connect() as c:
-                old = c.execute(select(dbm.sessions.c.id).where(dbm.sessions.c.study == name,
-                                                                dbm.sessions.c.worker_id == body.worker_id)).first()
-            if old is None:
-                raise HTTPException(409, "could not create the session; retry")
-            view = session_view(load_session(old.id))
-            view["resumed"] = True
-            return view
+                row = c.execute(select(S.c.id, S.c.worker_id).where(S.c.study == name, S.c.token_hash == th)).first()
+            if row is not None and row.worker_id == worker_id:
+                view = session_view(load_session(row.id))
+                view["resumed"] = True
+                return view, None
+        if worker_id is not None:
+            with engine.connect() as c:
+                if c.execute(select(S.c.id).where(S.c.study == name, S.c.worker_id == worker_id)).first():
+                    raise HTTPException(409, OTHER_BROWSER)
+        sid, new_token = secrets.token_urlsafe(24), secrets.token_urlsafe(32)
+        items = make_items(random.Random(secrets.randbits(64)))
+        row = {"id": sid, "study": name, "worker_id": worker_id, "items": json.dumps(items),
+               "code": secrets.token_hex(4).upper(), "created": time.time(),
+               "token_hash": hashlib.sha256(new_token.encode()).hexdigest()}
+        try:
+            with engine.begin() as c:
+                c.execute(insert(S).values(**row))
+        except IntegrityError:  # the same worker id opened a session elsewhere a moment ago
+            raise HTTPException(409, OTHER_BROWSER) from None
         view = session_view(load_session(sid))
         view["resumed"] = False
-        return view
+        return view, new_token
+
+    @app.post("/api/studies/{study}/sessions")
+    async def new_session(study: str, body: SessionIn, request: Request):
+        check_study(study)
+        view, new_token = await in_db(open_session, body.worker_id, _token_hash(request))
+        resp = JSONResponse(view)
+        if new_token is not None:
+            resp.set_cookie(COOKIE, new_token, max_age=COOKIE_MAX_AGE, path=f"/api/studies/{name}", httponly=True,
+                            samesite="lax", secure=request.url.scheme == "https")
+        return resp
 
     @app.get("/api/studies/{study}/sessions/{sid}")
-    async def get_session(study: str, sid: str):
+    async def get_session(study: str, sid: str, request: Request):
         check_study(study)
-        return session_view(load_session(sid))
+        th = _token_hash(request)
+        return await in_db(lambda: session_view(owned_session(sid, th)))
 
-    @app.post("/api/studies/{study}/sessions/{sid}/votes")
-    async def vote(study: str, sid: str, body: VoteIn):
-        t0 = time.perf_counter()
-        check_study(study)
-        s = load_session(sid)
+    def store_vote(sid: str, th: Optional[str], body: VoteIn) -> dict:
+        s = owned_session(sid, th)
         pos = s["pos"].get(body.image_id)
         if pos is None:
-            raise HTTPException(404, f"image {body.image_id[:64]!r} is not in this session")
+            raise HTTPException(404, "this image is not in this session")
         m = manifest[body.image_id]
         item = s["items"][pos]
         kind = "tutorial" if item["tutorial"] else ("attention" if m["kind"] == "attention" else "main")
         correct = body.answer == m["truth"]
-        # async: the short transaction runs on the event loop, so within this process votes are
-        # written one at a time without thread hand-offs (the lock also covers sync routes' threads)
-        with engine.write_lock:
-            hist = answered(sid)
-            row = {"vote_id": body.vote_id, "session_id": sid, "study": name, "image_id": body.image_id,
-                   "position": pos, "source": m["source"], "truth": m["truth"], "kind": kind,
-                   "answer": body.answer, "correct": correct, "latency_ms": body.latency_ms,
-                   "exposure_ms": next_exposure(hist), "created": time.time()}
-            duplicate = False
-            try:
-                with engine.begin() as c:
-                    c.execute(insert_vote, row)
-            except IntegrityError:
-                with engine.connect() as c:
-                    old = c.execute(select(dbm.votes).where(dbm.votes.c.vote_id == body.vote_id)).first()
-                if old is None:
-                    raise HTTPException(409, f"image {body.image_id!r} was already answered in this session")
-                if (old.session_id, old.image_id, old.answer) != (sid, body.image_id, body.answer):
-                    raise HTTPException(409, f"vote id {body.vote_id!r} was already used for another vote")
-                duplicate, correct = True, bool(old.correct)
-            else:
-                hist.append((body.image_id, kind, correct))
-            n = len(hist)
+        hist = answered(sid)
+        row = {"vote_id": body.vote_id, "session_id": sid, "study": name, "image_id": body.image_id,
+               "position": pos, "source": m["source"], "truth": m["truth"], "kind": kind,
+               "answer": body.answer, "correct": correct, "latency_ms": body.latency_ms,
+               "exposure_ms": next_exposure(hist), "created": time.time()}
+        duplicate = False
+        try:
+            with engine.begin() as c:
+                c.execute(insert_vote, row)
+        except IntegrityError:
+            with engine.connect() as c:
+                old = c.execute(select(dbm.votes).where(dbm.votes.c.vote_id == body.vote_id)).first()
+            if old is None:
+                raise HTTPException(409, "this image was already answered in this session") from None
+            if (old.session_id, old.image_id, old.answer) != (sid, body.image_id, body.answer):
+                raise HTTPException(409, "this vote id was already used for another vote") from None
+            duplicate, correct = True, bool(old.correct)
+        else:
+            hist.append((body.image_id, kind, correct))
+        n = len(hist)
         out = {"stored": True, "duplicate": duplicate, "progress": n, "total": len(s["items"]),
                "done": n >= len(s["items"]), "exposure_ms": next_exposure(hist)}
         if opts["feedback"] or item["tutorial"]:
             out.update(correct=correct, truth=m["truth"])
         if out["done"]:
             out.update(completion(s))
+        return out
+
+    @app.post("/api/studies/{study}/sessions/{sid}/votes")
+    async def vote(study: str, sid: str, body: VoteIn, request: Request):
+        t0 = time.perf_counter()
+        check_study(study)
+        out = await in_db(store_vote, sid, _token_hash(request), body)
         # a ready JSONResponse skips FastAPI's response encoding (the vote is the hot path)
         return JSONResponse(out, headers={"Server-Timing": f"vote;dur={1000 * (time.perf_counter() - t0):.2f}"})
 
@@ -297,19 +403,21 @@ def create_app(study_dir, db_url: str | None = None, token: str | None = None,
         return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=86400"})
 
     @app.get("/api/studies/{study}/results")
-    def results(study: str, request: Request, include_failed: bool = False):
+    async def results(study: str, request: Request, include_failed: bool = False):
         check_study(study)
         check_owner(request)
         from ganworks.turing.stats import summarize
 
-        return _json_safe(summarize(study_obj(), dbm.read_votes(engine, name), exclude_failed=not include_failed,
-                                    reps=reps))
+        rows = await in_db(dbm.read_votes, engine, name)
+        # the bootstrap is CPU work: a thread of its own, not the database's
+        return _json_safe(await asyncio.get_running_loop().run_in_executor(
+            None, lambda: summarize(study_obj(), rows, exclude_failed=not include_failed, reps=reps)))
 
     @app.get("/api/studies/{study}/votes.csv")
-    def votes_csv(study: str, request: Request):
+    async def votes_csv(study: str, request: Request):
         check_study(study)
         check_owner(request)
-        return Response(votes_to_csv(dbm.read_votes(engine, name)), media_type="text/csv")
+        return Response(votes_to_csv(await in_db(dbm.read_votes, engine, name)), media_type="text/csv")
 
     @app.get("/owner")
     def owner_redirect():

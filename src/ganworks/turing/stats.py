@@ -179,7 +179,8 @@ def summarize(study: dict, votes: list[dict], exclude_failed: bool = True, reps:
         "sources": per_source,
         "rank_correlations": rank_correlations(human, {s["label"]: s.get("scores", {}) for s in fakes}),
         "images": images,
-        "most_convincing_fakes": by_rate[:top],
+        # only fakes that fooled someone: a fake every rater called generated convinced nobody
+        "most_convincing_fakes": [d for d in by_rate if d["judged_real"] > 0][:top],
         "least_convincing_fakes": by_rate[::-1][:top],
         "unvoted_images": sum(1 for m in manifest.values() if m["kind"] == "main") - len(images),
     }
@@ -191,12 +192,24 @@ def _fmt(x, pct=True):
     return f"{100 * x:.1f} %" if pct else f"{x:.3g}"
 
 
+def _ci(lo_hi) -> str:
+    """An interval as 'a–b', or one dash when there is none (no votes scored)."""
+    lo, hi = lo_hi
+    if any(x is None or (isinstance(x, float) and not math.isfinite(x)) for x in (lo, hi)):
+        return "–"
+    return f"{_fmt(lo)}–{_fmt(hi)}"
+
+
+def _n(k: int, word: str) -> str:
+    return f"{k} {word}" + ("" if k == 1 else "s")
+
+
 def to_markdown(r: dict) -> str:
     """The results as a Markdown report (what ``ganworks turing results --format md`` prints)."""
     lines = [f"# Visual Turing test: {r['study']}", "",
-             f"{r['sessions']} sessions ({r['sessions_failed_attention']} failed an attention check"
+             f"{_n(r['sessions'], 'session')} ({r['sessions_failed_attention']} failed an attention check"
              f"{', excluded' if r['excluded_failed_attention'] else ', kept'}); "
-             f"{r['votes_scored']} scored votes of {r['votes_total']}. "
+             f"{r['votes_scored']} scored {'vote' if r['votes_total'] == 1 else 'votes'} of {r['votes_total']}. "
              f"HYPE∞ = (error on fakes + error on reals) / 2; 95 % CI: bootstrap over raters and images "
              f"({r['bootstrap']['replicates']} replicates); Wilson: pooled votes.", "",
              "| source | kind | votes | raters | accuracy | error on fakes | error on reals | HYPE∞ | 95 % CI | Wilson (pooled) |",
@@ -204,13 +217,13 @@ def to_markdown(r: dict) -> str:
     for s in r["sources"]:
         if s["truth"] == "real":
             lines.append(f"| {s['source']} | real | {s['votes']} | {s['raters']} | {_fmt(s['accuracy'])} | – | "
-                         f"{_fmt(s['error_on_reals'])} | – | – | "
-                         f"{_fmt(s['error_on_reals_wilson'][0])}–{_fmt(s['error_on_reals_wilson'][1])} |")
+                         f"{_fmt(s['error_on_reals'])} | – | – | {_ci(s['error_on_reals_wilson'])} |")
         else:
             lines.append(f"| {s['source']} | generated | {s['votes']} | {s['raters']} | {_fmt(s['accuracy'])} | "
                          f"{_fmt(s['error_on_fakes'])} | {_fmt(s['error_on_reals'])} | {_fmt(s['hype'])} | "
-                         f"{_fmt(s['hype_ci'][0])}–{_fmt(s['hype_ci'][1])} | "
-                         f"{_fmt(s['pooled_error_wilson'][0])}–{_fmt(s['pooled_error_wilson'][1])} |")
+                         f"{_ci(s['hype_ci'])} | {_ci(s['pooled_error_wilson'])} |")
+    lines += ["", "Accuracy is the share of right answers on: the real images (the real row); that generator's "
+              "images and the real images together (a generated row)."]
     if r["rank_correlations"]:
         lines += ["", "Rank correlation of HYPE∞ with the generators' scores "
                   "(expected sign: + for IS, − for FID/KID):", "",
@@ -223,7 +236,7 @@ def to_markdown(r: dict) -> str:
         lines += ["", f"Exposure threshold (staircase, median over {st['sessions']} sessions): "
                   f"{_fmt(st['threshold_ms_median'], pct=False)} ms."]
     if r["most_convincing_fakes"]:
-        lines += ["", "Most convincing fakes (judged real rate): " + ", ".join(
+        lines += ["", "Most convincing fakes (share of their votes that said real): " + ", ".join(
             f"{d['image_id']} ({d['source']}, {_fmt(d['judged_real_rate'])} of {d['votes']})"
             for d in r["most_convincing_fakes"][:5])]
     return "\n".join(lines) + "\n"

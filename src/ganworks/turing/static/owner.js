@@ -39,8 +39,8 @@
     $("chart").innerHTML = ""; $("chart").appendChild(svg);
   }
 
-  function thumbs(div, list) {
-    div.innerHTML = list.length ? "" : "<span class='muted'>no votes on generated images yet</span>";
+  function thumbs(div, list, empty) {
+    div.innerHTML = list.length ? "" : "<span class='muted'>" + (empty || "no votes on generated images yet") + "</span>";
     for (const d of list) {
       const f = document.createElement("figure");
       f.innerHTML = "<img alt='' src='" + api + "/images/" + esc(d.image_id) + "'><figcaption>" + esc(d.source) +
@@ -56,8 +56,9 @@
     if (!r.ok) { $("error").textContent = data.detail || ("error " + r.status); $("error").classList.remove("hidden"); return; }
     $("error").classList.add("hidden");
     $("study").textContent = data.study;
-    $("summary").textContent = data.sessions + " sessions (" + data.sessions_failed_attention + " failed an attention check, " +
+    $("summary").textContent = data.sessions + (data.sessions === 1 ? " session (" : " sessions (") + "" + data.sessions_failed_attention + " failed an attention check, " +
       (data.excluded_failed_attention ? "excluded" : "included") + "); " + data.votes_scored + " scored votes of " + data.votes_total + ".";
+    const ci = (a) => (a[0] === null || a[1] === null) ? "–" : pct(a[0]) + " – " + pct(a[1]);
     const tb = $("sources").querySelector("tbody"); tb.innerHTML = "";
     for (const s of data.sources) {
       const tr = document.createElement("tr");
@@ -65,8 +66,8 @@
       const w = real ? s.error_on_reals_wilson : s.pooled_error_wilson;
       tr.innerHTML = "<td>" + esc(s.source) + "</td><td>" + (real ? "real" : "generated") + "</td><td>" + s.votes + "</td><td>" + s.raters +
         "</td><td>" + pct(s.accuracy) + "</td><td>" + (real ? "–" : pct(s.error_on_fakes)) + "</td><td>" + pct(s.error_on_reals) +
-        "</td><td><b>" + (real ? "–" : pct(s.hype)) + "</b></td><td>" + (real ? "–" : pct(s.hype_ci[0]) + " – " + pct(s.hype_ci[1])) +
-        "</td><td>" + pct(w[0]) + " – " + pct(w[1]) + "</td>";
+        "</td><td><b>" + (real ? "–" : pct(s.hype)) + "</b></td><td>" + (real ? "–" : ci(s.hype_ci)) +
+        "</td><td>" + ci(w) + "</td>";
       tb.appendChild(tr);
     }
     chart(data.sources);
@@ -74,7 +75,7 @@
       esc(c.score) + ": Spearman ρ = " + c.spearman.toFixed(3) + ", Kendall τ = " + c.kendall.toFixed(3) + " over " + c.n +
       " generators (expected sign " + (c.expected_sign > 0 ? "+" : "−") + ")").join("<br>")
       : "Needs at least two generators with IS/FID scores in the study.";
-    thumbs($("most"), data.most_convincing_fakes);
+    thumbs($("most"), data.most_convincing_fakes, "no generated image was called real yet");
     thumbs($("least"), data.least_convincing_fakes);
     const ib = $("images").querySelector("tbody"); ib.innerHTML = "";
     for (const d of data.images) {
