@@ -40,6 +40,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 import compare as C  # noqa: E402
+import sngan_dynamics  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 LAST_OURS: dict = {}
@@ -1634,7 +1635,9 @@ SECTIONS = {"mnist": mnist_section, "cifar": cifar_section, "sngan": sngan_secti
             "svhn": svhn_section, "svhn64": lambda a, tmp: svhn_section(a, tmp, "float64"),
             "svhn64eps": lambda a, tmp: svhn_section(a, tmp, "float64", match_eps=True),
             "cifar-md": cifar_md_section, "cifar-md64": lambda a, tmp: cifar_md_section(a, tmp, "float64"),
-            "cifar-md64eps": lambda a, tmp: cifar_md_section(a, tmp, "float64", match_eps=True)}
+            "cifar-md64eps": lambda a, tmp: cifar_md_section(a, tmp, "float64", match_eps=True),
+            "sngan-dynamics": sngan_dynamics.section,
+            "sngan-dynamics64": lambda a, tmp: sngan_dynamics.section(a, tmp, "float64")}
 
 
 def main(argv=None) -> int:
