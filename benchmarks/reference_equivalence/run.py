@@ -1636,8 +1636,7 @@ SECTIONS = {"mnist": mnist_section, "cifar": cifar_section, "sngan": sngan_secti
             "svhn64eps": lambda a, tmp: svhn_section(a, tmp, "float64", match_eps=True),
             "cifar-md": cifar_md_section, "cifar-md64": lambda a, tmp: cifar_md_section(a, tmp, "float64"),
             "cifar-md64eps": lambda a, tmp: cifar_md_section(a, tmp, "float64", match_eps=True),
-            "sngan-dynamics": sngan_dynamics.section,
-            "sngan-dynamics64": lambda a, tmp: sngan_dynamics.section(a, tmp, "float64")}
+            "sngan-dynamics": sngan_dynamics.section}
 
 
 def main(argv=None) -> int:
@@ -1690,7 +1689,10 @@ def main(argv=None) -> int:
             "device": f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores shared with other "
                       f"jobs), float32 unless a row says [float64], 1 thread per side",
             "ganworks torch": torch.__version__,
-            "reference checkouts": commits or "see README.md",
+            # checkouts of this run over those of earlier runs (a machine may hold only some of them)
+            "reference checkouts": ({**(old.get("meta", {}).get("reference checkouts") or {}), **commits}
+                                    if isinstance(old.get("meta", {}).get("reference checkouts"), dict) or commits
+                                    else "see README.md"),
             "targets": f"single step {C.RTOL_STEP:g} relative, {a.iterations}-iteration trajectory "
                        f"{C.RTOL_TRAJECTORY:g} relative (issue 12)",
             "reading guide": "float32 rows are the issue's targets; [float64] rows repeat them in double precision, "

@@ -163,7 +163,8 @@ def _build(model: str, loss: str, variant: str, dtype: str, rs: np.random.Random
     zdist = getattr(G, "z_distribution", "normal")
     z = rs.randn(n_z, 128) if zdist == "normal" else rs.uniform(-1, 1, (n_z, 128))
     xs = rs.uniform(-1, 1, (UPDATES * N_DIS, BATCH, 3, 32, 32))
-    z, xs = z.astype(np_dt), xs.astype(np_dt)
+    # float32 values in either precision: the float64 run is the float32 instance in double precision
+    z, xs = z.astype(np.float32).astype(np_dt), xs.astype(np.float32).astype(np_dt)
     zq = deque(torch.from_numpy(z))
 
     def sample_z(n, device=None):
@@ -186,7 +187,7 @@ def _build(model: str, loss: str, variant: str, dtype: str, rs: np.random.Random
     sn = sn_modules(D)
     for mname, p in sn.items():
         link = dmap[mname][0]
-        u0 = rs.randn(p._u.shape[0]).astype(np_dt)
+        u0 = rs.randn(p._u.shape[0]).astype(np.float32).astype(np_dt)
         inp[f"{tag}/D{link}/u"] = u0[None]
         if variant != "as trained":  # same u0 on both sides; v such that torch's u-first step gives Chainer's u
             with torch.no_grad():
@@ -243,8 +244,8 @@ def _bn_fed_bias(k: str) -> bool:
     return len(parts) >= 4 and parts[1] == "G" and parts[-1] == "b" and "/" + "/".join(parts[2:-1]) not in G_OUT_LINKS
 
 
-def section(a, tmp: Path, dtype: str = "float32") -> list[C.Check]:
-    sec = Section("sngan-dynamics", dtype)
+def _run(a, tmp: Path, dtype: str) -> tuple[dict, dict]:
+    """Both sides of every run in ``dtype``: ({tag: our arrays}, {tag: the reference's arrays})."""
     rs = seed_all(0)
     inp, ours_all = {}, {}
     for model in MODELS:
@@ -255,64 +256,93 @@ def section(a, tmp: Path, dtype: str = "float32") -> list[C.Check]:
                 ours_all[tag] = o
     ref = run_reference(a.chainer_python, "ref_sngan_dynamics.py",
                         ["--sngan-projection", a.sngan_projection, "--chainer-gan-lib", a.chainer_gan_lib],
-                        inp, tmp, "sngan-dynamics" + ("64" if sec.wide else ""))
+                        inp, tmp, "sngan-dynamics-" + dtype)
+    refs = {tag: {k[len(tag) + 1:]: v for k, v in ref.items() if k.startswith(tag + "/")} for tag in ours_all}
+    return ours_all, refs
+
+
+def _sigmas(o: dict, r: dict) -> tuple[dict, dict, list[float]]:
+    """σ̂ after each update per SN layer on each side, and the worst relative difference per update."""
+    u_keys = sorted(k for k in r if k.endswith("/u"))
+    sig_o, sig_r, worst = {}, {}, []
+    for t in range(UPDATES):
+        rel_t = 0.0
+        for k in (k for k in u_keys if k.startswith(f"t{t}/")):
+            Wk = k[:-2] + "/W"
+            so, sr = sigma_hat(o[Wk], o[k]), sigma_hat(r[Wk], r[k])
+            sig_o[k[:-2] + "/sigma"], sig_r[k[:-2] + "/sigma"] = np.asarray(so), np.asarray(sr)
+            rel_t = max(rel_t, abs(so - sr) / abs(sr))
+        worst.append(rel_t)
+    return sig_o, sig_r, worst
+
+
+def section(a, tmp: Path) -> list[C.Check]:
+    """Float32 and float64 runs of the same instance; float64 rows to ``RTOL_FLOAT64``, float32 rows of the
+    matched schedule judged by the measured rounding noise (``compare.check_measured``)."""
+    runs = {dt: _run(a, tmp, dt) for dt in ("float64", "float32")}
+    sections = {dt: Section("sngan-dynamics", dt) for dt in runs}
     snp = "sngan_projection updater.py: Updater.update_core"
     for model in MODELS:
         for loss in LOSSES:
             for variant in VARIANTS:
                 tag = f"{model}-{loss}-{variant.replace(' ', '_')}"
-                o = ours_all[tag]
-                r = {k[len(tag) + 1:]: v for k, v in ref.items() if k.startswith(tag + "/")}
                 title = f"SN-GAN dynamics, {'standard CNN' if model == 'cnn' else 'ResNet'}, " \
                         f"{'non-saturating' if loss == 'ns' else 'hinge'} loss, {variant}"
                 refname = f"{snp} ({'chainer-gan-lib common/net.py' if model == 'cnn' else 'sngan_projection'} models)"
                 deviation = variant != "reference schedule"
-                u_keys = sorted(k for k in r if k.endswith("/u"))
-                # σ̂ after each update, per SN layer, from each side's (W, u)
-                sig_o, sig_r, worst = {}, {}, []
-                for t in range(UPDATES):
-                    rel_t = 0.0
-                    for k in (k for k in u_keys if k.startswith(f"t{t}/")):
-                        Wk = k[:-2] + "/W"
-                        so, sr = sigma_hat(o[Wk], o[k]), sigma_hat(r[Wk], r[k])
-                        sig_o[k[:-2] + "/sigma"], sig_r[k[:-2] + "/sigma"] = np.asarray(so), np.asarray(sr)
-                        rel_t = max(rel_t, abs(so - sr) / abs(sr))
-                    worst.append(rel_t)
-                sig_note = "σ̂ = ‖Wᵀu‖ differs by up to " + ", ".join(
-                    f"{100 * w:.3g} % after update {t + 1}" for t, w in enumerate(worst)) + " (worst SN layer)"
-                notes = {
-                    "as trained": "documented deviation (nn/spectral_norm.py): ganworks does 1 + n_dis power steps "
-                                  "per update (one per phase, parametrize.cached) from PyTorch's 15-step warm start, "
-                                  "the reference 1 + 2·n_dis (one per D call) from a random u; Adam's eps is added "
-                                  "to √v̂ (PyTorch) vs √v (Chainer). Measured: " + sig_note,
-                    "same u0": "documented deviation: the power-iteration schedule alone (same u0, Adam eps off on "
-                               "both sides): 1 + n_dis power steps per update in ganworks vs 1 + 2·n_dis in the "
-                               "reference, and PyTorch's u-then-v half-steps. Measured: " + sig_note,
-                    "reference schedule": "the harness gives ganworks' SN layers the reference's power step on "
-                                          "every D call; everything else is train_iteration's own. " + sig_note,
-                }
-                sec.check(f"{title}: σ̂ of every SN layer after each of {UPDATES} updates", refname,
-                          "train.loop.train_iteration + nn.spectral_norm", C.pair_up(sig_o, sig_r),
-                          deviation=deviation, note=notes[variant])
-                sec.check(f"{title}: u of every SN layer after each update", refname, "nn.spectral_norm",
-                          {k: (o[k], r[k]) for k in u_keys}, deviation=deviation)
-                bn_fed = [k for k in r if _bn_fed_bias(k)]
-                sec.check(f"{title}: G biases that feed a BN, with their Adam m, v, after each update", refname,
-                          "train.loop.train_iteration", {k: (o[k], r[k]) for k in sorted(bn_fed)}, info=True,
-                          atol_of_check=True, note=BN_FED_NOTE)
-                for role in ("D", "G"):
-                    pk = [k for k in r if k[3:4] == role and not k.endswith(("/u", "/m", "/v", "alpha"))
-                          and not _bn_fed_bias(k)]
-                    sec.check(f"{title}: {role} parameters after each update", refname,
-                              "train.loop.train_iteration", {k: (o[k], r[k]) for k in sorted(pk)},
-                              deviation=deviation, atol_of_check=True)
-                    mk = [k for k in r if k[3:4] == role and k.endswith(("/m", "/v")) and not _bn_fed_bias(k)]
-                    sec.check(f"{title}: {role} Adam moments m, v after each update",
-                              "chainer.optimizers.Adam (Chainer 7.8.1) state m, v", "torch.optim.Adam exp_avg, exp_avg_sq",
-                              {k: (o[k], r[k]) for k in sorted(mk)}, deviation=deviation, atol_of_check=True)
-                    if model == "resnet" and variant == "reference schedule" and role == "G":
-                        ak = [k for k in r if k.endswith("alpha")]
-                        sec.check(f"{title}: learning rate after each update (linear decay)",
-                                  "sngan_projection train.py: extensions.LinearShift('alpha')",
-                                  "train.optim.build_scheduler", {k: (o[k], r[k]) for k in sorted(ak)})
-    return sec.checks
+                o64, r64 = runs["float64"][0][tag], runs["float64"][1][tag]
+                s64o, s64r, _ = _sigmas(o64, r64)
+                for dt, sec in sections.items():
+                    o, r = runs[dt][0][tag], runs[dt][1][tag]
+                    sig_o, sig_r, worst = _sigmas(o, r)
+                    if dt == "float32":
+                        o.update(sig_o), r.update(sig_r)
+                        o64.update(s64o), r64.update(s64r)
+                    else:
+                        o.update(sig_o), r.update(sig_r)
+                    sig_note = "σ̂ = ‖Wᵀu‖ differs by up to " + ", ".join(
+                        f"{100 * w:.3g} % after update {t + 1}" for t, w in enumerate(worst)) + " (worst SN layer)"
+                    notes = {
+                        "as trained": "documented deviation (nn/spectral_norm.py): ganworks does 1 + n_dis power steps "
+                                      "per update (one per phase, parametrize.cached) from PyTorch's 15-step warm "
+                                      "start, the reference 1 + 2·n_dis (one per D call) from a random u; Adam's eps "
+                                      "is added to √v̂ (PyTorch) vs √v (Chainer). Measured: " + sig_note,
+                        "same u0": "documented deviation: the power-iteration schedule alone (same u0, Adam eps off on "
+                                   "both sides): 1 + n_dis power steps per update in ganworks vs 1 + 2·n_dis in the "
+                                   "reference, and PyTorch's u-then-v half-steps. Measured: " + sig_note,
+                        "reference schedule": "the harness gives ganworks' SN layers the reference's power step on "
+                                              "every D call; everything else is train_iteration's own. " + sig_note,
+                    }
+                    u_keys = sorted(k for k in r if k.endswith("/u"))
+                    sig_keys = sorted(k for k in r if k.endswith("/sigma"))
+                    bn_fed = sorted(k for k in r if _bn_fed_bias(k))
+                    groups = [(f"σ̂ of every SN layer after each of {UPDATES} updates",
+                               "train.loop.train_iteration + nn.spectral_norm", sig_keys, notes[variant]),
+                              ("u of every SN layer after each update", "nn.spectral_norm", u_keys, "")]
+                    for role in ("D", "G"):
+                        groups.append((f"{role} parameters after each update", "train.loop.train_iteration",
+                                       sorted(k for k in r if k[3:4] == role and not k.endswith(
+                                           ("/u", "/m", "/v", "alpha", "/sigma")) and not _bn_fed_bias(k)), ""))
+                        groups.append((f"{role} Adam moments m, v after each update",
+                                       "torch.optim.Adam exp_avg, exp_avg_sq (vs Chainer Adam m, v)",
+                                       sorted(k for k in r if k[3:4] == role and k.endswith(("/m", "/v"))
+                                              and not _bn_fed_bias(k)), ""))
+                    if model == "resnet" and variant == "reference schedule":
+                        groups.append(("learning rate after each update (linear decay)", "train.optim.build_scheduler",
+                                       sorted(k for k in r if k.endswith("alpha")), "vs sngan_projection train.py's "
+                                       "extensions.LinearShift('alpha')"))
+                    for what, ours_name, keys, note in groups:
+                        comp = f"{title}: {what}"
+                        if dt == "float32" and not deviation:
+                            c = C.check_measured(comp, refname, ours_name,
+                                                 {k: (o[k], r[k], o64[k], r64[k]) for k in keys}, note=note,
+                                                 section=sec.name)
+                            sec.checks.append(c)
+                        else:
+                            sec.check(comp, refname, ours_name, {k: (o[k], r[k]) for k in keys},
+                                      rtol=C.RTOL_FLOAT64 if dt == "float64" else C.RTOL_STEP,
+                                      deviation=deviation, note=note)
+                    sec.check(f"{title}: G biases that feed a BN, with their Adam m, v, after each update", refname,
+                              "train.loop.train_iteration", {k: (o[k], r[k]) for k in bn_fed}, info=True,
+                              atol_of_check=True, note=BN_FED_NOTE)
+    return sections["float64"].checks + sections["float32"].checks
