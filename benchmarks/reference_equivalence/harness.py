@@ -49,22 +49,25 @@ def as_numpy(t, dtype) -> np.ndarray:
     return np.asarray(t).astype(dtype)
 
 
-def upcast(inp: dict) -> dict:
-    """``inp`` with every float32 array turned into float64 (the same values), ``dtype`` set to float64."""
-    out = {k: (v.astype(np.float64) if isinstance(v, np.ndarray) and v.dtype == np.float32 else v)
-           for k, v in ((k, np.asarray(v)) for k, v in inp.items())}
-    out["dtype"] = "float64"
-    return out
+#: the running section's precision: ``npy`` converts to it (a section sets it first)
+DTYPE = np.float32
+#: ganworks' side of the last runs, kept for ad hoc inspection (e.g. float32 vs float64)
+LAST_OURS: dict = {}
 
 
-def run_reference(python: str, script: str, args: list[str], inp: dict, tmp: Path, tag: str,
-                  env_extra: dict | None = None) -> dict:
-    """Write ``inp`` to an .npz, run ``script`` (in this folder) under ``python`` on one thread,
-    return its output .npz as a dict."""
+def npy(t: torch.Tensor) -> np.ndarray:
+    """A tensor as a NumPy array in the running section's precision ``DTYPE``."""
+    return t.detach().cpu().numpy().astype(DTYPE)
+
+
+def run_reference(python: str, script: str, args: list[str], inp: dict, env_extra: dict, tmp: Path,
+                  tag: str) -> dict:
+    """Write ``inp`` to an .npz, run ``script`` (in this folder) under ``python`` on one thread, under
+    ``nice``, with ``env_extra`` in its environment; return its output .npz as a dict."""
     fin, fout = tmp / f"{tag}-in.npz", tmp / f"{tag}-out.npz"
     np.savez(fin, **{k: np.asarray(v) for k, v in inp.items()})
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-           **(env_extra or {})}
+           **env_extra}
     env.pop("PYTHONPATH", None)
     cmd = ["nice", "-n", "10", python, str(HERE / script), *args, str(fin), str(fout)]
     t0 = time.time()

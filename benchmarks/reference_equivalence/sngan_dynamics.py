@@ -41,6 +41,7 @@ import torch
 
 import compare as C
 from harness import Section, as_numpy, run_reference, seed_all
+from sec_sngan import _chainer_names as chainer_names
 
 UPDATES = 3
 N_DIS = 5
@@ -70,18 +71,6 @@ MODELS = {  # model: (preset, overrides, G map, D map, reference G ch, reference
 }
 LOSSES = {"ns": ("nonsaturating", "dcgan"), "hinge": ("hinge", "hinge")}
 VARIANTS = ("as trained", "same u0", "reference schedule")
-
-
-def chainer_names(model: torch.nn.Module, links: dict) -> dict[str, str]:
-    """our parameter name -> Chainer parameter name."""
-    out = {}
-    for name, _ in model.named_parameters():
-        mod, _, leaf = name.rpartition(".")
-        if mod.endswith("parametrizations.weight"):
-            mod, leaf = mod[: -len(".parametrizations.weight")], "weight"
-        link, is_bn = links[mod]
-        out[name] = link + "/" + ({"weight": "gamma", "bias": "beta"} if is_bn else {"weight": "W", "bias": "b"})[leaf]
-    return out
 
 
 def sn_modules(model) -> dict:
@@ -256,7 +245,7 @@ def _run(a, tmp: Path, dtype: str) -> tuple[dict, dict]:
                 ours_all[tag] = o
     ref = run_reference(a.chainer_python, "ref_sngan_dynamics.py",
                         ["--sngan-projection", a.sngan_projection, "--chainer-gan-lib", a.chainer_gan_lib],
-                        inp, tmp, "sngan-dynamics-" + dtype)
+                        inp, {}, tmp, "sngan-dynamics-" + dtype)
     refs = {tag: {k[len(tag) + 1:]: v for k, v in ref.items() if k.startswith(tag + "/")} for tag in ours_all}
     return ours_all, refs
 

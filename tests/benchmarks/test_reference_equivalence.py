@@ -177,8 +177,8 @@ def test_report_names_each_checks_worst_array():
 
 
 def test_improved_gan_conv_layout_names_shapes_and_epsilon_adjustment():
-    """run.py's mapping of the CIFAR/SVHN models onto the reference scripts' parameters (tiny models)."""
-    import run as R
+    """sec_igan_conv.py's mapping of the CIFAR/SVHN models onto the reference scripts' parameters (tiny models)."""
+    import sec_igan_conv as R
     from ganworks.models import build_model
 
     torch.manual_seed(0)
