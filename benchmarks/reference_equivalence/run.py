@@ -42,6 +42,7 @@ from sec_mnist import mnist_section  # noqa: E402
 from sec_sngan import sngan_section  # noqa: E402
 from sec_sngan_cond import sngan_cond_section  # noqa: E402
 import sngan_dynamics  # noqa: E402
+from sec_inception_score import section as inception_score_section  # noqa: E402
 
 
 SECTIONS = {"mnist": mnist_section, "cifar": cifar_section, "sngan": sngan_section, "mnist64": lambda a, tmp: mnist_section(a, tmp, "float64"),
@@ -54,7 +55,8 @@ SECTIONS = {"mnist": mnist_section, "cifar": cifar_section, "sngan": sngan_secti
             "svhn64eps": lambda a, tmp: svhn_section(a, tmp, "float64", match_eps=True),
             "cifar-md": cifar_md_section, "cifar-md64": lambda a, tmp: cifar_md_section(a, tmp, "float64"),
             "cifar-md64eps": lambda a, tmp: cifar_md_section(a, tmp, "float64", match_eps=True),
-            "sngan-dynamics": sngan_dynamics.section}
+            "sngan-dynamics": sngan_dynamics.section,
+            "inception-score": inception_score_section}
 
 
 def main(argv=None) -> int:
@@ -67,6 +69,8 @@ def main(argv=None) -> int:
     ap.add_argument("--theano-python", default=str(home / "refenv/theano/bin/python"))
     ap.add_argument("--chainer-python", default=str(home / "refenv/chainer/bin/python"))
     ap.add_argument("--tf-python", default=str(home / "refenv/tf/bin/python"))
+    ap.add_argument("--is-python", default=str(home / "refenv/chainer/bin/python"),
+                    help="any Python with NumPy and six for ref_inception_score.py (default: the Chainer environment's)")
     ap.add_argument("--theano-compiledir", default=str(home / "refenv/theano-compiledir"))
     ap.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections: {', '.join(SECTIONS)}")
     ap.add_argument("--iterations", type=int, default=20, help="whole training iterations compared (MNIST)")
