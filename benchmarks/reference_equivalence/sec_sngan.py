@@ -6,6 +6,7 @@ reference scripts, the recorded draws, the run's precision ``H.DTYPE``) are in h
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,76 @@ def _sn_modules(model):
     from torch.nn.utils import parametrize
     return {n: m for n, m in model.named_modules() if parametrize.is_parametrized(m, "weight")
             and hasattr(m.parametrizations.weight[0], "_u")}
+
+
+def _float32_conditioning(G, D, z, x, d_loss) -> tuple[dict, dict, str]:
+    """The D step's gradients in float32 and in float64 on the same instance (copies of G and D), and a
+    note with two measured causes of float32 error: pre-activations of D's layers whose sign differs
+    between the two precisions (a leaky-ReLU unit on the other slope), and the cancellation in each
+    bias gradient, a sum over batch and positions of δ = ∂L/∂(layer output): its float32 error is
+    about ε₃₂·Σ|δ|, so relative to the array's largest entry the expected error is
+    ε₃₂·max_c Σ|δ_c| / max_c |Σ δ_c|."""
+    from torch.nn.utils import parametrize
+
+    runs = {}
+    for dt in (torch.float32, torch.float64):
+        Gc, Dc = copy.deepcopy(G).to(dt), copy.deepcopy(D).to(dt)
+        pre, outs = {}, {}
+        layers = {n: m for n, m in Dc.named_modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))}
+
+        def hook(name):
+            def f(mod, inp, out):
+                out.retain_grad()  # δ w.r.t. the pre-activation: the layer's (in-place) activation gets a copy
+                outs[name] = out
+                pre[name] = out.detach().clone()
+                return out.clone()
+            return f
+
+        handles = [m.register_forward_hook(hook(n)) for n, m in layers.items()]
+        with parametrize.cached():
+            with torch.no_grad():
+                fake = Gc(z.to(dt))
+            real_out = {}
+            dr = Dc(x.to(dt))
+            real_out.update(pre), pre.clear()
+            real_d = dict(outs)
+            df = Dc(fake)
+            fake_pre, fake_d = dict(pre), dict(outs)
+            L = d_loss(dr, df)
+            params = dict(Dc.named_parameters())
+            L.backward()
+        for h in handles:
+            h.remove()
+        grads = {k: p.grad.detach().double().numpy() for k, p in params.items()}
+        deltas = {n: (real_d[n].grad.double(), fake_d[n].grad.double()) for n in layers}
+        runs[dt] = (real_out, fake_pre, grads, deltas)
+    (r32, f32, g32, _), (r64, f64, g64, d64) = runs[torch.float32], runs[torch.float64]
+    flips, total = 0, 0
+    per_layer = []
+    for n in r64:
+        k = int(((r32[n].double() > 0) != (r64[n] > 0)).sum() + ((f32[n].double() > 0) != (f64[n] > 0)).sum())
+        flips += k
+        total += r64[n].numel() + f64[n].numel()
+        if k:
+            per_layer.append(f"{n}: {k}")
+    eps = float(np.finfo(np.float32).eps)
+    worst = []
+    for n, (dr_, df_) in d64.items():
+        if n + ".bias" not in g64:
+            continue
+        dims = [0] + list(range(2, dr_.dim()))
+        s = dr_.sum(dims) + df_.sum(dims)
+        a = dr_.abs().sum(dims) + df_.abs().sum(dims)
+        exp_rel = eps * float(a.max()) / max(float(s.abs().max()), 1e-300)
+        meas = float(np.abs(g32[n + ".bias"] - g64[n + ".bias"]).max() / np.abs(g64[n + ".bias"]).max())
+        worst.append((exp_rel, n, meas))
+    worst.sort(reverse=True)
+    note = (f"measured on this instance: {flips} of {total} pre-activations of D's layers change sign between "
+            f"float32 and float64 ({', '.join(per_layer) or 'none'}); bias-gradient cancellation: expected float32 "
+            f"error ε₃₂·max Σ|δ| / max |Σδ| vs measured, per layer (worst 3): "
+            + "; ".join(f"{n}: {e:.2g} vs {m:.2g}" for e, n, m in worst[:3]))
+    names = {k: k for k in g64}
+    return {names[k]: g32[k] for k in g32}, {names[k]: g64[k] for k in g64}, note
 
 
 def sngan_section(a, tmp: Path, dtype: str = "float32") -> list[C.Check]:
@@ -95,7 +166,7 @@ def sngan_section(a, tmp: Path, dtype: str = "float32") -> list[C.Check]:
         ("resn", "sngan-resnet-g", {}, "sngan-resnet-d", {}, res_g, res_d, "ns", "normal"),
         ("cnn", "sngan-cnn-g", {"layout": "chainer"}, "sngan-cnn-d", {"layout": "chainer"}, cnn_g, cnn_d, "ns", "uniform"),
     ]
-    results_models = {}
+    results_models, conditioning = {}, {}
     for prefix, gname, gkw, dname, dkw, gmap, dmap, loss, zdist in pairs_spec:
         G, D = build_model(name=gname, **gkw).train().to(tdt), build_model(name=dname, **dkw).train().to(tdt)
         # converged singular vectors (exact SVD) for every SN layer, on both sides: one power step then
@@ -117,6 +188,9 @@ def sngan_section(a, tmp: Path, dtype: str = "float32") -> list[C.Check]:
         x_real = rs.uniform(-1, 1, (n, 3, 32, 32))
         inp[prefix + "z"], inp[prefix + "x_real"] = z.astype(H.DTYPE), x_real.astype(H.DTYPE)
         zt, xt = torch.from_numpy(inp[prefix + "z"]), torch.from_numpy(inp[prefix + "x_real"])
+        if not wide:  # the float32 error's cause, measured on this instance before anything steps u
+            conditioning[prefix] = _float32_conditioning(G, D, zt, xt, losses.d_loss_hinge if loss == "hinge"
+                                                         else losses.d_loss_standard)
         d_loss = losses.d_loss_hinge if loss == "hinge" else losses.d_loss_standard
         g_loss = losses.g_loss_hinge if loss == "hinge" else losses.g_loss_nonsaturating
         o = {}
@@ -213,6 +287,11 @@ def sngan_section(a, tmp: Path, dtype: str = "float32") -> list[C.Check]:
                      {k: v for k, v in r.items() if k.startswith("G_grad")}), atol_of_check=True,
            note="G's conv biases feed a BN, so their exact gradient is 0 and both sides return rounding noise: "
                 "such arrays are judged against the check's largest gradient (see compare.py)")
+        if prefix in conditioning:
+            g32, g64, note = conditioning[prefix]
+            ck(f"SN-GAN {title}: D gradients, ganworks float32 vs ganworks float64 (same instance): the float32 "
+               f"error's cause", f"{dref} (not run: a measurement of ganworks alone)", "autograd",
+               {k: (g32[k], g64[k]) for k in g64}, atol_of_check=True, info=True, note=note)
         if ref64 is not None:
             r64 = {k[len(prefix):]: v for k, v in ref64.items() if k.startswith(prefix)}
             for who, grads_of in (("ganworks float32", o), ("reference float32", r)):
