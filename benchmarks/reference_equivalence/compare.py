@@ -12,6 +12,14 @@ authors' reference code on identical weights, inputs and random draws. For every
 gradients that are zero by construction (e.g. a conv bias followed by batch norm) both sides return
 rounding noise, which is judged against the largest gradient of the same check rather than itself.
 
+Measured tolerances (``check_measured``): a float32 comparison is judged by the rounding noise
+measured on the same instance run in float64 on both sides. Element-wise,
+
+    |ours32 − ref32| <= 4 (|ref32 − ref64| + |ours32 − ours64|) + 4 float32 ulp of max |ref32|,
+
+and the float64 pair must agree to ``RTOL_FLOAT64`` relative (``check`` with that rtol). Each
+array's ``bound_ratio`` is its largest |ours32 − ref32| / bound (pass: <= 1).
+
 A check over several arrays (e.g. every parameter's gradient) passes only if each does; its figure
 is the worst array. ``deviation=True`` marks a difference that exists by design; such a check is
 reported with its measured size and never counts as a failure.
@@ -29,6 +37,12 @@ import numpy as np
 RTOL_STEP = 1e-5
 RTOL_TRAJECTORY = 1e-4
 ATOL_FLOOR = 1e-12
+#: float64 pairs [issue 23]
+RTOL_FLOAT64 = 1e-10
+#: measured tolerance: NOISE_FACTOR × (both sides' measured float32 rounding) + ULP_FACTOR float32 ulp
+NOISE_FACTOR = 4.0
+ULP_FACTOR = 4.0
+MEASURED = "4×measured noise + 4 ulp"
 
 
 @dataclass
@@ -39,6 +53,7 @@ class ArrayDiff:
     max_rel: float
     ref_scale: float
     passed: bool
+    bound_ratio: float = math.nan  # measured tolerance only: max |ours32 − ref32| / bound
 
 
 @dataclass
@@ -52,6 +67,15 @@ class Check:
     note: str = ""
     section: str = ""
     info: bool = False      # a diagnostic measurement, not a ganworks-vs-reference check
+    tolerance: str = ""     # "" (rtol) or MEASURED
+
+    @property
+    def worst(self) -> str:
+        """The name of the check's worst array (by bound ratio for measured tolerances, else max_rel)."""
+        if not self.arrays:
+            return ""
+        key = (lambda a: a.bound_ratio) if self.tolerance == MEASURED else (lambda a: a.max_rel)
+        return max(self.arrays, key=lambda a: (not a.passed, key(a))).name
 
     @property
     def max_abs(self) -> float:
@@ -75,7 +99,7 @@ class Check:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d.update(max_abs=self.max_abs, max_rel=self.max_rel, status=self.status,
+        d.update(max_abs=self.max_abs, max_rel=self.max_rel, status=self.status, worst=self.worst,
                  shapes=sorted({str(tuple(a.shape)) for a in self.arrays}))
         return d
 
@@ -94,6 +118,35 @@ def diff(name: str, ours, ref, rtol: float, atol: float = 0.0) -> ArrayDiff:
     scale = float(np.max(np.abs(b)))
     rel = err / max(scale, ATOL_FLOOR)
     return ArrayDiff(name, tuple(b.shape), err, rel, scale, rel <= rtol or err <= atol)
+
+
+def diff_measured(name: str, ours32, ref32, ours64, ref64) -> ArrayDiff:
+    """Judge float32 ``ours32`` vs ``ref32`` by the rounding noise the float64 runs of the same
+    instance measure on each side (see the module docstring); a shape mismatch or a non-finite value fails."""
+    a, b, c, d = (np.asarray(x, dtype=np.float64) for x in (ours32, ref32, ours64, ref64))
+    if not (a.shape == b.shape == c.shape == d.shape):
+        return ArrayDiff(name, tuple(b.shape), math.inf, math.inf, math.nan, False, math.inf)
+    if a.size == 0:
+        return ArrayDiff(name, tuple(b.shape), 0.0, 0.0, 0.0, True, 0.0)
+    if not all(np.all(np.isfinite(x)) for x in (a, b, c, d)):
+        return ArrayDiff(name, tuple(b.shape), math.inf, math.inf, math.nan, False, math.inf)
+    err = np.abs(a - b)
+    scale = float(np.max(np.abs(b)))
+    ulp = float(np.spacing(np.float32(scale))) if scale > 0 else float(np.finfo(np.float32).tiny)
+    bound = NOISE_FACTOR * (np.abs(b - d) + np.abs(a - c)) + ULP_FACTOR * ulp
+    ratio = float(np.max(err / bound))
+    e = float(np.max(err))
+    return ArrayDiff(name, tuple(b.shape), e, e / max(scale, ATOL_FLOOR), scale, ratio <= 1.0, ratio)
+
+
+def check_measured(component: str, reference: str, ours_name: str, arrays: dict, deviation: bool = False,
+                   note: str = "", section: str = "", info: bool = False) -> Check:
+    """A float32 check judged by measured rounding noise: ``arrays`` = {name: (ours32, ref32, ours64, ref64)}."""
+    c = Check(component, reference, ours_name, math.nan, deviation=deviation, note=note, section=section,
+              info=info, tolerance=MEASURED)
+    for name, (o32, r32, o64, r64) in arrays.items():
+        c.arrays.append(diff_measured(name, o32, r32, o64, r64))
+    return c
 
 
 def check(component: str, reference: str, ours_name: str, pairs: dict, rtol: float = RTOL_STEP,
@@ -139,17 +192,29 @@ def render_markdown(rows: list[dict], meta: dict) -> str:
               "Status: pass (within target), FAIL, deviation (differs by design; the measured size is shown) or info "
               "(a diagnostic measurement, e.g. the reference against itself in another precision). "
               "(+n atol): n arrays are zero by construction (e.g. a conv bias followed by BN) and were judged "
-              "against the row's largest array instead of themselves (compare.py); they are left out of max rel.",
+              "against the row's largest array instead of themselves (compare.py); they are left out of max rel. "
+              "Rows with target '" + MEASURED + "' are float32 rows judged element-wise by the rounding noise "
+              "measured on the same instance in float64 on both sides: |ours32 − ref32| <= 4 (|ref32 − ref64| + "
+              "|ours32 − ours64|) + 4 float32 ulp of the array's largest magnitude; the figure is the worst array's "
+              "max rel and its largest ratio to that bound (pass: <= 1). (worst: name) names the row's worst array.",
               "", "| component | reference (file: function) | ours | shapes | max abs | max rel | target | status |",
               "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         shapes = ", ".join(s.replace(" ", "") for s in r["shapes"])
         if len(shapes) > 60:
             shapes = f"{len(r['arrays'])} arrays"
-        rel, n_atol = judged_rel(r)
-        rel_s = f"{rel:.3g}" + (f" (+{n_atol} atol)" if n_atol else "")
+        if r.get("tolerance") == MEASURED:
+            worst = max(r["arrays"], key=lambda a: (not a["passed"], a["bound_ratio"]))
+            rel_s = f"{worst['max_rel']:.3g} (worst: {worst['name']}, {worst['bound_ratio']:.3g}× bound)"
+            target = MEASURED
+        else:
+            rel, n_atol = judged_rel(r)
+            rel_s = f"{rel:.3g}" + (f" (+{n_atol} atol)" if n_atol else "")
+            if r.get("worst"):
+                rel_s += f" (worst: {r['worst']})"
+            target = f"{r['rtol']:g}"
         lines.append(f"| {r['component']} | {r['reference']} | {r['ours']} | {shapes} | {r['max_abs']:.3g} | "
-                     f"{rel_s} | {r['rtol']:g} | {r['status']} |")
+                     f"{rel_s} | {target} | {r['status']} |")
     notes = [r for r in rows if r.get("note")]
     if notes:
         lines += ["", "## Notes", ""]
@@ -158,10 +223,12 @@ def render_markdown(rows: list[dict], meta: dict) -> str:
     if failed:
         lines += ["", "## Failing arrays", ""]
         for r in failed:
-            bad = sorted((a for a in r["arrays"] if not a["passed"]), key=lambda a: -a["max_rel"])
+            measured = r.get("tolerance") == MEASURED
+            bad = sorted((a for a in r["arrays"] if not a["passed"]),
+                         key=lambda a: -(a["bound_ratio"] if measured else a["max_rel"]))
             for a in bad[:5]:
                 lines.append(f"- {r['component']} / {a['name']}: max abs {a['max_abs']:.3g}, "
-                             f"max rel {a['max_rel']:.3g}")
+                             f"max rel {a['max_rel']:.3g}" + (f", {a['bound_ratio']:.3g}× bound" if measured else ""))
             if len(bad) > 5:
                 lines.append(f"- {r['component']}: {len(bad) - 5} more failing arrays of {len(r['arrays'])} "
                              f"(all listed in the .json)")

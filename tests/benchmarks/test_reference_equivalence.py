@@ -112,9 +112,73 @@ def test_info_rows_are_reported_but_never_fail():
     assert "| info |" in C.render_markdown([c.to_dict()], {})
 
 
+def _rounding_pair(exact, rng):
+    """float32 results of ``exact`` by two routes that round differently (as two frameworks do)."""
+    a = (exact + rng.standard_normal(exact.shape) * 1e-7 * np.abs(exact)).astype(np.float32)
+    b = (exact + rng.standard_normal(exact.shape) * 1e-7 * np.abs(exact)).astype(np.float32)
+    return a, b
+
+
+def test_measured_tolerance_accepts_rounding_and_rejects_a_difference_beyond_the_measured_noise():
+    rng = np.random.default_rng(0)
+    exact = rng.standard_normal(50)
+    o32, r32 = _rounding_pair(exact, rng)
+    o64 = exact + 1e-15 * rng.standard_normal(50)  # the float64 runs: ~exact on both sides
+    r64 = exact.copy()
+    good = C.check_measured("w", "ref", "ours", {"w": (o32, r32, o64, r64)})
+    assert good.passed and good.arrays[0].bound_ratio <= 1.0
+    # an implementation difference of 1e-5 relative in one entry (in both of ganworks' precisions, as a real
+    # difference is): within a flat 1e-4 rtol, but ~100 x the measured rounding, so caught here
+    bad32, bad64 = o32.copy(), o64.copy()
+    i = int(np.argmax(np.abs(exact)))
+    bad64[i] = exact[i] * (1 + 1e-5)
+    bad32[i] = np.float32(bad64[i])
+    bad = C.check_measured("w", "ref", "ours", {"w": (bad32, r32, bad64, r64)})
+    assert C.diff("w", bad32, r32, rtol=1e-4).passed
+    assert not bad.passed and bad.status == "FAIL" and bad.arrays[0].bound_ratio > 1.0
+
+
+def test_measured_tolerance_grows_with_the_noise_each_side_measures():
+    exact = np.array([1.0, -2.0, 0.5])
+    r32 = exact.astype(np.float32)
+    o32 = (exact + np.array([0.0, 1e-3, 0.0])).astype(np.float32)  # 1e-3 off on one entry
+    # ganworks' float32 run is itself 1e-3 away from its float64 run there: the difference is its rounding
+    o64 = exact.copy()
+    assert C.diff_measured("x", o32, r32, o64, exact).passed
+    # if both float64 runs agree with the float32 ones, the same 1e-3 is a real difference
+    assert not C.diff_measured("x", o32, r32, o32.astype(np.float64), r32.astype(np.float64)).passed
+
+
+def test_measured_tolerance_floor_is_four_float32_ulp_of_the_arrays_largest_magnitude():
+    ref = np.array([4.0, 1e-3], dtype=np.float32)
+    ulp = float(np.spacing(np.float32(4.0)))
+    same64 = ref.astype(np.float64)
+    for k, ok in ((3, True), (5, False)):  # no measured noise on either side: only the ulp floor is left
+        ours = ref + np.float32([0, k * ulp])
+        assert C.diff_measured("x", ours, ref, ours.astype(np.float64), same64).passed is ok
+    assert not C.diff_measured("x", ref[:1], ref, same64, same64).passed  # shape mismatch
+    assert not C.diff_measured("x", np.float32([np.nan, 0]), ref, same64, same64).passed
+
+
+def test_report_names_each_checks_worst_array():
+    rng = np.random.default_rng(1)
+    exact = rng.standard_normal(8)
+    o32, r32 = _rounding_pair(exact, rng)
+    worse, worse64 = o32.copy(), exact.copy()
+    worse64[0] += 1e-2  # a real difference: in both of ganworks' precisions
+    worse[0] = np.float32(worse64[0])
+    c = C.check_measured("row", "ref", "ours", {"fine": (o32, r32, exact, exact), "off": (worse, r32, worse64, exact)})
+    assert c.worst == "off" and c.status == "FAIL"
+    row = c.to_dict()
+    md = C.render_markdown([row], {})
+    assert "worst: off" in md and C.MEASURED in md and "row / off" in md
+    flat = C.check("flat", "ref", "ours", {"a": (np.ones(2), np.ones(2)), "b": (np.ones(2) * 1.1, np.ones(2))})
+    assert flat.worst == "b" and "(worst: b)" in C.render_markdown([flat.to_dict()], {})
+
+
 def test_improved_gan_conv_layout_names_shapes_and_epsilon_adjustment():
-    """run.py's mapping of the CIFAR/SVHN models onto the reference scripts' parameters (tiny models)."""
-    import run as R
+    """sec_igan_conv.py's mapping of the CIFAR/SVHN models onto the reference scripts' parameters (tiny models)."""
+    import sec_igan_conv as R
     from ganworks.models import build_model
 
     torch.manual_seed(0)
