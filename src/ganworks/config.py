@@ -239,9 +239,14 @@ def merge(base: dict, over: dict) -> dict:
     return out
 
 
-def load_preset(name: str) -> dict:
-    """The preset merged over ``DEFAULTS`` (without overrides), with ``meta.preset`` set."""
-    if name.rsplit("/", 1)[-1].startswith("_"):
+def load_preset(name: str, *, shared: bool = False) -> dict:
+    """The preset merged over ``DEFAULTS`` (without overrides), with ``meta.preset`` set.
+
+    A name whose last part starts with ``_`` holds settings shared by several presets and is refused
+    unless ``shared=True`` (library code that builds a preset from such a base, e.g. the colour recipe
+    of ``improved-gan/own-data``).
+    """
+    if name.rsplit("/", 1)[-1].startswith("_") and not shared:
         users = [p for p in list_presets() if p.rsplit("/", 1)[0] == name.rsplit("/", 1)[0]][:3]
         raise ConfigError(f"{name!r} holds settings shared by several presets and is no preset of its own (it lacks "
                           f"a paper row): pick a preset that extends it{', e.g. ' + ', '.join(users) if users else ''} "

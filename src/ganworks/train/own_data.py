@@ -55,7 +55,7 @@ def fit_to_own_data(cfg: dict, overrides: list[str]) -> dict:
     data = load_own(Path.cwd(), "train", path=str(path))
     c, h, w = data.image_shape
     if cfg["meta"].get("preset") == OWN_PRESET and c == 3:
-        cfg = apply_overrides(load_preset(COLOUR_PRESET), overrides)
+        cfg = apply_overrides(load_preset(COLOUR_PRESET, shared=True), overrides)
         cfg["meta"]["preset"] = OWN_PRESET
         d = cfg["data"]
     g, dis = cfg["model"]["generator"], cfg["model"]["discriminator"]
