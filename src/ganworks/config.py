@@ -75,6 +75,7 @@ DEFAULTS: dict = {
         "amp": "none",            # mixed precision: "none", "bf16" or "fp16" (train/amp.py)
         "compile": "auto",        # torch.compile: true (step), "optimizer" (update only), false, "auto" (where faster; train/compiled.py)
         "noise": "global",        # Gaussian-noise layers' draws: "global", "parallel" or "prefetch" (nn/noise.py)
+        "power_iteration": "per-step",  # spectral norm: one power step per optimizer step, or "per-call" (chainer-gan-lib)
     },
     "eval": {
         "every": 0,               # iterations between evaluations; 0 = once per epoch
@@ -128,6 +129,7 @@ VALID: dict = {
     "train.log_every": (int, 1, None, False),
     "train.amp": ("none", "bf16", "fp16"),
     "train.noise": ("global", "parallel", "prefetch"),
+    "train.power_iteration": ("per-step", "per-call"),
     "eval.every": (int, 0, None, False),
     "eval.grid": (int, 0, 10000, False),
     "eval.batch_size": (int, 1, None, False),

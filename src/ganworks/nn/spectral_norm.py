@@ -34,7 +34,7 @@ buffers ``<layer>.parametrizations.weight.0._u`` / ``._v`` (saved in the state d
 own, every training-mode forward does a power step (the Chainer updater's two D calls per update
 make two). The training loop computes parametrized weights once per optimizer step
 (``torch.nn.utils.parametrize.cached``), so there it is one power step per update, as Algorithm 1
-states.
+states; ``train.power_iteration = "per-call"`` drops that cache, for chainer-gan-lib's schedule.
 """
 
 from __future__ import annotations

@@ -2,7 +2,11 @@
 
 ``PhaseLoss(objective, compile=...)`` is what ``train_iteration`` calls for each phase: the
 objective's loss with parametrized weights (weight norm, spectral norm) computed once for the
-phase (``parametrize.cached``). Compiled, TorchDynamo captures the phase's forward passes and loss
+phase (``parametrize.cached``): for spectral norm one power step per optimizer step, Algorithm 1 of
+the SN-GAN paper (``train.power_iteration = "per-step"``). With ``"per-call"`` the weights are
+recomputed on every forward call, so each training-mode discriminator call does a power step, as
+chainer-gan-lib's updater (1 + 2·n_dis per SN-GAN update; docs/fidelity-round2.md measures the
+difference). Compiled, TorchDynamo captures the phase's forward passes and loss
 (one graph per phase: the frozen player's ``requires_grad`` flags are part of the guards) and
 AOTAutograd compiles the matching backward; inductor emits C++ (CPU, built with the system's C
 compiler) or Triton kernels (CUDA), and on CUDA a small model also runs through CUDA graphs
@@ -97,8 +101,9 @@ class PhaseLoss:
     """``(phase, batch) -> (loss, logs)``: the objective's loss for one phase, eager or compiled."""
 
     def __init__(self, objective, compile: bool = False, device: torch.device | None = None,
-                 models: tuple[nn.Module, ...] = ()) -> None:
+                 models: tuple[nn.Module, ...] = (), per_call: bool = False) -> None:
         self.objective = objective
+        self.per_call = per_call  # no parametrize.cached: a power step on every training-mode call
         self.device = torch.device(device or "cpu")
         self.compiled = None
         self.cuda_graphs = False
@@ -118,6 +123,8 @@ class PhaseLoss:
         return self.compiled is not None
 
     def eager(self, phase: str, batch):
+        if self.per_call:
+            return self.objective.loss(phase, batch)
         with parametrize.cached():
             return self.objective.loss(phase, batch)
 

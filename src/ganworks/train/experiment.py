@@ -143,7 +143,7 @@ class Experiment:
             raise ConfigError("nothing to train: set train.epochs or train.iterations (or --epochs)")
 
         self.phase_loss = PhaseLoss(self.objective, compile_wanted(cfg, device, self.total_iterations), device,
-                                    (self.G, self.D))
+                                    (self.G, self.D), per_call=t["power_iteration"] == "per-call")
         o = cfg["optim"]
         self.params = {"d": [p for p in self.D.parameters() if p.requires_grad],
                        "g": [p for p in self.G.parameters() if p.requires_grad]}
