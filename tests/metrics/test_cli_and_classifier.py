@@ -127,10 +127,23 @@ def test_evaluator_with_classifier(digits_classifier, tmp_path, monkeypatch):
     torch.manual_seed(0)
     ev = SampleQualityEvaluator(60, "digits:test", classifier=str(clf), batch_size=32)
     out = ev(TinyG().eval(), "minus_one_one", "cpu")
-    assert set(out) == {"digits-classifier-IS", "digits-classifier-IS_std", "digits-classifier-FID"}
+    assert set(out) == {"digits-classifier-IS", "digits-classifier-IS_std", "digits-classifier-FID",
+                        "sample_classes", "quality_weights_sha256"}
+    assert out.pop("quality_weights_sha256") == ev.last_protocol["weights_sha256"]
     assert all(isinstance(v, float) and np.isfinite(v) for v in out.values())
+    assert 1.0 <= out["sample_classes"] <= 10.0
     assert out["digits-classifier-IS"] >= 1.0 and out["digits-classifier-FID"] > 0
     assert ev.last_protocol["n_fake"] == 60
+
+
+def test_effective_classes_from_the_predicted_label_histogram():
+    from ganworks.metrics.evaluator import effective_classes
+
+    one_hot = np.eye(4)
+    assert effective_classes(one_hot[[2] * 50]) == pytest.approx(1.0)  # every sample the same class
+    assert effective_classes(one_hot[[0, 1, 2, 3] * 25]) == pytest.approx(4.0)  # uniform over 4
+    p = np.array([0.5, 0.25, 0.25])
+    assert effective_classes(one_hot[[0, 0, 1, 2] * 10]) == pytest.approx(np.exp(-(p * np.log(p)).sum()))
 
 
 # ------------------------------------------------------------------ Inception (random weights) via the CLI

@@ -15,7 +15,11 @@ class SampleQualityEvaluator:
     """``__call__(generator, scale, device) -> {"IS": .., "IS_std": .., "FID": .., ...}``.
 
     With a classifier (``extractor="classifier"`` or ``classifier=PATH``) the keys are
-    ``<dataset>-classifier-IS`` etc.  ``reference=None`` computes IS only.
+    ``<dataset>-classifier-IS`` etc.  ``reference=None`` computes IS only. Every call also returns
+    ``sample_classes``: the effective number of classes among the samples, exp of the entropy of
+    the extractor's predicted-label histogram (real CIFAR-10 with a CIFAR-10 classifier: about 10; a
+    collapsed generator: near 1), and the extractor's ``weights_sha256`` (a string), so that numbers
+    from different feature extractors are never mixed.
     """
 
     def __init__(self, num_samples, reference, extractor="inception", weights=None, classifier=None,
@@ -69,4 +73,18 @@ class SampleQualityEvaluator:
         self.last_protocol = {"n_fake": len(feats), "n_real": self._ref["n"] if self._ref else None,
                               "reference": self.reference, "uint8": self.uint8, **self._ext.describe(), **proto,
                               "notes": notes}
-        return {k: float(v) for k, v in scores.items()}
+        out = {k: float(v) for k, v in scores.items()}
+        out["sample_classes"] = effective_classes(logits)
+        out["quality_weights_sha256"] = self.last_protocol.get("weights_sha256")
+        return out
+
+
+def effective_classes(logits) -> float:
+    """exp(H(p)) of the histogram p of the predicted labels (argmax of ``logits``, N×K): the number of
+    equally likely classes with the same entropy (1 for one class, K for a uniform spread)."""
+    import numpy as np
+
+    labels = np.asarray(logits).argmax(axis=1)
+    p = np.bincount(labels).astype(np.float64)
+    p = p[p > 0] / p.sum()
+    return float(np.exp(-(p * np.log(p)).sum()))

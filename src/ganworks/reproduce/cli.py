@@ -39,7 +39,10 @@ def add_subcommands(sub) -> None:
                    help="a submitit parameter, e.g. slurm_partition=gpu or gpus_per_node=1 (repeatable)")
     p.add_argument("--dry-run", action="store_true", help="list what would run, and how, without running it")
     p.add_argument("--report", action="store_true", help="write the report of the runs (runs nothing)")
-    p.add_argument("--report-dir", help="report folder (default <out>/<table id>/report)")
+    p.add_argument("--report-dir", help="report folder (default <out>/<table id>/report, or --results)")
+    p.add_argument("--results", metavar="DIR", help="copy each ended run's result (rows, status, last grid) into "
+                   "DIR/runs/ as it ends, and let --report read runs whose folders are gone from there: commit DIR "
+                   "to complete a table over several sittings")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--data-root", help="folder holding the datasets (passed to every run)")
     p.add_argument("--device", default=None, help="auto (default), cpu or cuda (passed to every run)")
@@ -76,6 +79,7 @@ def _check_caps(args) -> None:
 
 def cmd_reproduce(args) -> int:
     from .report import write_report
+    from .results import export_run
     from .runner import Caps, run_local, run_state, run_submitit, train_command
     from .tables import list_tables, load_table, plan
 
@@ -95,9 +99,14 @@ def cmd_reproduce(args) -> int:
     specs = plan(table, out, args.set, args.rows, args.seeds)
     caps = Caps(epochs=args.epochs, iterations=args.iterations, max_minutes=args.max_minutes)
 
+    results = Path(args.results).expanduser() if args.results else None
     if args.report:
-        report_dir = Path(args.report_dir).expanduser() if args.report_dir else out / table.id / "report"
-        data = write_report(table, specs, report_dir)
+        if results is not None:
+            for s in specs:
+                export_run(s, results)
+        report_dir = Path(args.report_dir).expanduser() if args.report_dir else (
+            results if results is not None else out / table.id / "report")
+        data = write_report(table, specs, report_dir, results)
         print(f"report: {report_dir / 'report.md'} ({len(data['rows'])} rows)", file=sys.stderr)
         print((report_dir / "report.md").read_text())
         return 0
@@ -121,7 +130,8 @@ def cmd_reproduce(args) -> int:
                             "rows": args.rows, "seeds": args.seeds, "set": args.set}) + "\n")
     if args.launcher == "local":
         outcome = run_local(specs, caps, args.jobs, args.threads, args.device, args.data_root,
-                            progress=not args.no_progress)
+                            progress=not args.no_progress,
+                            on_done=(lambda spec: export_run(spec, results)) if results is not None else None)
     else:
         slurm = {}
         for item in args.slurm:
@@ -132,6 +142,9 @@ def cmd_reproduce(args) -> int:
         outcome = run_submitit(specs, caps, args.jobs, args.threads, out / table.id / "submitit",
                                cluster="slurm" if args.launcher == "slurm" else "local", slurm=slurm,
                                device=args.device, data_root=args.data_root, progress=not args.no_progress)
+    if results is not None:  # the submitit path, and any run that ended elsewhere meanwhile
+        for s in specs:
+            export_run(s, results)
     for key in (s.key for s in specs):
         print(f"{key:32s} {outcome.get(key, '?')}")
     failed = [k for k, v in outcome.items() if v.startswith("failed")]

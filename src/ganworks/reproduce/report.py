@@ -10,7 +10,16 @@ the report folder:
 * ``report.json``: the same with every seed's value and curve;
 * ``<row>.png``: each metric over training epochs, one line per seed, the published value as a
   horizontal line (matplotlib);
-* ``<row>-samples.png``: the last sample grid of the row's lowest finished seed.
+* ``<row>-samples.png``: the last sample grid of the row's lowest finished seed;
+* ``chart.png`` where the rows name a ``group`` and a ``series``: the final metric as grouped bars
+  (x: groups, one bar per series; a diverged or collapsed run marked on its bar), in the form of
+  SN-GAN's Figure 1.
+
+A table with ``[outcomes]`` classifies each run as ``ok``, ``diverged`` or ``collapsed``
+(:func:`outcome`), and one with ``[claim]`` states whether the runs agree with it
+(:func:`check_claim`). Runs that no longer have a run folder are read from their committed copies
+(``--results DIR``, ``ganworks/reproduce/results.py``). Scores from different feature extractors
+(``quality_weights_sha256`` in the runs' rows) are never put in one report.
 """
 
 from __future__ import annotations
@@ -22,6 +31,8 @@ import statistics
 import time
 from pathlib import Path
 
+from ..errors import ConfigError
+from .results import ended_by_divergence, read_result
 from .runner import read_status
 from .tables import RunSpec, Table
 
@@ -64,11 +75,42 @@ def _machine() -> str:
             f"torch {torch.__version__}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
 
 
-def collect(table: Table, specs: list[RunSpec]) -> dict:
-    """Per row: every seed's final metrics, curves and epochs; mean ± std over the seeds that have one."""
+def metric_value(row: dict, metric: str):
+    """``row[metric]``, or the one key ending in ``-<metric>`` (scores of a classifier extractor are
+    logged as ``<dataset>-classifier-FID`` etc.)."""
+    if metric in row:
+        return row[metric]
+    keys = [k for k in row if k.endswith(f"-{metric}")]
+    return row[keys[0]] if len(keys) == 1 else None
+
+
+def outcome(seed: dict, rules: dict) -> str:
+    """``diverged``: stopped by a non-finite loss, or its final ``rules["metric"]`` is above
+    ``diverged_factor`` times the best value of its own curve (lower is better: it got much worse);
+    ``collapsed``: its samples' effective number of classes (``sample_classes``) at the end is below
+    ``collapsed_classes``; else ``ok``. A run without a final value is ``missing``."""
+    if seed.get("diverged"):
+        return "diverged"
+    curve = [v for _, v in seed["curve"].get(rules["metric"], []) if v is not None]
+    final = seed["final"].get(rules["metric"])
+    if final is None or not curve:
+        return "missing"
+    if not math.isfinite(final) or final > rules.get("diverged_factor", 2.0) * min(curve):
+        return "diverged"
+    classes = seed.get("sample_classes")
+    if classes is not None and classes < rules.get("collapsed_classes", 3.0):
+        return "collapsed"
+    return "ok"
+
+
+def collect(table: Table, specs: list[RunSpec], results_dir: Path | None = None) -> dict:
+    """Per row: every seed's final metrics, curves and epochs; mean ± std over the seeds that have one.
+    A run without a run folder is read from its committed copy under ``results_dir``."""
     out = {"table": table.name, "id": table.id, "title": table.title, "paper": table.paper, "notes": table.notes,
-           "metrics": table.metrics, "rows": [], "machine": _machine()}
+           "metrics": table.metrics, "rows": [], "machine": _machine(), "outcomes": table.outcomes,
+           "claim": table.claim}
     caps_seen = []
+    extractors: dict[str, list[str]] = {}
     by_row: dict[str, list[RunSpec]] = {}
     for s in specs:
         by_row.setdefault(s.row.id, []).append(s)
@@ -79,16 +121,39 @@ def collect(table: Table, specs: list[RunSpec]) -> dict:
         for s in by_row[row.id]:
             rows = read_metrics(s.run_dir)
             status = read_status(s.run_dir) or {}
+            source = str(s.run_dir)
+            samples = next((str(s.run_dir / r["samples"]) for r in reversed(rows) if r.get("samples")), None)
+            if not rows:
+                committed = read_result(results_dir, s)
+                if committed is None:
+                    if status.get("error"):  # diverged before its first evaluation
+                        rows = []
+                    else:
+                        continue
+                else:
+                    rows, status, samples = committed["metrics"], committed["status"], committed["samples"]
+                    source = f"{results_dir}/runs/{s.row.id}/seed{s.seed}.json"
             if status.get("caps_record") and status["caps_record"] not in caps_seen:
                 caps_seen.append(status["caps_record"])
             last = rows[-1] if rows else {}
+            sha = next((r["quality_weights_sha256"] for r in reversed(rows) if r.get("quality_weights_sha256")), None)
+            if sha:
+                extractors.setdefault(sha, []).append(f"{row.id}/seed{s.seed}")
             seeds.append({
-                "seed": s.seed, "run_dir": str(s.run_dir), "finished": bool(status.get("finished")),
+                "seed": s.seed, "run_dir": source, "finished": bool(status.get("finished")),
+                "diverged": ended_by_divergence(status), "error": status.get("error"),
                 "epochs": last.get("epoch"), "iteration": last.get("iteration"),
-                "final": {m: last.get(m) for m in table.metrics},
-                "curve": {m: [[r.get("epoch"), r[m]] for r in rows if m in r] for m in table.metrics},
-                "samples": str(s.run_dir / last["samples"]) if last.get("samples") else None,
+                "wall_time_s": last.get("wall_time_s"), "sample_classes": last.get("sample_classes"),
+                "extractor_sha256": sha,
+                "final": {m: metric_value(last, m) for m in table.metrics},
+                "curve": {m: [[r.get("epoch"), metric_value(r, m)] for r in rows if metric_value(r, m) is not None]
+                          for m in table.metrics},
+                "samples": samples,
             })
+            if table.outcomes:
+                seeds[-1]["outcome"] = outcome(seeds[-1], table.outcomes)
+        if not seeds:
+            continue
         summary = {}
         for m in table.metrics:
             vals = [x["final"][m] for x in seeds if x["final"].get(m) is not None]
@@ -100,9 +165,67 @@ def collect(table: Table, specs: list[RunSpec]) -> dict:
         out["rows"].append({"id": row.id, "label": row.label, "preset": row.preset, "seeds_asked": row.seeds,
                             "summary": summary, "epochs_min": min(epochs) if epochs else None,
                             "epochs_max": max(epochs) if epochs else None,
-                            "finished": sum(x["finished"] for x in seeds), "seeds": seeds})
+                            "finished": sum(x["finished"] for x in seeds), "seeds": seeds,
+                            "group": row.group, "series": row.series})
+    if len(extractors) > 1:
+        parts = "; ".join(f"{sha[:12]}: {', '.join(runs[:3])}{' ...' if len(runs) > 3 else ''}"
+                          for sha, runs in extractors.items())
+        raise ConfigError(f"the runs of table {table.name!r} were scored with {len(extractors)} different feature "
+                          f"extractors ({parts}): their numbers cannot share a report; rerun the odd runs with the "
+                          f"same eval.quality_classifier / weights, or report them separately with --rows")
+    out["extractor_sha256"] = next(iter(extractors), None)
     out["caps"] = caps_seen
+    if table.claim:
+        out["verdict"] = check_claim(out, table.claim, (table.outcomes or {}).get("metric", table.metrics[0]))
     return out
+
+
+def check_claim(data: dict, claim: dict, metric: str) -> dict:
+    """Whether the runs agree with a robustness claim (SN-GAN's Figure 1): the claimed ``series``
+    (a) neither diverges nor collapses in any group and its mean final ``metric`` (lower is better)
+    stays within ``robust_factor`` of its best group, and (b) in the ``aggressive`` groups beats each
+    of the ``baselines`` (lower metric, or the baseline diverged/collapsed) in at least ``need`` of
+    them (default: all but one). ``agrees`` when both hold, ``partly`` when one does, ``disagrees``
+    when neither; ``incomplete`` while a needed run is missing."""
+    series, baselines = claim["series"], list(claim.get("baselines", []))
+    by = {(r["group"], r["series"]): r for r in data["rows"] if r["group"] and r["series"]}
+    groups = sorted({g for g, _ in by})
+
+    def value(g, s):
+        r = by.get((g, s))
+        if r is None or not r["seeds"]:
+            return None, None
+        outs = [x.get("outcome", "ok") for x in r["seeds"]]
+        bad = next((o for o in ("diverged", "collapsed") if outs.count(o) * 2 >= len(outs)), None)
+        return r["summary"][metric]["mean"], bad
+
+    aggressive = [g for g in claim.get("aggressive", []) if g in groups]
+    missing = [f"{g}/{s}" for g in groups for s in [series] + baselines if (g, s) not in by]
+    if missing or not groups:
+        return {"verdict": "incomplete", "missing": missing,
+                "sentence": f"incomplete: no result yet for {', '.join(missing) or 'any row'}"}
+    sn = {g: value(g, series) for g in groups}
+    ok = [v for v, bad in sn.values() if v is not None and not bad]
+    robust = len(ok) == len(groups) and max(ok) <= claim.get("robust_factor", 1.5) * min(ok)
+    need = claim.get("need", max(1, len(aggressive) - 1))
+    wins = {}
+    for b in baselines:
+        n = 0
+        for g in aggressive:
+            v, bad = sn[g]
+            bv, bbad = value(g, b)
+            n += (not bad) and (bool(bbad) or bv is None or (v is not None and v < bv))
+        wins[b] = n
+    better = all(n >= need for n in wins.values())
+    verdict = "agrees" if robust and better else "partly" if robust or better else "disagrees"
+    spread = f"{max(ok) / min(ok):.2f}x" if ok and min(ok) > 0 else "n/a"
+    sentence = (f"{verdict}: {series} {'is' if robust else 'is not'} robust across settings {', '.join(groups)} "
+                f"(worst/best {metric} {spread}, limit {claim.get('robust_factor', 1.5)}x; "
+                f"{sum(1 for _, bad in sn.values() if bad)} diverged or collapsed), and in the aggressive settings "
+                f"{', '.join(aggressive)} it beats " + ", ".join(f"{b} in {n} of {len(aggressive)}" for b, n in wins.items())
+                + f" (needed: {need} each)")
+    return {"verdict": verdict, "robust": robust, "spread": spread, "wins": wins, "need": need,
+            "sentence": sentence}
 
 
 def at_common_epoch(curves: list[list[list[float]]]) -> dict | None:
@@ -127,6 +250,27 @@ def markdown(data: dict) -> str:
              f"Report written on: {data['machine']}.", ""]
     if data["notes"]:
         lines += [data["notes"], ""]
+    if data.get("extractor_sha256"):
+        lines += [f"Every score from one feature extractor: weights sha256 `{data['extractor_sha256']}`.", ""]
+    if data.get("verdict"):
+        lines += [f"**Verdict** (the table's [claim]): {data['verdict']['sentence']}.", ""]
+    if data.get("outcomes"):
+        o = data["outcomes"]
+        seeds = [x for r in data["rows"] for x in r["seeds"]]
+        counts = {k: sum(x.get("outcome") == k for x in seeds) for k in ("ok", "diverged", "collapsed", "missing")}
+        lines += [f"Outcomes of {len(seeds)} runs: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+                  + f" (diverged: stopped by a non-finite loss, or final {o['metric']} above "
+                  f"{o.get('diverged_factor', 2.0)}x the run's best; collapsed: fewer than "
+                  f"{o.get('collapsed_classes', 3.0)} effective classes among the samples at the end).", ""]
+        by_series: dict[str, list[str]] = {}
+        for r in data["rows"]:
+            for x in r["seeds"]:
+                by_series.setdefault(r.get("series") or r["id"], []).append(x.get("outcome"))
+        if any(r.get("series") for r in data["rows"]):
+            lines += ["| series | runs | diverged | collapsed |", "|---|---|---|---|"]
+            lines += [f"| {k} | {len(v)} | {v.count('diverged')} ({v.count('diverged') / len(v):.0%}) | "
+                      f"{v.count('collapsed')} ({v.count('collapsed') / len(v):.0%}) |" for k, v in by_series.items()]
+            lines += [""]
     caps = [c for c in data["caps"] if any(v is not None for v in c.values())]
     if caps:
         lines += ["**Caps**: the runs were trained under " + "; ".join(
@@ -150,13 +294,21 @@ def markdown(data: dict) -> str:
                 _fmt(s["published"], m) + (f" ± {_fmt(s['published_std'], m)}" if s["published_std"] is not None else ""))
             lines.append(f"| {r['label']} | {m} | {ours} | {s['n']} of {len(r['seeds_asked'])} | "
                          f"{r['finished']} | {ep} | {paper} |")
-    lines += ["", "Per seed:", "", "| row | seed | " + " | ".join(data["metrics"]) + " | epochs | finished | run |",
-              "|---|---|" + "---|" * len(data["metrics"]) + "---|---|---|"]
+    extra = data.get("outcomes") and True
+    lines += ["", "Per seed:", "", "| row | seed | " + " | ".join(data["metrics"]) + " | epochs | finished | "
+              + ("outcome | sample classes | minutes | " if extra else "") + "run |",
+              "|---|---|" + "---|" * len(data["metrics"]) + "---|---|" + ("---|---|---|" if extra else "") + "---|"]
     for r in data["rows"]:
         for x in r["seeds"]:
             vals = " | ".join(_fmt(x["final"].get(m), m) for m in data["metrics"])
             ep = "–" if x["epochs"] is None else f"{x['epochs']:.1f}"
-            lines.append(f"| {r['id']} | {x['seed']} | {vals} | {ep} | {'yes' if x['finished'] else 'no'} | `{x['run_dir']}` |")
+            more = ""
+            if extra:
+                mins = "–" if x.get("wall_time_s") is None else f"{x['wall_time_s'] / 60:.1f}"
+                cls = "–" if x.get("sample_classes") is None else f"{x['sample_classes']:.1f}"
+                more = f"{x.get('outcome', '–')} | {cls} | {mins} | "
+            lines.append(f"| {r['id']} | {x['seed']} | {vals} | {ep} | {'yes' if x['finished'] else 'no'} | {more}"
+                         f"`{x['run_dir']}` |")
     return "\n".join(lines) + "\n"
 
 
@@ -196,11 +348,63 @@ def plot_row(row: dict, metrics: list[str], path: Path) -> Path | None:
     return path
 
 
-def write_report(table: Table, specs: list[RunSpec], report_dir: Path) -> dict:
-    """Write report.md, report.json, a plot and a sample grid per row into ``report_dir``."""
+def plot_groups(data: dict, metric: str, path: Path) -> Path | None:
+    """Grouped bars of each row's mean final ``metric``: x = the rows' groups, one bar per series
+    (seeds as dots); a run that diverged or collapsed is marked with a letter above its bar."""
+    rows = [r for r in data["rows"] if r.get("group") and r.get("series")]
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = sorted({r["group"] for r in rows})
+    series = list(dict.fromkeys(r["series"] for r in rows))
+    width = 0.8 / len(series)
+    fig, ax = plt.subplots(figsize=(1.2 + 1.3 * len(groups) * max(1, len(series) / 3), 3.8))
+    top = max([v for r in rows for x in r["seeds"] for v in [x["final"].get(metric)] if v is not None and
+               math.isfinite(v)] or [1.0])
+    for i, name in enumerate(series):
+        xs, hs = [], []
+        for j, g in enumerate(groups):
+            r = next((r for r in rows if r["group"] == g and r["series"] == name), None)
+            if r is None:
+                continue
+            x0 = j - 0.4 + width * (i + 0.5)
+            mean = r["summary"][metric]["mean"]
+            if mean is not None and math.isfinite(mean):
+                xs.append(x0), hs.append(mean)
+            for x in r["seeds"]:
+                v = x["final"].get(metric)
+                if v is not None and math.isfinite(v):
+                    ax.plot([x0], [v], "k.", markersize=3)
+                mark = {"diverged": "D", "collapsed": "C", "missing": "?"}.get(x.get("outcome", "ok"))
+                if mark:
+                    ax.text(x0, min(v, top) if v is not None and math.isfinite(v) else top, mark, ha="center",
+                            va="bottom", fontsize=8, color="crimson")
+        ax.bar(xs, hs, width=width * 0.95, label=name)
+    ax.set_xticks(range(len(groups)), groups)
+    ax.set_xlabel("setting")
+    ax.set_ylabel(metric + (" (lower is better)" if data.get("outcomes") else ""))
+    ax.set_title(data["title"], fontsize=8)
+    ax.legend(fontsize=7, ncol=len(series))
+    ax.grid(axis="y", alpha=0.3)
+    if data.get("outcomes"):
+        ax.text(1.0, -0.16, "D: diverged, C: collapsed", transform=ax.transAxes, ha="right", fontsize=7,
+                color="crimson")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_report(table: Table, specs: list[RunSpec], report_dir: Path, results_dir: Path | None = None) -> dict:
+    """Write report.md, report.json, a plot and a sample grid per row (and a grouped chart where the
+    rows have groups) into ``report_dir``; runs without a run folder come from ``results_dir``."""
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
-    data = collect(table, specs)
+    data = collect(table, specs, results_dir)
     for r in data["rows"]:
         r["plot"] = None
         p = plot_row(r, data["metrics"], report_dir / f"{r['id']}.png")
@@ -213,6 +417,10 @@ def write_report(table: Table, specs: list[RunSpec], report_dir: Path) -> dict:
                 r["samples"] = f"{r['id']}-samples.png"
                 break
     md = markdown(data)
+    chart_metric = (table.outcomes or {}).get("metric", table.metrics[0])
+    if plot_groups(data, chart_metric, report_dir / "chart.png"):
+        data["chart"] = "chart.png"
+        md += f"\n## {chart_metric} by group and series\n\n![chart](chart.png)\n"
     figures = [f"![{r['id']}]({r['plot']})" for r in data["rows"] if r["plot"]]
     grids = [f"![{r['id']} samples]({r['samples']})" for r in data["rows"] if r["samples"]]
     if figures:

@@ -234,8 +234,9 @@ def describe_result(result: dict) -> str:
 
 
 def run_local(specs: list[RunSpec], caps: Caps, jobs: int, threads: int, device=None, data_root=None,
-              progress: bool = True) -> dict[str, str]:
-    """Run ``specs`` ``jobs`` at a time; returns each run's outcome by ``spec.key``."""
+              progress: bool = True, on_done=None) -> dict[str, str]:
+    """Run ``specs`` ``jobs`` at a time; returns each run's outcome by ``spec.key``. ``on_done(spec)``
+    is called as each run ends (e.g. to copy its result somewhere that outlives the run folder)."""
     from tqdm import tqdm
 
     outcome, todo = _sort_out(specs, caps)
@@ -260,6 +261,8 @@ def run_local(specs: list[RunSpec], caps: Caps, jobs: int, threads: int, device=
                 key = launch.spec.key
                 outcome[key] = describe_result(result)
                 failed += outcome[key].startswith("failed")
+                if on_done is not None:
+                    on_done(launch.spec)
                 bar.update(1)
             bar.set_postfix(running=len(active), failed=failed, refresh=False)
             bar.refresh()

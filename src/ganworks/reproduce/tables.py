@@ -16,6 +16,18 @@ A table file (e.g. ``improved-gan/table1.toml``) holds::
     label = "Our model, 100 labels"
     published = 93                      # or a table by metric; absent: nothing published
     published_std = 6.5
+    group = "A"; series = "sn"          # optional: a grouped bar chart (x: groups, bars: series)
+
+Optional tables of a table file, for experiments scored by outcome rather than against a number
+(``ganworks/reproduce/report.py`` applies them)::
+
+    [outcomes]                          # how each run's end is classified
+    metric = "FID"                      # the metric the definitions use (lower is better)
+    diverged_factor = 2.0               # diverged: non-finite stop, or final > factor x the run's best
+    collapsed_classes = 3.0             # collapsed: sample_classes at the end below this
+
+    [claim]                             # a claim the report checks (see report.check_claim)
+    series = "sn"; baselines = ["wgan-gp"]; robust_factor = 1.5; aggressive = ["D", "E", "F"]
 
 Every (row, seed) is a normal run directory ``<out>/<table id>/<row id>/seed<seed>/``. Override
 values may name environment variables (``$GANWORKS_DATA``), expanded when the run is planned.
@@ -66,6 +78,8 @@ class Row:
     overrides: list[str] = field(default_factory=list)
     published: dict[str, float] = field(default_factory=dict)
     published_std: dict[str, float] = field(default_factory=dict)
+    group: str = ""
+    series: str = ""
 
 
 @dataclass
@@ -80,6 +94,8 @@ class Table:
     metric_label: str = ""
     lower_is_better: dict[str, bool] = field(default_factory=dict)
     overrides: list[str] = field(default_factory=list)
+    outcomes: dict = field(default_factory=dict)
+    claim: dict = field(default_factory=dict)
 
     def row(self, row_id: str) -> Row:
         for r in self.rows:
@@ -121,17 +137,21 @@ def parse_table(name: str, data: dict) -> Table:
             rows.append(Row(id=r["id"], preset=r["preset"], seeds=seeds, label=r.get("label", r["id"]),
                             overrides=list(r.get("overrides", [])),
                             published=_by_metric(r.get("published"), metrics, f"table {name!r} row {r['id']!r} published"),
-                            published_std=_by_metric(r.get("published_std"), metrics, f"table {name!r} row {r['id']!r} published_std")))
+                            published_std=_by_metric(r.get("published_std"), metrics, f"table {name!r} row {r['id']!r} published_std"),
+                            group=str(r.get("group", "")), series=str(r.get("series", ""))))
         table = Table(name=name, id=data["id"], title=data.get("title", name), metrics=metrics, rows=rows,
                       paper=data.get("paper", ""), notes=data.get("notes", ""),
                       metric_label=data.get("metric_label", ", ".join(metrics)), lower_is_better=lib,
-                      overrides=list(data.get("overrides", [])))
+                      overrides=list(data.get("overrides", [])), outcomes=dict(data.get("outcomes", {})),
+                      claim=dict(data.get("claim", {})))
     except KeyError as e:
         raise ConfigError(f"table {name!r} lacks the key {e.args[0]!r} (see ganworks/reproduce/tables.py)") from None
     _check_folder_name(name, "id", table.id)
     ids = [r.id for r in table.rows]
     if len(set(ids)) != len(ids):
         raise ConfigError(f"table {name!r} repeats a row id")
+    if table.outcomes and table.outcomes.get("metric") not in metrics:
+        raise ConfigError(f"table {name!r}: [outcomes] metric must be one of the table's metrics {metrics}")
     return table
 
 
