@@ -33,7 +33,7 @@ DEFAULTS: dict = {
         "published": "",          # the paper's number, as printed
         "published_metric": "",   # name of our metric it compares to, e.g. "test_errors_ema"
         "notes": "",
-        "data": "",               # what a run on your own data found there (train/own_data.py)
+        "data": "",               # what a run on your own data found there (data/own_recipe.py)
     },
     "data": {
         "name": "mnist", "path": "", "root": "", "download": True,
@@ -329,14 +329,40 @@ def _compatible(old, new) -> bool:
     return isinstance(new, type(old))
 
 
+#: SN-GAN Table 1: Adam (lr, β1, β2) and n_dis, the D steps per G step, by setting name.
+ADAM_SETTINGS = {
+    "A": (1e-4, 0.5, 0.9, 5),    # WGAN-GP (Gulrajani et al.)
+    "B": (1e-4, 0.5, 0.999, 1),  # Warde-Farley & Bengio
+    "C": (2e-4, 0.5, 0.999, 1),  # DCGAN (Radford et al.)
+    "D": (1e-3, 0.5, 0.9, 5),
+    "E": (1e-3, 0.5, 0.999, 5),
+    "F": (1e-3, 0.9, 0.999, 5),
+}
+
+
+def apply_adam_setting(cfg: dict) -> dict:
+    """Fill lr, β1, β2 and the objective's n_dis from ``optim.setting`` (SN-GAN Table 1), in place."""
+    name = cfg["optim"].get("setting", "")
+    if not name:
+        return cfg
+    if name not in ADAM_SETTINGS:
+        raise ConfigError(f"unknown Adam setting {name!r}: choose one of {', '.join(ADAM_SETTINGS)} (SN-GAN Table 1)")
+    if cfg["objective"].get("name") != "gan":
+        raise ConfigError("optim.setting (SN-GAN Table 1) sets n_dis, which only the 'gan' objective has")
+    lr, b1, b2, n_dis = ADAM_SETTINGS[name]
+    cfg["optim"].update(lr=lr, beta1=b1, beta2=b2)
+    cfg["objective"]["n_dis"] = n_dis
+    return cfg
+
+
 def resolve(preset: str, overrides: list[str] = ()) -> dict:
     """The preset with ``overrides``; an ``optim.setting`` then fixes lr, betas and n_dis. With
-    ``data.name = "own"`` the models are then fitted to the images at ``data.path``."""
-    from .train.optim import apply_adam_setting
-
-    cfg = apply_overrides(load_preset(preset), list(overrides))
+    ``data.name = "own"`` the models are then fitted to the images at ``data.path``
+    (``ganworks.data.own_recipe``; colour images switch to its colour recipe, with the same overrides)."""
+    overrides = list(overrides)
+    cfg = apply_overrides(load_preset(preset), overrides)
     if cfg["data"]["name"] == "own":
-        from .train.own_data import fit_to_own_data
+        from .data.own_recipe import COLOUR_PRESET, fit_to_own_data
 
-        cfg = fit_to_own_data(cfg, list(overrides))
+        cfg = fit_to_own_data(cfg, lambda: apply_overrides(load_preset(COLOUR_PRESET, shared=True), overrides))
     return validate(apply_adam_setting(cfg))
