@@ -95,13 +95,11 @@ _ROWS = [
     _k("data.class_order", "", str, "a `dirname_to_label.txt` file; `\"\"` = sorted folder names"),
     _k("data.class_names", [], list, "`data.name = \"own\"`: the classes, filled in from `data.path`"),
     # ---- model ----------------------------------------------------------------------------------------
-    _k("model.generator.name", "", str, "the generator builder (`ganworks.models`); the table also takes its options"),
-    _k("model.discriminator.name", "", str, "the discriminator builder; the table also takes its options "
-       "(e.g. `norm`)"),
+    _k("model.generator.name", "", str, "the generator builder (`ganworks.models`)"),
+    _k("model.discriminator.name", "", str, "the discriminator builder (`ganworks.models`)"),
     _k("model.init_examples", 0, int, "data-dependent init batch (reference: 500); 0 = none", 0),
     # ---- objective ------------------------------------------------------------------------------------
-    _k("objective.name", "", str, "what one iteration computes (`ganworks.objectives`); the table also takes the "
-       "objective's options"),
+    _k("objective.name", "", str, "what one iteration computes (`ganworks.objectives`)"),
     # ---- optim ----------------------------------------------------------------------------------------
     _k("optim.setting", "", str, "SN-GAN Table 1 `A`..`F`: sets lr, beta1, beta2 and `objective.n_dis`",
        choices=("", *ADAM_SETTINGS)),
@@ -328,12 +326,15 @@ def render() -> str:
         sections.setdefault(key.name.split(".")[0], []).append(key)
     for section, keys in sections.items():
         out += [f"## `{section}`", ""]
-        tables = [t for t in OPEN_TABLES if t.split(".")[0] == section]
-        if tables:
-            out += [f"`{t}` also takes {OPEN_TABLES[t]}." for t in tables] + [""]
+        notes = [f"`{t}` also takes {OPEN_TABLES[t]}." for t in OPEN_TABLES if t.split(".")[0] == section]
+        if section == "meta":
+            notes.append("`meta.preset` is not set by hand: loading a preset writes its name there.")
+        if notes:
+            out += notes + [""]
         out += ["| key | default | type | allowed | meaning |", "|---|---|---|---|---|"]
         for k in keys:
-            out.append(f"| `{k.name}` | `{_toml(k.default)}` | {type_name(k)} | {_cell(allowed(k))} | {_cell(k.doc)} |")
+            what = "any" if (k.type is str and not k.choices) else allowed(k)
+            out.append(f"| `{k.name}` | `{_toml(k.default)}` | {type_name(k)} | {_cell(what)} | {_cell(k.doc)} |")
         out.append("")
     return "\n".join(out)
 
