@@ -17,7 +17,6 @@ import difflib
 import inspect
 import sys
 from importlib import resources
-from pathlib import Path
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -130,7 +129,10 @@ def merge(base: dict, over: dict) -> dict:
 
 
 def load_preset(name: str, *, shared: bool = False) -> dict:
-    """The preset merged over ``DEFAULTS`` (without overrides), with ``meta.preset`` set.
+    """The preset merged over ``DEFAULTS`` (without overrides), checked, with ``meta.preset`` set.
+
+    A key the preset gives must be in ``config_keys.KEYS`` (or a builder/objective option) and hold
+    an allowed value; the error names the preset.
 
     A name whose last part starts with ``_`` holds settings shared by several presets and is refused
     unless ``shared=True`` (library code that builds a preset from such a base, e.g. the colour recipe
