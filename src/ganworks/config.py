@@ -1,11 +1,13 @@
-"""Experiment configuration: one table of defaults, presets as TOML files, ``--set`` overrides.
+"""Experiment configuration: defaults, presets as TOML files, ``--set`` overrides, resolution.
 
 A preset is a TOML file under ``ganworks/presets/`` named by its path without the suffix, e.g.
 ``improved-gan/mnist-100``; ``extends = "<preset>"`` at its top inherits another preset. Files
 whose name starts with ``_`` hold settings shared by several rows and are not listed. The
 resolved configuration is ``DEFAULTS`` ← extended presets ← the preset ← ``--set key=value``
-overrides. ``--set`` may only name keys that exist (a typo is an error, not a silent no-op), or
-options of the chosen model builder / objective.
+overrides. ``--set`` may only name keys that exist (a typo is an error naming the nearest key, not
+a silent no-op), or options of the chosen model builder / objective. Each key's default, type,
+allowed values and doc live in one table, ``config_keys.KEYS`` (docs/configuration.md is generated
+from it); ``DEFAULTS`` and every check here come from it.
 """
 
 from __future__ import annotations
@@ -13,172 +15,57 @@ from __future__ import annotations
 import copy
 import difflib
 import inspect
-import math
 import sys
 from importlib import resources
-from pathlib import Path
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
+from .config_keys import ADAM_SETTINGS, KEYS, OPEN_TABLES, check, defaults, unknown_key_error
 from .errors import ConfigError
 
-#: Every key a configuration may have, with its default. Tables under ``model.generator``,
+#: Every key a configuration may have, with its default: the nested table of ``config_keys.KEYS``
+#: (where each key's type, allowed values and doc are). Tables under ``model.generator``,
 #: ``model.discriminator`` and ``objective`` also take the options of the named builder/objective.
-DEFAULTS: dict = {
-    "meta": {
-        "paper": "", "table": "", "row": "",
-        "published": "",          # the paper's number, as printed
-        "published_metric": "",   # name of our metric it compares to, e.g. "test_errors_ema"
-        "notes": "",
-        "data": "",               # what a run on your own data found there (train/own_data.py)
-    },
-    "data": {
-        "name": "mnist", "path": "", "root": "", "download": True,
-        "labels": 0,              # labeled examples for semi-supervised runs (0: unsupervised)
-        "seed_data": 1,           # seeds the labeled-subset permutation (reference: --seed_data)
-        "scale": "",              # pixel scale (data/scaling.py); "" = the dataset's default
-        "batch_size": 64, "image_size": 0,
-        "channels": 1,            # only for the "synthetic" dataset (tests)
-        "train_limit": 0, "test_limit": 0,   # use only the first N images (tests, smoke runs)
-        "validation": 0,          # hold out the last N training images for eval.best selection (0 = none)
-        "dequantize": False,      # add U(0, 1/128) noise to x/128 - 1 (sngan_projection's loaders)
-        # lazily read class folders (data.name = "imagenet"; ganworks.data.folder)
-        "workers": 4,             # DataLoader worker processes
-        "limit_per_class": 0,     # only the first N images of each class (smoke runs); 0 = all
-        "classes": [],            # a subset of class folder names, relabelled 0..k-1; [] = all
-        "class_order": "",        # a dirname_to_label.txt file; "" = sorted folder names
-        "class_names": [],        # data.name = "own": the classes, filled in from data.path
-    },
-    "model": {
-        "generator": {"name": ""},
-        "discriminator": {"name": ""},
-        "init_examples": 0,       # data-dependent init batch (reference: 500); 0 = none
-    },
-    "objective": {"name": ""},
-    "optim": {
-        "setting": "",            # SN-GAN Table 1 "A".."F": sets lr, beta1, beta2 and objective.n_dis
-        "name": "adam", "lr": 2e-4, "lr_d": 0.0, "lr_g": 0.0,   # lr_d/lr_g: 0 = use lr
-        "beta1": 0.5, "beta2": 0.999, "eps": 1e-8,
-        "eps_inside_sqrt": False,  # the Improved-GAN reference's Adam: sqrt(v + eps)
-        "decay": "constant",       # or "linear": to 0 between decay_start and decay_end
-        "decay_start": 0, "decay_end": 0,   # in iterations; decay_end 0 = the last iteration
-    },
-    "train": {
-        "seed": 1, "epochs": 0.0, "iterations": 0,  # iterations win when both are set
-        "ema_d": 0.0, "ema_g": 0.0,  # decay of a bias-corrected moving average (0 = off)
-        "max_minutes": 0.0,       # wall-clock budget: evaluate, save and stop after it (0 = none)
-        "device": "auto", "log_every": 10,
-        "sync_bn": False,         # several processes: SyncBatchNorm in G (CUDA only; train/distributed.py)
-        "amp": "none",            # mixed precision: "none", "bf16" or "fp16" (train/amp.py)
-        "compile": "auto",        # torch.compile: true (step), "optimizer" (update only), false, "auto" (where faster; train/compiled.py)
-        "noise": "global",        # Gaussian-noise layers' draws: "global", "parallel" or "prefetch" (nn/noise.py)
-        "power_iteration": "per-step",  # spectral norm: one power step per optimizer step, or "per-call" (chainer-gan-lib)
-    },
-    "eval": {
-        "every": 0,               # iterations between evaluations; 0 = once per epoch
-        "grid": 100,              # samples in the grid PNG written at each evaluation
-        "batch_size": 1000,
-        "best": "",               # metric that selects best.pt, e.g. "val_error_ema" (needs data.validation) or "FID"
-        "best_mode": "min",
-        # sample quality (IS/FID/KID, ganworks.metrics) of G's samples during training
-        "quality_samples": 0,     # generated images per score; 0 = off
-        "quality_every": 0,       # iterations between scores; 0 = at every evaluation
-        "quality_reference": "",  # real statistics for FID/KID, e.g. "cifar10:test"; "" = IS only
-        "quality_extractor": "inception",   # or "classifier" (with quality_classifier)
-        "quality_classifier": "",  # a `ganworks train-classifier` file: offline scores
-        "quality_weights": "",     # Inception weights file (else $GANWORKS_INCEPTION_WEIGHTS)
-        "quality_metrics": ["is", "fid"],
-        "quality_splits": 10,     # Inception Score splits (sngan_projection: 1 split of 5,000 samples)
-        "quality_uint8": "round",  # or "truncate" (chainer-gan-lib) when samples become uint8 for scoring
-    },
-}
-
-#: Allowed values of the numeric and choice keys, checked wherever a config is resolved or loaded:
-#: key -> (type, low, high, low_open) for numbers (None = unbounded; low_open: ``low`` itself is
-#: not allowed), or a tuple of the allowed strings.
-VALID: dict = {
-    "data.batch_size": (int, 1, None, False),
-    "data.labels": (int, 0, None, False),
-    "data.seed_data": (int, 0, None, False),
-    "data.image_size": (int, 0, 4096, False),
-    "data.channels": (int, 1, 4, False),
-    "data.train_limit": (int, 0, None, False),
-    "data.test_limit": (int, 0, None, False),
-    "data.validation": (int, 0, None, False),
-    "data.workers": (int, 0, 256, False),
-    "data.limit_per_class": (int, 0, None, False),
-    "model.init_examples": (int, 0, None, False),
-    "optim.lr": (float, 0.0, None, True),
-    "optim.lr_d": (float, 0.0, None, False),
-    "optim.lr_g": (float, 0.0, None, False),
-    "optim.beta1": (float, 0.0, 1.0, False),
-    "optim.beta2": (float, 0.0, 1.0, False),
-    "optim.eps": (float, 0.0, 1.0, False),
-    "optim.decay": ("constant", "linear"),
-    "optim.decay_start": (int, 0, None, False),
-    "optim.decay_end": (int, 0, None, False),
-    "train.seed": (int, 0, 2**63 - 1, False),
-    "train.epochs": (float, 0.0, 1e6, False),
-    "train.iterations": (int, 0, 10**10, False),
-    "train.ema_d": (float, 0.0, 1.0, False),
-    "train.ema_g": (float, 0.0, 1.0, False),
-    "train.max_minutes": (float, 0.0, 1e7, False),
-    "train.log_every": (int, 1, None, False),
-    "train.amp": ("none", "bf16", "fp16"),
-    "train.noise": ("global", "parallel", "prefetch"),
-    "train.power_iteration": ("per-step", "per-call"),
-    "eval.every": (int, 0, None, False),
-    "eval.grid": (int, 0, 10000, False),
-    "eval.batch_size": (int, 1, None, False),
-    "eval.best_mode": ("min", "max"),
-    "eval.quality_samples": (int, 0, 10**7, False),
-    "eval.quality_every": (int, 0, None, False),
-    "eval.quality_splits": (int, 1, 1000, False),
-    "eval.quality_uint8": ("round", "truncate"),
-}
-#: Keys whose upper bound is open (a decay of 1.0 never moves; beta 1.0 divides by zero).
-_HIGH_OPEN = {"optim.beta1", "optim.beta2", "train.ema_d", "train.ema_g"}
-
-
-def _interval(key: str, kind, low, high, low_open) -> str:
-    lo = "-inf" if low is None else f"{low:g}" if kind is float else str(low)
-    hi = "inf" if high is None else f"{high:g}" if kind is float else str(high)
-    what = "an integer" if kind is int else "a number"
-    return f"{what} in {'(' if low_open else '['}{lo}, {hi}{')' if key in _HIGH_OPEN or high is None else ']'}"
+DEFAULTS: dict = defaults()
 
 
 def validate(cfg: dict) -> dict:
-    """Check every key of ``VALID`` in ``cfg``; a bad value raises ``ConfigError`` naming the range.
+    """Check every key of ``config_keys.KEYS`` present in ``cfg`` (type, bounds, choices), in place.
 
-    Integral floats of integer keys (``2.0``) become ints; anything else out of range is an error.
+    A bad value raises ``ConfigError`` in one line naming the key, the value and what is allowed.
+    Integral floats of integer keys (``2.0``) become ints, ints of float keys floats. Keys outside the
+    table are left alone here (a resumed run's config may hold keys since retired); presets and
+    ``--set`` refuse them.
     """
-    for key, rule in VALID.items():
-        section, leaf = key.split(".")
-        node = cfg.get(section, {})
-        if leaf not in node:
-            continue
-        value = node[leaf]
-        if isinstance(rule[0], str):
-            if value not in rule:
-                raise ConfigError(f"config key {key!r} is {value!r}; allowed: {', '.join(map(repr, rule))}")
-            continue
-        kind, low, high, low_open = rule
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        if ok and kind is int:
-            ok = float(value).is_integer()
-            if ok:
-                value = int(value)
-        if ok and low is not None:
-            ok = value > low if low_open else value >= low
-        if ok and high is not None:
-            ok = value < high if key in _HIGH_OPEN else value <= high
-        if not ok:
-            raise ConfigError(f"config key {key!r} is {value!r}; it must be {_interval(key, kind, low, high, low_open)}")
-        node[leaf] = value
+    for name in KEYS:
+        *path, leaf = name.split(".")
+        node = cfg
+        for part in path:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and leaf in node:
+            node[leaf] = check(name, node[leaf])
     return cfg
+
+
+def unknown_keys(cfg: dict) -> list[str]:
+    """The dotted keys of ``cfg`` outside ``KEYS`` (options under ``OPEN_TABLES`` excepted)."""
+    found = []
+
+    def walk(node: dict, prefix: str):
+        for k, v in node.items():
+            name = prefix + k
+            if name in OPEN_TABLES:
+                continue
+            if isinstance(v, dict):
+                walk(v, name + ".")
+            elif name not in KEYS:
+                found.append(name)
+
+    walk(cfg, "")
+    return found
 
 
 def with_defaults(saved: dict) -> dict:
@@ -242,7 +129,10 @@ def merge(base: dict, over: dict) -> dict:
 
 
 def load_preset(name: str, *, shared: bool = False) -> dict:
-    """The preset merged over ``DEFAULTS`` (without overrides), with ``meta.preset`` set.
+    """The preset merged over ``DEFAULTS`` (without overrides), checked, with ``meta.preset`` set.
+
+    A key the preset gives must be in ``config_keys.KEYS`` (or a builder/objective option) and hold
+    an allowed value; the error names the preset.
 
     A name whose last part starts with ``_`` holds settings shared by several presets and is refused
     unless ``shared=True`` (library code that builds a preset from such a base, e.g. the colour recipe
@@ -253,7 +143,15 @@ def load_preset(name: str, *, shared: bool = False) -> dict:
         raise ConfigError(f"{name!r} holds settings shared by several presets and is no preset of its own (it lacks "
                           f"a paper row): pick a preset that extends it{', e.g. ' + ', '.join(users) if users else ''} "
                           f"(`ganworks presets` lists them)")
-    cfg = merge(DEFAULTS, _read_preset(name))
+    data = _read_preset(name)
+    unknown = unknown_keys(data)
+    if unknown:
+        raise ConfigError(f"preset {name!r}: {unknown_key_error(unknown[0])}")
+    cfg = merge(DEFAULTS, data)
+    try:
+        validate(cfg)
+    except ConfigError as e:
+        raise ConfigError(f"preset {name!r}: {e}") from None
     cfg["meta"]["preset"] = name
     return cfg
 
@@ -290,38 +188,62 @@ def _get(cfg: dict, path: list[str]) -> dict:
     return node
 
 
+def _options_in(cfg: dict) -> list[str]:
+    """The dotted names of the builder/objective options ``cfg`` already holds."""
+    out = []
+    for table in OPEN_TABLES:
+        node = cfg
+        for part in table.split("."):
+            node = node.get(part, {}) if isinstance(node, dict) else {}
+        out += [f"{table}.{k}" for k in (node if isinstance(node, dict) else {}) if f"{table}.{k}" not in KEYS]
+    return out
+
+
 def apply_overrides(cfg: dict, overrides: list[str]) -> dict:
+    """``cfg`` with ``key=value`` overrides (values in TOML, a bare word a string), checked.
+
+    A key must be in ``config_keys.KEYS`` (its value is checked there: type, bounds, choices), or an
+    option of the builder/objective an open table names; anything else is an error naming the nearest key.
+    """
     cfg = copy.deepcopy(cfg)
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"--set expects key=value, got {item!r}")
         key, text = item.split("=", 1)
-        path = key.strip().split(".")
-        node = cfg
-        for i, part in enumerate(path[:-1]):
-            if not isinstance(node.get(part), dict):
-                raise ConfigError(f"unknown config key {key!r}: {'.'.join(path[: i + 1])!r} is not a table")
-            node = node[part]
-        leaf = path[-1]
+        key = key.strip()
+        *path, leaf = key.split(".")
         value = parse_value(text.strip())
-        if leaf not in node:
-            allowed = _free_options(cfg, path[:-1])
-            if allowed is None or leaf not in allowed:
-                known = ", ".join(sorted(set(node) | (allowed or set())))
-                raise ConfigError(f"unknown config key {key!r}; keys here: {known}")
-        elif isinstance(node[leaf], dict):
-            raise ConfigError(f"config key {key!r} is a table; set one of its keys, e.g. {key}.{next(iter(node[leaf]), 'name')}=...")
-        elif node[leaf] is not None and not _compatible(node[leaf], value):
-            raise ConfigError(f"config key {key!r} expects a {type(node[leaf]).__name__}, got {text!r}")
-        if isinstance(node.get(leaf), float) and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
+        table = ".".join(path)
+        if key in KEYS:
+            value = check(key, value)
+        elif key in OPEN_TABLES or any(k.startswith(key + ".") for k in KEYS):
+            first = next(k for k in KEYS if k.startswith(key + "."))
+            raise ConfigError(f"config key {key!r} is a table; set one of its keys, e.g. {first}=...")
+        elif table in OPEN_TABLES:
+            node = _get(cfg, path)
+            options = _free_options(cfg, path) or set()
+            if leaf not in node and leaf not in options:
+                raise unknown_key_error(key, _options_in(cfg) + [f"{table}.{o}" for o in options])
+            if isinstance(node.get(leaf), dict):
+                raise ConfigError(f"config key {key!r} is a table; set one of its keys")
+            if node.get(leaf) is not None and not _compatible(node[leaf], value):
+                kind = {bool: "a bool", int: "an int", float: "a float", str: "a string", list: "a list"}.get(
+                    type(node[leaf]), f"a {type(node[leaf]).__name__}")
+                raise ConfigError(f"config key {key!r} expects {kind} like its current value {node[leaf]!r}, "
+                                  f"got {value!r}")
+            if isinstance(node.get(leaf), float) and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+        else:
+            raise unknown_key_error(key, _options_in(cfg))
+        node = cfg
+        for part in path:
+            node = node.setdefault(part, {})
         node[leaf] = value
     return validate(cfg)
 
 
 def _compatible(old, new) -> bool:
-    if old == "auto":  # tri-state keys: "auto" or a boolean
-        return isinstance(new, (bool, str))
+    """Whether a builder/objective option may take ``new`` in place of ``old`` (same kind of value)."""
     if isinstance(old, bool) or isinstance(new, bool):
         return isinstance(old, bool) and isinstance(new, bool)
     if isinstance(old, (int, float)):
@@ -329,14 +251,29 @@ def _compatible(old, new) -> bool:
     return isinstance(new, type(old))
 
 
+def apply_adam_setting(cfg: dict) -> dict:
+    """Fill lr, β1, β2 and the objective's n_dis from ``optim.setting`` (SN-GAN Table 1), in place."""
+    name = cfg["optim"].get("setting", "")
+    if not name:
+        return cfg
+    if name not in ADAM_SETTINGS:
+        raise ConfigError(f"unknown Adam setting {name!r}: choose one of {', '.join(ADAM_SETTINGS)} (SN-GAN Table 1)")
+    if cfg["objective"].get("name") != "gan":
+        raise ConfigError("optim.setting (SN-GAN Table 1) sets n_dis, which only the 'gan' objective has")
+    lr, b1, b2, n_dis = ADAM_SETTINGS[name]
+    cfg["optim"].update(lr=lr, beta1=b1, beta2=b2)
+    cfg["objective"]["n_dis"] = n_dis
+    return cfg
+
+
 def resolve(preset: str, overrides: list[str] = ()) -> dict:
     """The preset with ``overrides``; an ``optim.setting`` then fixes lr, betas and n_dis. With
-    ``data.name = "own"`` the models are then fitted to the images at ``data.path``."""
-    from .train.optim import apply_adam_setting
-
-    cfg = apply_overrides(load_preset(preset), list(overrides))
+    ``data.name = "own"`` the models are then fitted to the images at ``data.path``
+    (``ganworks.data.own_recipe``; colour images switch to its colour recipe, with the same overrides)."""
+    overrides = list(overrides)
+    cfg = apply_overrides(load_preset(preset), overrides)
     if cfg["data"]["name"] == "own":
-        from .train.own_data import fit_to_own_data
+        from .data.own_recipe import COLOUR_PRESET, fit_to_own_data
 
-        cfg = fit_to_own_data(cfg, list(overrides))
+        cfg = fit_to_own_data(cfg, lambda: apply_overrides(load_preset(COLOUR_PRESET, shared=True), overrides))
     return validate(apply_adam_setting(cfg))

@@ -152,8 +152,12 @@ def test_compile_setting(tiny_digits):
     assert not compile_wanted(resolve("sngan/cifar10-cnn-sn-A"), CPU, 100_000)
     assert not compile_wanted(resolve("improved-gan/mnist-100", ["train.compile=false"]), CPU, 180_000)
     assert compile_wanted(resolve("improved-gan/mnist-100", ["train.compile=true"]), CPU, 10)
+    with pytest.raises(ConfigError, match="'train.compile' is 'sometimes'; allowed: true, false, 'auto', 'optimizer'"):
+        resolve("improved-gan/mnist-100", ["train.compile=sometimes"])  # refused where the config is resolved
+    edited = resolve("improved-gan/mnist-100")
+    edited["train"]["compile"] = "sometimes"  # a config that skipped the checks (e.g. edited by hand)
     with pytest.raises(ConfigError, match="train.compile must be"):
-        compile_wanted(resolve("improved-gan/mnist-100", ["train.compile=sometimes"]), CPU, 10)
+        compile_wanted(edited, CPU, 10)
     # the optimizer's update alone: auto where measured faster (the MNIST step on CPU), "optimizer" anywhere
     assert ("cpu", "improved-gan-mnist-d") in compiled_mod.FASTER_COMPILED_UPDATE
     assert compile_update_wanted(mnist, CPU, 180_000) and not compile_update_wanted(mnist, CPU, 60)
@@ -163,7 +167,7 @@ def test_compile_setting(tiny_digits):
     assert compile_update_wanted(resolve("improved-gan/mnist-100", ["train.compile=true"]), CPU, 10)
     assert not compile_update_wanted(resolve("improved-gan/mnist-100", ["train.compile=false"]), CPU, 180_000)
     with pytest.raises(ConfigError, match="train.compile must be"):
-        compile_update_wanted(resolve("improved-gan/mnist-100", ["train.compile=sometimes"]), CPU, 10)
+        compile_update_wanted(edited, CPU, 10)
 
 
 def test_compiled_optimizer_update_alone_matches_eager(tiny_digits):

@@ -54,5 +54,11 @@ def test_adam_settings_by_name_follow_sn_gan_table_1():
         cfg = resolve("sngan/cifar10-cnn-sn", [f"optim.setting={name}"])
         assert (cfg["optim"]["lr"], cfg["optim"]["beta1"], cfg["optim"]["beta2"], cfg["objective"]["n_dis"]) == (lr, b1, b2, n_dis)
         assert resolve(f"sngan/cifar10-cnn-sn-{name}")["objective"]["n_dis"] == n_dis
-    with pytest.raises(ConfigError, match="unknown Adam setting"):
+    with pytest.raises(ConfigError, match="'optim.setting' is 'G'; allowed: '', 'A', 'B', 'C', 'D', 'E', 'F'"):
         resolve("sngan/cifar10-cnn-sn", ["optim.setting=G"])
+    from ganworks.config import apply_adam_setting
+
+    edited = resolve("sngan/cifar10-cnn-sn")
+    edited["optim"]["setting"] = "G"  # a config that skipped the checks
+    with pytest.raises(ConfigError, match="unknown Adam setting"):
+        apply_adam_setting(edited)

@@ -42,7 +42,7 @@ def load_split(data_cfg: dict, split: str, root=None):
         opts["classes"] = list(d["classes"])
     if d["name"] == "synthetic":
         opts["channels"] = d["channels"]
-    if d["name"] == "own":  # the run's channels and class order (train/own_data.py fills them in)
+    if d["name"] == "own":  # the run's channels and class order (data/own_recipe.py fills them in)
         opts.update(channels=d["channels"], class_names=tuple(d["class_names"]))
     data = load_dataset(d["name"], split, root=root or d["root"] or None, download=d["download"],
                         image_size=d["image_size"], **opts)

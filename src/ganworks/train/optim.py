@@ -14,33 +14,8 @@ import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
+from ..config import ADAM_SETTINGS  # noqa: F401  (SN-GAN Table 1; its home is config, which applies it)
 from ..errors import ConfigError
-
-#: SN-GAN Table 1: Adam (lr, β1, β2) and n_dis, the D steps per G step, by setting name.
-ADAM_SETTINGS = {
-    "A": (1e-4, 0.5, 0.9, 5),    # WGAN-GP (Gulrajani et al.)
-    "B": (1e-4, 0.5, 0.999, 1),  # Warde-Farley & Bengio
-    "C": (2e-4, 0.5, 0.999, 1),  # DCGAN (Radford et al.)
-    "D": (1e-3, 0.5, 0.9, 5),
-    "E": (1e-3, 0.5, 0.999, 5),
-    "F": (1e-3, 0.9, 0.999, 5),
-}
-
-
-def apply_adam_setting(cfg: dict) -> dict:
-    """Fill lr, β1, β2 and the objective's n_dis from ``optim.setting`` (SN-GAN Table 1), in place."""
-    name = cfg["optim"].get("setting", "")
-    if not name:
-        return cfg
-    if name not in ADAM_SETTINGS:
-        raise ConfigError(f"unknown Adam setting {name!r}: choose one of {', '.join(ADAM_SETTINGS)} (SN-GAN Table 1)")
-    if cfg["objective"].get("name") != "gan":
-        raise ConfigError("optim.setting (SN-GAN Table 1) sets n_dis, which only the 'gan' objective has")
-    lr, b1, b2, n_dis = ADAM_SETTINGS[name]
-    cfg["optim"].update(lr=lr, beta1=b1, beta2=b2)
-    cfg["objective"]["n_dis"] = n_dis
-    return cfg
-
 
 def adam_eps_inside_sqrt_update(params, grads, exp_avgs, exp_avg_sqs, denoms, beta1: float, beta2: float,
                                 lr_over_c1, c2, eps: float) -> None:

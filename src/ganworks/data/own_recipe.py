@@ -14,13 +14,18 @@ images at ``data.path`` (decoded once, then cached) and:
 * fills in what the data says: the channels, the classes (``data.class_names``, the discriminator's
   ``num_classes``), the number of labeled images (``data.labels``), the absolute ``data.path``, and a
   one-line summary in ``meta.data`` that ``ganworks train`` prints in its run line.
+
+This module sits on the data floor and imports nothing from ``config`` or ``train``: the colour
+recipe comes in as a function from its caller (``config.resolve``), which resolves the preset.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from ..errors import ConfigError
+from .own import has_test_split, load_own
 
 OWN_PRESET = "improved-gan/own-data"
 COLOUR_PRESET = "improved-gan/_own-data-colour"
@@ -37,11 +42,12 @@ def model_family(name: str) -> str | None:
     return None
 
 
-def fit_to_own_data(cfg: dict, overrides: list[str]) -> dict:
-    """``cfg`` (resolved from its preset and ``overrides``) fitted to the images at ``data.path``."""
-    from ..config import apply_overrides, load_preset
-    from ..data.own import has_test_split, load_own
+def fit_to_own_data(cfg: dict, colour_recipe: Callable[[], dict]) -> dict:
+    """``cfg`` (resolved from its preset and the user's overrides) fitted to the images at ``data.path``.
 
+    ``colour_recipe()`` returns :data:`COLOUR_PRESET` resolved with the same overrides; it is called
+    only for colour images under the preset :data:`OWN_PRESET`.
+    """
     d = cfg["data"]
     if not d["path"]:
         return cfg  # loading the data says what is missing
@@ -55,7 +61,7 @@ def fit_to_own_data(cfg: dict, overrides: list[str]) -> dict:
     data = load_own(Path.cwd(), "train", path=str(path))
     c, h, w = data.image_shape
     if cfg["meta"].get("preset") == OWN_PRESET and c == 3:
-        cfg = apply_overrides(load_preset(COLOUR_PRESET, shared=True), overrides)
+        cfg = colour_recipe()
         cfg["meta"]["preset"] = OWN_PRESET
         d = cfg["data"]
     g, dis = cfg["model"]["generator"], cfg["model"]["discriminator"]
