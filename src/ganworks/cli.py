@@ -292,7 +292,7 @@ def _train_run(args, cfg: dict, state: dict | None, run_dir: Path, writer: bool)
         distributed.check_config(cfg, info.world_size)
     try:
         if args.resume and writer:
-            from .train.checkpoint import remove_stale_tmp
+            from .checkpoints import remove_stale_tmp
 
             remove_stale_tmp(run_dir)
         exp = Experiment(cfg, device)
