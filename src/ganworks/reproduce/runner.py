@@ -58,6 +58,22 @@ def read_status(run_dir: Path) -> dict | None:
         return None
 
 
+def read_metrics(run_dir: Path) -> list[dict]:
+    """The run's evaluation rows in iteration order, one per iteration (the last written wins)."""
+    rows: dict[int, dict] = {}
+    try:
+        lines = (Path(run_dir) / "metrics.jsonl").read_text().splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue  # a line cut by a kill
+        rows[row.get("iteration", 0)] = row
+    return [rows[k] for k in sorted(rows)]
+
+
 def _lock_held(run_dir: Path) -> bool:
     return runlock.is_locked(run_dir)
 

@@ -27,7 +27,7 @@ The reference ImageNet runs are data-parallel on 4 GPUs (SN-GAN: 16 images each;
   exactly what the uninterrupted one did.
 * **Writing**: rank 0 runs the ordinary loop (logs, samples, evaluation, checkpoints); the other
   ranks run the same iterations silently. Checkpoints record the world size; resuming with
-  another raises ``CheckpointError``.
+  another raises ``CheckpointError`` (``experiment.check_world_size``).
 
 Not supported under N > 1 processes (a ``ConfigError`` says so): ``train.max_minutes`` (the ranks
 would stop at different iterations).
@@ -49,7 +49,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from ..errors import CheckpointError, ConfigError
+from ..errors import ConfigError
 
 
 @dataclass
@@ -129,13 +129,6 @@ def check_config(cfg: dict, world_size: int) -> None:
     if world_size > 1 and t["max_minutes"]:
         raise ConfigError("train.max_minutes cannot be used with several processes (they would stop at different "
                           "iterations): set train.iterations instead")
-
-
-def check_resume(state: dict, world_size: int) -> None:
-    saved = state.get("world_size", 1)
-    if saved != world_size:
-        raise CheckpointError(f"this run was trained on {saved} process(es) and resumes exactly only on as many: "
-                              f"use --nproc {saved} (a different count changes the batches and the noise)")
 
 
 def wrap(exp, info: DistInfo) -> None:

@@ -18,7 +18,7 @@ from ..data.own import has_test_split
 from ..data import (SemiSupervisedStream, data_scale, UnsupervisedStream, balanced_labeled_subset,
                     data_permutation, load_dataset, to_float)
 from ..device import pick_device  # noqa: F401  (re-exported by ganworks.train)
-from ..errors import ConfigError, DataError
+from ..errors import CheckpointError, ConfigError, DataError
 from ..metrics.classification import count_errors_of
 from ..models import build_model
 from ..nn.noise import ParallelGaussianStream, attach as attach_noise
@@ -301,9 +301,7 @@ class Experiment:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        from .distributed import check_resume
-
-        check_resume(state, self.world_size)
+        check_world_size(state, self.world_size)
         self.G.load_state_dict(state["models"]["G"])
         self.D.load_state_dict(state["models"]["D"])
         for k, o in self.optimizers.items():
@@ -324,6 +322,14 @@ class Experiment:
                                   "--set train.noise=global (or start a new run)")
             self.noise.load_state_dict(state["noise"])
         set_rng_state(state["rng"], self.device)
+
+
+def check_world_size(state: dict, world_size: int) -> None:
+    """A checkpoint resumes exactly only on as many processes as wrote it (train/distributed.py)."""
+    saved = state.get("world_size", 1)
+    if saved != world_size:
+        raise CheckpointError(f"this run was trained on {saved} process(es) and resumes exactly only on as many: "
+                              f"use --nproc {saved} (a different count changes the batches and the noise)")
 
 
 def _no_context(phase: str):
