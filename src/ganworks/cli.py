@@ -12,9 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
-import time
 from pathlib import Path
 
 from .errors import CheckpointError, ConfigError, GanworksError
@@ -113,217 +111,20 @@ def main(argv: list[str] | None = None) -> int:
 # ---- train -----------------------------------------------------------------------------------
 
 
-def _resume_target(path: str) -> tuple[Path, Path | None]:
-    """``(run_dir, checkpoint or None)`` for ``--resume`` of a run directory or one of its checkpoints."""
-    p = Path(path).expanduser()
-    if p.is_file():
-        if p.parent.name != "checkpoints" or not (p.parent.parent / "config.json").is_file():
-            raise CheckpointError(f"--resume takes a run directory (or RUN/checkpoints/<name>.pt inside one); {p} is "
-                                  f"not inside a run directory")
-        return p.parent.parent, p
-    if not p.is_dir():
-        raise CheckpointError(f"no such run directory: {p}")
-    last = p / "checkpoints" / "last.pt"
-    if last.is_file():
-        return p, last
-    if (p / "config.json").is_file():
-        return p, None  # killed before its first checkpoint: restart it from its config
-    raise CheckpointError(f"{p} is not a ganworks run directory (no config.json or checkpoints/last.pt): "
-                          f"pass the folder `ganworks train --out` wrote")
+def train_request(args):
+    """The ``RunRequest`` (``ganworks.train.run``) of ``ganworks train``'s flags."""
+    from .train.run import RunRequest
 
-
-#: most CPU threads ``--threads`` accepts
-MAX_THREADS = 1024
-
-
-def _check_train_flags(args) -> None:
-    """Flags that make no sense on their own, refused before anything is read or written."""
-    if args.nproc < 1:
-        raise ConfigError(f"--nproc must be at least 1, got {args.nproc}")
-    if args.threads is not None and not 1 <= args.threads <= MAX_THREADS:
-        raise ConfigError(f"--threads must be between 1 and {MAX_THREADS}, got {args.threads}")
-    if args.iterations == 0:
-        raise ConfigError("--iterations 0 trains nothing: give the total number of iterations to train to (at least "
-                          "1), or leave it out for the preset's length")
-    if args.epochs is not None and args.iterations is not None:
-        raise ConfigError("give --epochs or --iterations, not both (each sets the length of the run)")
-    if args.out is not None and not args.out.strip():
-        raise ConfigError("--out is empty: name a folder for the run, or leave --out out for runs/<preset>-...")
-
-
-def _compiled_parts(exp) -> str:
-    """What train.compile compiled: the phases and/or the optimizers' update, or nothing."""
-    parts = (["step"] if exp.phase_loss.is_compiled else []) + \
-        (["optimizer update"] if any(getattr(o, "is_compiled", False) for o in exp.optimizers.values()) else [])
-    return " + ".join(parts) or "nothing"
-
-
-def _write_config(run_dir: Path, cfg: dict) -> None:
-    """``run_dir/config.json``, atomically: a kill leaves the old file or the new one."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / "config.json.tmp"
-    tmp.write_text(json.dumps(cfg, indent=2) + "\n")
-    tmp.replace(run_dir / "config.json")
+    return RunRequest(preset=args.preset, out=args.out, resume=args.resume, overrides=list(args.set), seed=args.seed,
+                      epochs=args.epochs, iterations=args.iterations, max_minutes=args.max_minutes,
+                      compile=args.compile, threads=args.threads, device=args.device, data_root=args.data_root,
+                      nproc=args.nproc, progress=not args.no_progress)
 
 
 def cmd_train(args) -> int:
-    from .train import distributed
+    from .train.run import run
 
-    _check_train_flags(args)
-    if args.nproc > 1 and not distributed.launched_by_torchrun():
-        from .train.launch import launch_torchrun
-
-        return launch_torchrun(args)
-    writer = int(os.environ.get("RANK", "0")) == 0  # the one process that writes the run folder
-    held: list = []  # the run folder's lock, once taken
-    try:
-        return _locked_train(args, writer, held)
-    finally:
-        for lock in held:
-            lock.release()
-
-
-def _locked_train(args, writer: bool, held: list) -> int:
-    """``cmd_train`` once the flags are checked: take the run folder's lock (into ``held``), check the
-    folder and checkpoint, then train."""
-    from .config import resolve, validate
-    from .train import load_checkpoint, runfolder, runlock
-
-    state, created = None, False
-    if args.resume:
-        run_dir, ckpt = _resume_target(args.resume)
-        if writer:
-            held.append(runlock.acquire(run_dir))
-        if ckpt is not None:
-            state = load_checkpoint(ckpt)
-            runfolder.check_checkpoint_belongs(run_dir, ckpt, state)
-            _refuse_nonfinite_resume(run_dir, ckpt, state)
-            cfg = state["config"]
-            if ckpt.name != "last.pt":
-                print(f"resuming from {ckpt} (iteration {state['position']['iteration']}); its later rows in "
-                      f"metrics.jsonl are dropped and last.pt is overwritten at the next save", file=sys.stderr)
-        else:
-            cfg = runfolder.read_run_config(run_dir)
-            print(f"{run_dir} has no checkpoint (stopped before its first save): starting it again from its "
-                  f"config.json", file=sys.stderr)
-        cfg = validate(cfg)
-        if args.preset and args.preset != cfg["meta"].get("preset"):
-            raise ConfigError(f"{run_dir} is a run of {cfg['meta'].get('preset')!r}, not {args.preset!r}: drop the preset name to resume it")
-        if args.set or args.seed is not None:
-            raise ConfigError("--set and --seed cannot change a run being resumed (only --epochs/--iterations/--device/--data-root)")
-    else:
-        if not args.preset:
-            raise ConfigError("name a preset (see `ganworks presets`) or --resume RUN_DIR")
-        cfg = resolve(args.preset, args.set)
-        if args.seed is not None:
-            cfg["train"]["seed"] = args.seed
-            cfg = validate(cfg)
-        run_dir = Path(args.out) if args.out else Path("runs") / (
-            f"{re.sub('[^A-Za-z0-9._-]+', '-', args.preset)}-seed{cfg['train']['seed']}-{time.strftime('%Y%m%d-%H%M%S')}")
-        runfolder.check_out_dir(run_dir, args.preset)
-        if writer:
-            created = not run_dir.exists()
-            held.append(runlock.acquire(run_dir))
-            runfolder.check_out_dir(run_dir, args.preset)  # again, now that nobody else can write it
-    try:
-        return _train_run(args, cfg, state, run_dir, writer)
-    except BaseException:
-        if created and not (run_dir / "config.json").exists():
-            held.pop().release()  # nothing of the run was written: leave no empty folder behind
-            (run_dir / runlock.LOCK).unlink(missing_ok=True)
-            try:
-                run_dir.rmdir()
-            except OSError:
-                pass
-        raise
-
-
-def _refuse_nonfinite_resume(run_dir: Path, ckpt: Path, state: dict) -> None:
-    """A checkpoint with NaN/Inf weights is no place to resume from: name the newest finite one, or say there is none."""
-    from .checkpoints import nonfinite
-    from .train import load_checkpoint
-
-    if not nonfinite({"models": state.get("models", {}), "ema": state.get("ema", {})}):
-        return
-    others = []
-    for other in sorted((run_dir / "checkpoints").glob("*.pt")):
-        if other.resolve() == ckpt.resolve():
-            continue
-        try:
-            st = load_checkpoint(other)
-        except GanworksError:
-            continue
-        if not nonfinite({"models": st.get("models", {}), "ema": st.get("ema", {})}):
-            others.append((st["position"]["iteration"], other))
-    if others:
-        it, good = max(others)
-        hint = f"the newest finite checkpoint is {good} (iteration {it}): ganworks train --resume {good}"
-    else:
-        hint = f"no checkpoint of {run_dir} is finite: start the run again with a lower optim.lr and a new --out"
-    raise CheckpointError(f"{ckpt} holds non-finite weights (NaN/Inf; the run diverged before it was saved), so "
-                          f"it cannot be resumed; {hint}")
-
-
-def _train_run(args, cfg: dict, state: dict | None, run_dir: Path, writer: bool) -> int:
-    """Train (one process or one rank of several) and finish the same way: status.json, the last row, the exit status."""
-    from .config import apply_overrides
-    from .train import Experiment, pick_device, train
-    from .train import distributed
-    from .train.loop import EXIT_CODES
-
-    if args.epochs is not None:
-        cfg = apply_overrides(cfg, [f"train.epochs={args.epochs}", "train.iterations=0"])
-    if args.iterations is not None:
-        cfg = apply_overrides(cfg, [f"train.iterations={args.iterations}"])
-    if args.data_root:
-        cfg["data"]["root"] = args.data_root
-    if args.max_minutes is not None:
-        cfg = apply_overrides(cfg, [f"train.max_minutes={args.max_minutes}"])
-    if args.compile is not None:
-        cfg["train"]["compile"] = {"true": True, "false": False}.get(args.compile, args.compile)
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    device = pick_device(args.device or cfg["train"]["device"])
-    info = None
-    if distributed.launched_by_torchrun():
-        info, device = distributed.setup(device)
-        distributed.check_config(cfg, info.world_size)
-    try:
-        if args.resume and writer:
-            from .checkpoints import remove_stale_tmp
-
-            remove_stale_tmp(run_dir)
-        exp = Experiment(cfg, device)
-        if info is not None:
-            exp.world_size = info.world_size
-        if state is not None:
-            exp.load_state_dict(state)
-            if exp.position["iteration"] >= exp.total_iterations:
-                raise ConfigError(f"{run_dir} already finished {exp.position['iteration']} iterations: ask for more with --epochs or --iterations")
-        if info is not None:
-            distributed.wrap(exp, info)
-        if writer:
-            _write_config(run_dir, cfg)
-            procs = f"{info.world_size} processes, " if info is not None else ""
-            print(f"run: {run_dir}  {procs}device: {device}  iterations: {exp.position['iteration']} -> "
-                  f"{exp.total_iterations} ({exp.iterations_per_epoch} per epoch)  compiled: {_compiled_parts(exp)}"
-                  + (f"  data: {cfg['meta']['data']}" if cfg["meta"].get("data") else ""), file=sys.stderr)
-        progress = not args.no_progress and writer
-        row = distributed.train_distributed(exp, run_dir, progress) if info is not None else \
-            train(exp, run_dir, progress=progress)
-    finally:
-        if info is not None:
-            distributed.teardown()
-    if writer:
-        it = exp.position["iteration"]  # how far the run got (read by `ganworks reproduce`)
-        (run_dir / "status.json").write_text(json.dumps({
-            "iteration": it, "total_iterations": exp.total_iterations, "finished": it >= exp.total_iterations,
-            "epoch": it / exp.iterations_per_epoch, "interrupted": bool(row.get("interrupted")),
-            "signal": row.get("interrupted")}) + "\n")
-        print(json.dumps({k: v for k, v in row.items() if k != "samples"}))
-    return EXIT_CODES.get(row.get("interrupted"), 0)
+    return run(train_request(args))
 
 
 # ---- eval / sample / presets -------------------------------------------------------------------

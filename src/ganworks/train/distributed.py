@@ -34,7 +34,7 @@ would stop at different iterations).
 
 * **Signals**: as with one process, SIGINT/SIGTERM stop the run after the current iteration: the
   ranks agree on the stop after every iteration (``agree_stop``), rank 0 saves ``last.pt`` and
-  writes ``status.json``, and every rank exits 130 / 143 (``cli._train_run`` finishes both paths).
+  writes ``status.json``, and every rank exits 130 / 143 (``train/run.py`` finishes both paths).
 """
 
 from __future__ import annotations
@@ -65,6 +65,11 @@ class DistInfo:
 
 def launched_by_torchrun() -> bool:
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+def rank() -> int:
+    """This process's rank under torchrun (0 for a process of its own): rank 0 writes the run folder."""
+    return int(os.environ.get("RANK", "0"))
 
 
 def setup(device: torch.device) -> tuple[DistInfo, torch.device]:
