@@ -264,10 +264,11 @@ def _decode(files: list[tuple[Path, int]]) -> tuple[np.ndarray, np.ndarray]:
 
 def _digits(root: Path, split: str, download: bool) -> ImageData:
     """scikit-learn's 1797 8×8 digits (values 0-16 → 0-255); first 1500 train, last 297 test."""
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError:
-        raise DataError("dataset 'digits' needs scikit-learn: pip install scikit-learn") from None
+    from ..extras import require
+
+    require("digits")
+    from sklearn.datasets import load_digits
+
     d = load_digits()
     images = np.round(d.images * (255.0 / 16.0)).astype(np.uint8)[:, None]
     sl = slice(0, 1500) if split == "train" else slice(1500, None)

@@ -300,10 +300,10 @@ def run_local(specs: list[RunSpec], caps: Caps, jobs: int, threads: int, device=
 def run_submitit(specs: list[RunSpec], caps: Caps, jobs: int, threads: int, folder: Path, cluster: str = "slurm",
                  slurm: dict | None = None, device=None, data_root=None, progress: bool = True) -> dict[str, str]:
     """One submitit job per run that is not finished; waits for them with one progress bar."""
-    try:
-        import submitit
-    except ImportError:
-        raise ConfigError("--launcher slurm needs submitit: pip install submitit (or 'ganworks[slurm]')") from None
+    from ..extras import require
+
+    require("slurm")
+    import submitit
     from tqdm import tqdm
 
     outcome, todo = _sort_out(specs, caps)
