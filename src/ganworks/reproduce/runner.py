@@ -28,7 +28,6 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..train import runlock
-from ..train.runlock import LOCK  # noqa: F401  (re-exported: cli.py ignores it in --out)
 from .tables import RunSpec
 
 STATUS = "status.json"

@@ -145,6 +145,7 @@ def _locked_run(req: RunRequest, writer: bool, held: list) -> int:
     state, created = None, False
     if req.resume:
         run_dir, ckpt = resume_target(req.resume)
+        runfolder.read_run_config(run_dir)  # a folder that is not a run is refused before its lock file is written
         if writer:
             held.append(runlock.acquire(run_dir))
         if ckpt is not None:
