@@ -311,7 +311,7 @@ def test_eval_best_must_name_a_number_the_run_writes(best, message, tmp_path, ti
 
 def test_image_folder_classes_are_picked_or_refused(tmp_path, monkeypatch):
     from ganworks.config import DEFAULTS
-    from ganworks.train.experiment import load_split
+    from ganworks.train.build import load_split
 
     monkeypatch.setenv("GANWORKS_CACHE", str(tmp_path / "cache"))
     for c, value in (("a", 10), ("b", 20), ("c", 30)):

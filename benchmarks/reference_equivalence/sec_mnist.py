@@ -24,7 +24,7 @@ def mnist_section(a, tmp: Path, dtype: str = "float32", match_g_eps: bool = Fals
     tag = (" [float64" + (", G eps matched]" if match_g_eps else "]")) if wide else ""
     from torch.nn.utils import parametrize
 
-    import ganworks.train.experiment as E
+    import ganworks.train.build as B
     from ganworks.config import resolve
     from ganworks.nn.noise import GaussianNoise
     from ganworks.train.loop import train_iteration
@@ -42,7 +42,7 @@ def mnist_section(a, tmp: Path, dtype: str = "float32", match_g_eps: bool = Fals
         return x + self.sigma * eps
 
     init_inputs = []
-    orig_ddi = E.data_dependent_init
+    orig_ddi = B.data_dependent_init  # the init pass of the experiment's builders (train/build.py)
 
     def ddi(model, *inputs, **kw):
         init_inputs.append(inputs[0].detach().clone())
@@ -51,11 +51,13 @@ def mnist_section(a, tmp: Path, dtype: str = "float32", match_g_eps: bool = Fals
     cfg = resolve("improved-gan/mnist-100", ["train.epochs=1", "eval.grid=0"])
     orig_forward = GaussianNoise.forward
     GaussianNoise.forward = noise_forward
-    E.data_dependent_init = ddi
+    B.data_dependent_init = ddi
     try:
-        exp = E.Experiment(cfg, torch.device("cpu"))
+        from ganworks.train import Experiment
+
+        exp = Experiment(cfg, torch.device("cpu"))
     finally:
-        E.data_dependent_init = orig_ddi
+        B.data_dependent_init = orig_ddi
     try:
         G, D = exp.G, exp.D
         if wide:  # the init pass ran in float32; everything after it runs in float64 on both sides

@@ -157,26 +157,19 @@ def train(preset: str | None, out: PathLike, overrides: dict | Sequence[str] = (
           iterations: int | None = None, seed: int | None = None, resume: bool = False, device: str | None = None,
           data_root: PathLike | None = None, max_minutes: float | None = None, progress: bool = True) -> Run:
     """Train ``preset`` into the run folder ``out`` (new or empty), exactly as ``ganworks train`` does
-    (this calls the command's own function), with a progress bar; returns the :class:`Run`.
+    (both call :func:`ganworks.train.run.run`), with a progress bar; returns the :class:`Run`.
 
     ``overrides``: ``{"data.path": "mydata", "optim.lr": 0.001}`` or ``["data.path=mydata", ...]``
     (``--set``). ``resume=True`` continues the run in ``out`` (``preset`` may then be None); a run
     stopped by Ctrl-C has saved ``last.pt`` and is returned as it is, to be resumed. Errors raise
     ``ganworks.errors.GanworksError`` with the one-line message the command prints.
     """
-    from .cli import build_parser, cmd_train
+    from .train.run import RunRequest, run
 
-    argv = ["train", *([preset] if preset else []), *(["--resume", str(out)] if resume else ["--out", str(out)])]
     items = [_override(k, v) for k, v in overrides.items()] if isinstance(overrides, dict) else list(overrides)
-    for item in items:
-        argv += ["--set", item]
-    for flag, value in (("--epochs", epochs), ("--iterations", iterations), ("--seed", seed), ("--device", device),
-                        ("--data-root", data_root), ("--max-minutes", max_minutes)):
-        if value is not None:
-            argv += [flag, str(value)]
-    if not progress:
-        argv.append("--no-progress")
-    cmd_train(build_parser().parse_args(argv))
+    run(RunRequest(preset=preset or None, out=None if resume else out, resume=out if resume else None,
+                   overrides=items, seed=seed, epochs=epochs, iterations=iterations, max_minutes=max_minutes,
+                   device=device, data_root=data_root, progress=progress))
     return load_run(out)
 
 

@@ -1,9 +1,13 @@
-"""Reading checkpoints: with errors that say what is wrong and what to do.
+"""Checkpoints, read and written: written atomically, read with errors that say what is wrong and what to do.
 
-Shared by training (``--resume``), ``ganworks eval`` / ``sample`` and ``ganworks.metrics``, so it
-lives below all of them. Writing (atomic) is ``ganworks.train.checkpoint.save_atomic``.
-A checkpoint whose weights hold NaN or Inf is refused by the loaders of G and D: a model that
-diverged is never scored or sampled silently.
+A checkpoint holds everything needed to continue a run exactly: the resolved config, G and D,
+their optimizers and lr schedules, the averaged weights, every RNG state, and the position
+(iteration, epoch, batch index). :func:`save_atomic` writes it to ``<file>.tmp`` and renames it over
+the old file, so a crash mid-write never leaves a half-written ``last.pt``.
+
+Reading is shared by training (``--resume``), ``ganworks eval`` / ``sample`` and ``ganworks.metrics``,
+so this module lives below all of them. A checkpoint whose weights hold NaN or Inf is refused by the
+loaders of G and D: a model that diverged is never scored or sampled silently.
 """
 
 from __future__ import annotations
@@ -18,6 +22,44 @@ import torch
 from .errors import CheckpointError
 
 FORMAT = "ganworks-checkpoint/1"
+
+
+# ---- writing -------------------------------------------------------------------------------------
+
+
+def save_atomic(obj: dict, path: Path) -> None:
+    """Write ``obj`` to ``<path>.tmp`` and rename it over ``path``. A write the file system refuses
+    (full disk, file size limit, read-only) removes the ``.tmp`` and raises ``CheckpointError`` naming
+    the path and saying which checkpoint is intact."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:  # torch's zip writer reports a failed write as a RuntimeError
+        tmp.unlink(missing_ok=True)
+        why = e.strerror if isinstance(e, OSError) and e.strerror else "the write failed: disk full or a file size limit?"
+        last = path.parent / "last.pt"
+        kept = (f"the last good checkpoint {last} is intact" if last.is_file()
+                else "no checkpoint of this run was written before")
+        raise CheckpointError(f"cannot write checkpoint {path} ({why}); {kept}: free space or pick a writable "
+                              f"--out, then --resume") from None
+
+
+def remove_stale_tmp(run_dir: Path) -> list[Path]:
+    """Delete ``checkpoints/*.tmp`` left by a save that was killed; returns what was removed."""
+    removed = []
+    for tmp in sorted((Path(run_dir) / "checkpoints").glob("*.tmp")):
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed
+
+
+# ---- reading -------------------------------------------------------------------------------------
 
 
 def _tensors(tree, prefix=""):

@@ -30,3 +30,7 @@ class Interrupted(GanworksError):
     def __init__(self, message: str, exit_code: int = 130) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class MissingExtra(GanworksError):
+    """An optional dependency a command needs is not installed; the message names the extra to install."""

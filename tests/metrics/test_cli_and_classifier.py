@@ -10,29 +10,27 @@ import numpy as np
 import pytest
 import torch
 
-from ganworks.metrics.cli import add_subcommands
+from ganworks.cli.metrics import add_parser
 
 
 def _run(argv):
     """Run a subcommand the way the top-level CLI does (GanworksError → one line, exit 2)."""
-    try:
-        from ganworks.cli import main
-    except ImportError:
-        from ganworks.metrics.cli import main
+    from ganworks.cli import main
+
     return main(argv)
 
 
 def test_parser_wiring():
     sub = argparse.ArgumentParser().add_subparsers()
-    add_subcommands(sub)
+    add_parser(sub)
     args = argparse.ArgumentParser()
     s = args.add_subparsers()
-    add_subcommands(s)
+    add_parser(s)
     ns = args.parse_args(["metrics", "x.npz"])
-    assert ns.func.__name__ == "run_metrics" and ns.is_splits == 10 and ns.kid_subset_size == 1000
+    assert ns.func.__name__ == "cmd_metrics" and ns.is_splits == 10 and ns.kid_subset_size == 1000
     assert ns.is_protocol == "openai" and ns.reference == "cifar10:test"
     ns = args.parse_args(["train-classifier", "mnist"])
-    assert ns.func.__name__ == "run_train_classifier"
+    assert ns.func.__name__ == "cmd_train_classifier"
 
 
 # ------------------------------------------------------------------ tiny classifier on sklearn digits

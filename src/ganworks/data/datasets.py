@@ -15,10 +15,8 @@ saying where it looked and how to fix it.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,43 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import DataError
-
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
-
-
-@dataclass
-class ImageData:
-    """A dataset split in memory: ``images`` uint8 (N, C, H, W), ``labels`` int64 (N,).
-
-    A dataset that says itself which images are labeled (``own``) sets ``labeled`` (their indices;
-    the others have label -1) and ``class_names``.
-    """
-
-    images: torch.Tensor
-    labels: torch.Tensor
-    num_classes: int
-    name: str
-    class_names: tuple = ()
-    labeled: torch.Tensor | None = None
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return tuple(self.images.shape[1:])
-
-    def __len__(self) -> int:
-        return self.images.shape[0]
-
-
-def cache_dir() -> Path:
-    """``GANWORKS_CACHE``, else ``$XDG_CACHE_HOME/ganworks``, else ``~/.cache/ganworks``."""
-    if os.environ.get("GANWORKS_CACHE"):
-        path, what = Path(os.environ["GANWORKS_CACHE"]).expanduser(), "GANWORKS_CACHE"
-    else:
-        path, what = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ganworks", "the cache folder"
-    if path.exists() and not path.is_dir():
-        raise DataError(f"{what} {path} is a file, not a folder: point GANWORKS_CACHE at a folder (it is "
-                        f"created if missing)")
-    return path
+from .imagedata import IMAGE_EXTENSIONS, ImageData, cache_dir, imagefolder_key  # noqa: F401  (names of this module too)
 
 
 def resolve_data_root(root: str | os.PathLike | None = None) -> Path:
@@ -282,16 +244,6 @@ def _imagefolder(root: Path, split: str, download: bool, path: str = "", classes
     return ImageData(torch.from_numpy(images), torch.from_numpy(labels), len(classes), f"imagefolder:{base.name}")
 
 
-def imagefolder_key(folder: Path, files: list[Path]) -> str:
-    """Cache key of a decoded image folder: every file's (relative path, size, mtime), so an edited,
-    added, removed or renamed image anywhere in the tree is decoded again."""
-    h = hashlib.sha1(str(folder.resolve()).encode())
-    for f in files:
-        st = f.stat()
-        h.update(f"|{f.relative_to(folder)}|{st.st_size}|{st.st_mtime_ns}".encode())
-    return h.hexdigest()[:16]
-
-
 def _decode(files: list[tuple[Path, int]]) -> tuple[np.ndarray, np.ndarray]:
     from tqdm import tqdm
 
@@ -312,10 +264,11 @@ def _decode(files: list[tuple[Path, int]]) -> tuple[np.ndarray, np.ndarray]:
 
 def _digits(root: Path, split: str, download: bool) -> ImageData:
     """scikit-learn's 1797 8×8 digits (values 0-16 → 0-255); first 1500 train, last 297 test."""
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError:
-        raise DataError("dataset 'digits' needs scikit-learn: pip install scikit-learn") from None
+    from ..extras import require
+
+    require("digits")
+    from sklearn.datasets import load_digits
+
     d = load_digits()
     images = np.round(d.images * (255.0 / 16.0)).astype(np.uint8)[:, None]
     sl = slice(0, 1500) if split == "train" else slice(1500, None)
@@ -337,7 +290,7 @@ def _synthetic(split: str, image_size: int = 28, channels: int = 1, num_classes:
 
 
 def _own(root: Path, split: str, download: bool, **options) -> ImageData:
-    from .own import load_own  # imports this module
+    from .own import load_own
 
     return load_own(root, split, download, **options)
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .datasets import IMAGE_EXTENSIONS, ImageData, cache_dir, imagefolder_key
+from .imagedata import IMAGE_EXTENSIONS, ImageData, cache_dir, imagefolder_key
 
 #: PIL modes of a grayscale file
 GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")

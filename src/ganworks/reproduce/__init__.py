@@ -2,7 +2,7 @@
 
 ``tables`` reads the table files shipped in ``ganworks/tables/``, ``runner`` runs every (row, seed)
 as a normal run directory (skip finished, resume interrupted, start missing; locally or through
-submitit), ``report`` writes the markdown/JSON/plots. ``cli.add_subcommands`` adds the command.
+submitit), ``report`` writes the markdown/JSON/plots. ``ganworks.cli.reproduce`` is the command.
 """
 
 from .report import collect, write_report

@@ -33,24 +33,8 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from .results import ended_by_divergence, read_result
-from .runner import read_status
+from .runner import read_metrics, read_status
 from .tables import RunSpec, Table
-
-
-def read_metrics(run_dir: Path) -> list[dict]:
-    """The run's evaluation rows in iteration order, one per iteration (the last written wins)."""
-    rows: dict[int, dict] = {}
-    try:
-        lines = (Path(run_dir) / "metrics.jsonl").read_text().splitlines()
-    except OSError:
-        return []
-    for line in lines:
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue  # a line cut by a kill
-        rows[row.get("iteration", 0)] = row
-    return [rows[k] for k in sorted(rows)]
 
 
 def _fmt(v: float | None, metric: str) -> str:

@@ -15,7 +15,7 @@ import json
 import shutil
 from pathlib import Path
 
-from .runner import read_status
+from .runner import read_metrics, read_status
 from .tables import RunSpec
 
 FORMAT = "ganworks-run-result-v1"
@@ -35,8 +35,6 @@ def ended_by_divergence(status: dict) -> bool:
 
 def export_run(spec: RunSpec, results_dir: Path) -> Path | None:
     """Copy an ended run's result into ``results_dir`` (None when it has not ended yet)."""
-    from .report import read_metrics
-
     status = read_status(spec.run_dir) or {}
     if not (status.get("finished") or ended_by_divergence(status)):
         return None

@@ -26,9 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ConfigError
 from ..train import runlock
-from ..train.runlock import LOCK  # noqa: F401  (re-exported: cli.py ignores it in --out)
 from .tables import RunSpec
 
 STATUS = "status.json"
@@ -56,6 +54,22 @@ def read_status(run_dir: Path) -> dict | None:
         return json.loads((Path(run_dir) / STATUS).read_text())
     except (OSError, ValueError):
         return None
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    """The run's evaluation rows in iteration order, one per iteration (the last written wins)."""
+    rows: dict[int, dict] = {}
+    try:
+        lines = (Path(run_dir) / "metrics.jsonl").read_text().splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue  # a line cut by a kill
+        rows[row.get("iteration", 0)] = row
+    return [rows[k] for k in sorted(rows)]
 
 
 def _lock_held(run_dir: Path) -> bool:
@@ -284,10 +298,10 @@ def run_local(specs: list[RunSpec], caps: Caps, jobs: int, threads: int, device=
 def run_submitit(specs: list[RunSpec], caps: Caps, jobs: int, threads: int, folder: Path, cluster: str = "slurm",
                  slurm: dict | None = None, device=None, data_root=None, progress: bool = True) -> dict[str, str]:
     """One submitit job per run that is not finished; waits for them with one progress bar."""
-    try:
-        import submitit
-    except ImportError:
-        raise ConfigError("--launcher slurm needs submitit: pip install submitit (or 'ganworks[slurm]')") from None
+    from ..extras import require
+
+    require("slurm")
+    import submitit
     from tqdm import tqdm
 
     outcome, todo = _sort_out(specs, caps)

@@ -1,7 +1,7 @@
 """Training: the one loop, experiments built from configs, checkpoints, averaging, optimizers."""
 
 from .averaging import EMA
-from .checkpoint import load_checkpoint, load_discriminators, load_generator, save_atomic
+from ..checkpoints import load_checkpoint, load_discriminators, load_generator, save_atomic
 from .experiment import Experiment, pick_device
 from .loop import train
 

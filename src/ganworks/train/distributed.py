@@ -27,14 +27,14 @@ The reference ImageNet runs are data-parallel on 4 GPUs (SN-GAN: 16 images each;
   exactly what the uninterrupted one did.
 * **Writing**: rank 0 runs the ordinary loop (logs, samples, evaluation, checkpoints); the other
   ranks run the same iterations silently. Checkpoints record the world size; resuming with
-  another raises ``CheckpointError``.
+  another raises ``CheckpointError`` (``experiment.check_world_size``).
 
 Not supported under N > 1 processes (a ``ConfigError`` says so): ``train.max_minutes`` (the ranks
 would stop at different iterations).
 
 * **Signals**: as with one process, SIGINT/SIGTERM stop the run after the current iteration: the
   ranks agree on the stop after every iteration (``agree_stop``), rank 0 saves ``last.pt`` and
-  writes ``status.json``, and every rank exits 130 / 143 (``cli._train_run`` finishes both paths).
+  writes ``status.json``, and every rank exits 130 / 143 (``train/run.py`` finishes both paths).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from ..errors import CheckpointError, ConfigError
+from ..errors import ConfigError
 
 
 @dataclass
@@ -65,6 +65,11 @@ class DistInfo:
 
 def launched_by_torchrun() -> bool:
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+def rank() -> int:
+    """This process's rank under torchrun (0 for a process of its own): rank 0 writes the run folder."""
+    return int(os.environ.get("RANK", "0"))
 
 
 def setup(device: torch.device) -> tuple[DistInfo, torch.device]:
@@ -129,13 +134,6 @@ def check_config(cfg: dict, world_size: int) -> None:
     if world_size > 1 and t["max_minutes"]:
         raise ConfigError("train.max_minutes cannot be used with several processes (they would stop at different "
                           "iterations): set train.iterations instead")
-
-
-def check_resume(state: dict, world_size: int) -> None:
-    saved = state.get("world_size", 1)
-    if saved != world_size:
-        raise CheckpointError(f"this run was trained on {saved} process(es) and resumes exactly only on as many: "
-                              f"use --nproc {saved} (a different count changes the batches and the noise)")
 
 
 def wrap(exp, info: DistInfo) -> None:

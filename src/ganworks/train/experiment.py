@@ -1,157 +1,53 @@
 """An experiment: data + G + D + objective + optimizers + schedule + evaluators, built from a config.
 
-``Experiment(cfg, device)`` builds everything fresh (seeded, with data-dependent init);
-``Experiment.load_state_dict`` then restores a checkpoint over it for ``--resume``.
+``Experiment(cfg, device)`` builds everything fresh (seeded, with data-dependent init) from the
+builders of ``train/build.py``; ``Experiment.load_state_dict`` then restores a checkpoint over it for
+``--resume``.
 """
 
 from __future__ import annotations
 
-import math
 import random
 from contextlib import contextmanager, nullcontext
 
 import numpy as np
 import torch
 
-from ..data.folder import LAZY_DATASETS, FolderStream, load_folder_dataset
-from ..data.own import has_test_split
-from ..data import (SemiSupervisedStream, data_scale, UnsupervisedStream, balanced_labeled_subset,
-                    data_permutation, load_dataset, to_float)
+from ..checkpoints import FORMAT
+from ..data import data_scale
 from ..device import pick_device  # noqa: F401  (re-exported by ganworks.train)
-from ..errors import ConfigError, DataError
+from ..errors import CheckpointError, ConfigError
 from ..metrics.classification import count_errors_of
-from ..models import build_model
 from ..nn.noise import ParallelGaussianStream, attach as attach_noise
 from ..nn.spectral_norm import spectral_norms
-from ..nn.weight_norm import data_dependent_init, needs_data_dependent_init
-from ..objectives import OBJECTIVES
 from .averaging import EMA
-from ..checkpoints import FORMAT
-from .compiled import PhaseLoss, compile_update_wanted, compile_wanted
-from .optim import build_optimizer, build_scheduler
-
-
-def load_split(data_cfg: dict, split: str, root=None):
-    """The ``split`` of a config's dataset, with its options and ``train_limit``/``test_limit``."""
-    d = data_cfg
-    opts = {"path": d["path"]} if d["path"] else {}
-    if d["classes"]:
-        if not d["name"].startswith("imagefolder"):
-            raise ConfigError(f"data.classes picks class folders of an image-folder dataset (imagefolder:<path> or "
-                              f"imagenet), not of {d['name']!r}: remove it")
-        opts["classes"] = list(d["classes"])
-    if d["name"] == "synthetic":
-        opts["channels"] = d["channels"]
-    if d["name"] == "own":  # the run's channels and class order (data/own_recipe.py fills them in)
-        opts.update(channels=d["channels"], class_names=tuple(d["class_names"]))
-    data = load_dataset(d["name"], split, root=root or d["root"] or None, download=d["download"],
-                        image_size=d["image_size"], **opts)
-    n = d[f"{split}_limit"]
-    if n and n < len(data):
-        data.images, data.labels = data.images[:n], data.labels[:n]
-    return data
-
-
-def split_off(data, n: int):
-    """Keep the first ``n`` images of ``data`` in place; return the rest as a new split (validation)."""
-    rest = type(data)(data.images[n:], data.labels[n:], data.num_classes, f"{data.name}:validation")
-    data.images, data.labels = data.images[:n], data.labels[:n]
-    return rest
+from .build import (build_data, build_evaluator, build_models, build_objective, build_optimizers, build_stream,
+                    check_best, run_length)
+from .compiled import PhaseLoss, compile_wanted
 
 
 class Experiment:
-    def __init__(self, cfg: dict, device: torch.device) -> None:
-        self.cfg = cfg
-        self.device = device
-        d, t = cfg["data"], cfg["train"]
-        self.scale = data_scale(d)
-        self.lazy_data = d["name"] in LAZY_DATASETS
-        if self.lazy_data:  # read from disk by DataLoader workers, never held in memory
-            self.train_data, self.test_data = load_folder_dataset(d), None
-        else:
-            self.train_data = load_split(d, "train")
-            self.test_data = load_split(d, "test") if d["name"] != "own" or has_test_split(d["path"]) else None
-        self.val_data = None
-        if d["validation"]:
-            n_val, n = d["validation"], len(self.train_data)
-            if n_val >= n - d["batch_size"]:
-                raise ConfigError(f"data.validation={n_val} leaves less than one batch of the {n} training images: "
-                                  f"hold out fewer (at most {n - d['batch_size'] - 1})")
-            self.val_data = split_off(self.train_data, n - n_val)
-        if cfg["eval"]["best"].startswith("test_"):
-            import warnings
+    """Everything one run trains and evaluates; built from ``cfg`` on ``device`` by the builders of
+    ``train/build.py`` (data, models, objective, stream, optimizers, evaluator), in a fixed order."""
 
-            warnings.warn(f"eval.best={cfg['eval']['best']!r} selects best.pt on the test set, which flatters any "
-                          f"number read from it: hold out data.validation and select on "
-                          f"{cfg['eval']['best'].replace('test_', 'val_', 1)!r}", stacklevel=2)
+    def __init__(self, cfg: dict, device: torch.device) -> None:
+        self.cfg, self.device = cfg, device
+        t = cfg["train"]
+        self.scale = data_scale(cfg["data"])
+        splits = build_data(cfg)
+        self.train_data, self.test_data, self.val_data = splits.train, splits.test, splits.validation
+        self.lazy_data = splits.lazy
 
         seed_everything(t["seed"])
-        self.G = build_model(**cfg["model"]["generator"]).to(device)
-        self.D = build_model(**cfg["model"]["discriminator"]).to(device)
-        for role, model in (("generator", self.G), ("discriminator", self.D)):
-            if tuple(model.image_shape) != self.train_data.image_shape:
-                c, h, w = self.train_data.image_shape
-                mc, mh, _ = model.image_shape
-                fixes = []
-                if (h, w) != tuple(model.image_shape[1:]):
-                    fixes.append(f"set model.{role}.image_size={h} or data.image_size={mh}")
-                if c != mc:
-                    fixes.append(f"set data.channels={mc}" if d["name"] == "synthetic" else
-                                 f"pick a preset for {c}-channel images (or model.{role}.channels={c} where the "
-                                 f"model takes it)")
-                raise DataError(
-                    f"dataset {d['name']!r} has {c}x{h}x{w} images but the {role} "
-                    f"{cfg['model'][role]['name']!r} is built for {'x'.join(map(str, model.image_shape))}: "
-                    f"{'; and '.join(fixes)}")
-
-        n_init = cfg["model"]["init_examples"]
-        if n_init:
-            self._data_dependent_init(n_init)
-
-        name = cfg["objective"]["name"]
-        if name not in OBJECTIVES:
-            raise ConfigError(f"unknown objective {name!r}; known: {', '.join(OBJECTIVES)}")
-        kwargs = {k: v for k, v in cfg["objective"].items() if k != "name"}
-        try:
-            self.objective = OBJECTIVES[name](self.G, self.D, **kwargs)
-        except (TypeError, ValueError) as e:
-            raise ConfigError(f"objective {name!r}: {e}") from None
-        self.objective.batch_size = d["batch_size"]
-
-        if self.lazy_data:
-            if self.objective.stream != "unsupervised":
-                raise ConfigError(f"dataset {d['name']!r} is read lazily and serves the unsupervised/conditional "
-                                  f"objectives only, not {name!r}")
-            self.stream = FolderStream(self.train_data, d["batch_size"], self.scale, t["seed"], device,
-                                       workers=d["workers"], dequantize=d["dequantize"])
-        elif self.objective.stream == "semi_supervised":
-            if d["labels"] <= 0:
-                raise ConfigError("the semi-supervised objective needs labels: set data.labels (e.g. 100)")
-            labeled = self.train_data.labeled  # a dataset that says which images are labeled (own)
-            if labeled is None:
-                labeled = balanced_labeled_subset(self.train_data.labels, d["labels"], self.train_data.num_classes,
-                                                  d["seed_data"])
-            self.stream = SemiSupervisedStream(self.train_data, labeled, d["batch_size"], self.scale, t["seed"], device)
-        else:
-            self.stream = UnsupervisedStream(self.train_data, d["batch_size"], self.scale, t["seed"], device)
-        self.stream.dequantize = bool(d["dequantize"])
-
-        d_per_iter = self.objective.schedule.count("d")
-        self.iterations_per_epoch = max(1, self.stream.batches_per_epoch // max(1, d_per_iter))
-        self.total_iterations = t["iterations"] or int(math.ceil(t["epochs"] * self.iterations_per_epoch))
-        if self.total_iterations <= 0:
-            raise ConfigError("nothing to train: set train.epochs or train.iterations (or --epochs)")
+        self.G, self.D = build_models(cfg, device, self.train_data, self.scale)
+        self.objective = build_objective(cfg, self.G, self.D)
+        self.stream = build_stream(cfg, self.objective, splits, self.scale, device)
+        self.iterations_per_epoch, self.total_iterations = run_length(cfg, self.stream, self.objective)
 
         self.phase_loss = PhaseLoss(self.objective, compile_wanted(cfg, device, self.total_iterations), device,
                                     (self.G, self.D), per_call=t["power_iteration"] == "per-call")
-        o = cfg["optim"]
-        self.params = {"d": [p for p in self.D.parameters() if p.requires_grad],
-                       "g": [p for p in self.G.parameters() if p.requires_grad]}
-        self.optimizers = {k: build_optimizer(self.params[k], o, o[f"lr_{k}"] or o["lr"]) for k in ("d", "g")}
-        if compile_update_wanted(cfg, device, self.total_iterations):  # the reference's Adam: one fused pass
-            for opt in self.optimizers.values():
-                getattr(opt, "compile_update", lambda: None)()
-        self.schedulers = {k: build_scheduler(opt, o, self.total_iterations) for k, opt in self.optimizers.items()}
+        self.params, self.optimizers, self.schedulers = build_optimizers(cfg, self.G, self.D, device,
+                                                                         self.total_iterations)
         self.ema = {k: EMA(m, t[f"ema_{k}"]) for k, m in (("d", self.D), ("g", self.G)) if t[f"ema_{k}"] > 0}
         # train.noise: the noise layers' draws from a counter-keyed stream filled in parallel (nn/noise.py)
         self.noise = None
@@ -167,71 +63,8 @@ class Experiment:
         from .amp import setup_amp
 
         setup_amp(self)  # train.amp: autocast (and a GradScaler for fp16)
-        self.quality = self._quality_evaluator()
-        self._check_best()
-
-    def _check_best(self) -> None:
-        """``eval.best`` must name a number the evaluation rows hold, else best.pt would never be written."""
-        best = self.cfg["eval"]["best"]
-        if not best or best.startswith(("loss_", "sigma")):  # losses and σ: what the objective logs
-            return
-        written = set()
-        if self.objective.stream == "semi_supervised":
-            for prefix in ("test", "val") if self.val_data is not None else ("test",):
-                for key in (f"{prefix}_errors", f"{prefix}_error"):
-                    written |= {key, f"{key}_ema"} if "d" in self.ema else {key}
-        if self.quality is not None:
-            from ..metrics.api import score_names
-
-            ext = getattr(self.quality, "_ext", None)
-            names = score_names(ext) if ext is not None else {k: k for k in ("IS", "IS_std", "FID", "KID", "KID_std")}
-            for m in self.quality.metrics:
-                written |= {names[k] for k in {"is": ("IS", "IS_std"), "fid": ("FID",), "kid": ("KID", "KID_std")}[m]}
-        if best in written:
-            return
-        scores = ("IS", "IS_std", "FID", "KID", "KID_std")
-        if self.quality is None and (best in scores or best.endswith(tuple(f"-{k}" for k in scores))):
-            import warnings  # a preset's FID selection in a run with the scores switched off (smoke runs)
-
-            warnings.warn(f"eval.best={best!r} but eval.quality_samples=0 computes no scores: best.pt is not "
-                          f"written in this run", stacklevel=2)
-            return
-        if best.startswith("val_") and self.val_data is None:
-            raise ConfigError(f"eval.best={best!r} is measured on a validation split, and there is none: hold out "
-                              f"training images with data.validation (e.g. data.validation=5000)")
-        raise ConfigError(f"eval.best={best!r} is not a number this run writes, so best.pt would never be written; "
-                          f"it writes {', '.join(sorted(written)) or 'no scores'} (or a loss_*/sigma_* key)")
-
-    def _quality_evaluator(self):
-        """IS/FID/KID of G's samples, set up now so a missing weights file fails before training."""
-        e = self.cfg["eval"]
-        if not e["quality_samples"]:
-            return None
-        from ..metrics.evaluator import SampleQualityEvaluator
-
-        classifier = e["quality_classifier"] or None
-        if "is" in e["quality_metrics"] and e["quality_samples"] < 2 * e["quality_splits"]:
-            raise ConfigError(f"eval.quality_samples={e['quality_samples']} gives the Inception Score fewer than 2 "
-                              f"images per split (eval.quality_splits={e['quality_splits']}; one per split always "
-                              f"scores 1 ± 0): raise quality_samples or lower quality_splits")
-        evaluator = SampleQualityEvaluator(
-            e["quality_samples"], e["quality_reference"] or None,
-            extractor="classifier" if classifier else e["quality_extractor"], weights=e["quality_weights"] or None,
-            classifier=classifier, data_root=self.cfg["data"]["root"] or None, metrics=e["quality_metrics"],
-            is_splits=e["quality_splits"], uint8=e["quality_uint8"])
-        evaluator.prepare(self.device)
-        return evaluator
-
-    def _data_dependent_init(self, n: int) -> None:
-        """Reference: D's init pass on the first n examples of the seed_data-permuted training set;
-        G's on one batch of noise (its batch size, as the reference's symbolic noise batch)."""
-        idx = torch.from_numpy(data_permutation(len(self.train_data), self.cfg["data"]["seed_data"])[:n])
-        x = to_float(self.train_data.images[idx], self.scale).to(self.device)
-        self.D.train()
-        data_dependent_init(self.D, x)
-        if needs_data_dependent_init(self.G):
-            self.G.train()
-            data_dependent_init(self.G, self.G.sample_z(self.cfg["data"]["batch_size"], device=self.device))
+        self.quality = build_evaluator(cfg, device)
+        check_best(cfg, self.objective, self.quality, self.val_data is not None, "d" in self.ema)
 
     # ---- evaluation ---------------------------------------------------------------------------
 
@@ -301,9 +134,7 @@ class Experiment:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        from .distributed import check_resume
-
-        check_resume(state, self.world_size)
+        check_world_size(state, self.world_size)
         self.G.load_state_dict(state["models"]["G"])
         self.D.load_state_dict(state["models"]["D"])
         for k, o in self.optimizers.items():
@@ -324,6 +155,14 @@ class Experiment:
                                   "--set train.noise=global (or start a new run)")
             self.noise.load_state_dict(state["noise"])
         set_rng_state(state["rng"], self.device)
+
+
+def check_world_size(state: dict, world_size: int) -> None:
+    """A checkpoint resumes exactly only on as many processes as wrote it (train/distributed.py)."""
+    saved = state.get("world_size", 1)
+    if saved != world_size:
+        raise CheckpointError(f"this run was trained on {saved} process(es) and resumes exactly only on as many: "
+                              f"use --nproc {saved} (a different count changes the batches and the noise)")
 
 
 def _no_context(phase: str):

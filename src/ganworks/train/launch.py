@@ -1,74 +1,65 @@
-"""``ganworks train --nproc N``: re-run the same command under ``torchrun`` with N processes; a
-SIGINT/SIGTERM to this launcher reaches the ranks once, and it exits 130/143 when they stopped on it."""
+"""``ganworks train --nproc N``: re-run the same request under ``torchrun`` with N processes; a
+SIGINT/SIGTERM to this launcher reaches the ranks once, and it exits with the ranks' status.
+
+``train/run.py`` decides and checks the run folder, then calls :func:`launch_torchrun`; each rank
+runs ``train/run.py`` again (``python -m ganworks train ...``), and rank 0 writes ``status.json``.
+"""
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from ..errors import ConfigError
+from .loop import EXIT_CODES
+
+#: exit status of a run that failed (the ranks printed the one-line error; torchrun exits 1)
+ERROR = 2
 
 
-def torchrun_command(args, run_dir: Path) -> list[str]:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.nproc}",
+def torchrun_command(req, run_dir: Path) -> list[str]:
+    """The torchrun command line whose every rank trains ``req`` (a ``RunRequest``) in ``run_dir``."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={req.nproc}",
            "-m", "ganworks", "train"]
-    if args.resume:
-        cmd += ["--resume", str(args.resume)]
+    if req.resume:
+        cmd += ["--resume", str(req.resume)]
+        if req.preset:
+            cmd.append(req.preset)
     else:
-        cmd += [args.preset, "--out", str(run_dir)]
-        for item in args.set:
+        cmd += [req.preset, "--out", str(run_dir)]
+        for item in req.overrides:
             cmd += ["--set", item]
-        if args.seed is not None:
-            cmd += ["--seed", str(args.seed)]
-    if args.epochs is not None:
-        cmd += ["--epochs", str(args.epochs)]
-    if args.iterations is not None:
-        cmd += ["--iterations", str(args.iterations)]
-    if args.no_progress:
+        if req.seed is not None:
+            cmd += ["--seed", str(req.seed)]
+    for flag, value in (("--epochs", req.epochs), ("--iterations", req.iterations), ("--compile", req.compile),
+                        ("--threads", req.threads), ("--device", req.device), ("--data-root", req.data_root)):
+        if value is not None:
+            cmd += [flag, str(value)]
+    if not req.progress:
         cmd.append("--no-progress")
-    if args.device:
-        cmd += ["--device", args.device]
-    if args.data_root:
-        cmd += ["--data-root", str(args.data_root)]
     return cmd
 
 
-def launch_torchrun(args) -> int:
-    """Launch torchrun with the run directory fixed here (so every rank agrees on it)."""
-    if args.nproc < 1:
-        raise ConfigError(f"--nproc must be at least 1, got {args.nproc}")
-    if not args.resume and not args.preset:
-        raise ConfigError("name a preset (see `ganworks presets`) or --resume RUN_DIR")
-    if args.resume:
-        run_dir = Path(args.resume)
-    elif args.out:
-        run_dir = Path(args.out)
-    else:
-        from ..config import resolve
-
-        seed = args.seed if args.seed is not None else resolve(args.preset, args.set)["train"]["seed"]
-        run_dir = Path("runs") / (f"{re.sub('[^A-Za-z0-9._-]+', '-', args.preset)}-seed{seed}-"
-                                  f"{time.strftime('%Y%m%d-%H%M%S')}")
-    return _run_and_forward_signals(torchrun_command(args, run_dir), run_dir)
+def launch_torchrun(req, run_dir: Path) -> int:
+    """Run ``req`` under torchrun with the run directory fixed here (so every rank agrees on it)."""
+    return _run_and_forward_signals(torchrun_command(req, run_dir), run_dir)
 
 
 def _run_and_forward_signals(cmd: list[str], run_dir: Path) -> int:
     """Run torchrun in its own session and hand it each SIGINT/SIGTERM this process gets (a Ctrl-C
     reaches the ranks once, through torchrun, instead of twice); exit with the run's status: 130/143
-    when the ranks stopped on a signal (their status.json says so), else torchrun's."""
+    when the ranks stopped on a signal (their status.json says so, or they failed after one reached
+    this launcher), 0 when torchrun succeeded, else 2 (an error; the ranks printed it)."""
     import json
     import signal
-
-    from .loop import EXIT_CODES
 
     status = Path(run_dir) / "status.json"
     before = status.stat().st_mtime_ns if status.exists() else None
     proc = subprocess.Popen(cmd, start_new_session=True)
+    forwarded: list[str] = []
 
     def forward(signum, frame):
+        forwarded.append(signal.Signals(signum).name)
         proc.send_signal(signum)
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -84,4 +75,6 @@ def _run_and_forward_signals(cmd: list[str], run_dir: Path) -> int:
             stopped_by = None
         if stopped_by in EXIT_CODES:
             return EXIT_CODES[stopped_by]
-    return code
+    if code == 0:
+        return 0
+    return EXIT_CODES[forwarded[0]] if forwarded else ERROR

@@ -37,7 +37,7 @@ from torchvision.utils import save_image
 
 from ..data.scaling import to_uint8
 from ..errors import Interrupted, TrainingDiverged
-from .checkpoint import nonfinite, remove_stale_tmp, save_atomic
+from ..checkpoints import nonfinite, remove_stale_tmp, save_atomic
 from .compiled import PhaseLoss
 from .experiment import Experiment
 
@@ -310,7 +310,7 @@ def _diverged(exp: Experiment, run_dir: Path, what: str) -> TrainingDiverged:
     good, at = last.is_file(), ""
     if good:
         try:
-            from .checkpoint import load_checkpoint
+            from ..checkpoints import load_checkpoint
 
             saved = load_checkpoint(last)
             at = f" (iteration {saved['position']['iteration']})"

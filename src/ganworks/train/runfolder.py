@@ -7,21 +7,31 @@ checkpoint", so it is never replaced. Restarting such a run in place needs the s
 
 A checkpoint found in a run folder must hold the run's config (``config.json``), up to the keys a
 resume may change (``RESUMABLE``): a checkpoint of another run copied into ``checkpoints/`` is
-refused before anything is written.
+refused before anything is written, and so is one whose weights are not finite.
+
+A new run without ``--out`` goes into ``runs/<preset>-seed<seed>-<time>`` (:func:`default_run_dir`).
 """
 
 from __future__ import annotations
 
 import json
+import re
+import time
 from pathlib import Path
 
+from ..checkpoints import load_checkpoint, nonfinite
 from ..config import DEFAULTS, with_defaults
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, GanworksError
 
 #: config keys ``ganworks train --resume`` may change (the length, time budget, compile mode, data root)
 RESUMABLE = {"train.iterations", "train.epochs", "train.max_minutes", "train.compile", "train.device", "data.root"}
 #: files ``ganworks reproduce`` and the run lock put into a run folder before the run starts
 BEFORE_START = {".ganworks.lock", "reproduce.log"}
+
+
+def default_run_dir(preset: str, seed: int) -> Path:
+    """Where a new run of ``preset`` goes without ``--out``: ``runs/<preset>-seed<seed>-<YYYYmmdd-HHMMSS>``."""
+    return Path("runs") / f"{re.sub('[^A-Za-z0-9._-]+', '-', preset)}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def is_run_config(cfg) -> bool:
@@ -101,3 +111,26 @@ def check_checkpoint_belongs(run_dir: Path, ckpt: Path, state: dict) -> None:
             f"{ckpt} does not belong to the run in {run_dir}: it is a checkpoint of {theirs!r} whose config "
             f"differs from {run_dir / 'config.json'} in {', '.join(diff[:4])}{more}; put the run's own checkpoint "
             f"back (nothing was written), or resume the folder the checkpoint came from")
+
+
+def refuse_nonfinite_resume(run_dir: Path, ckpt: Path, state: dict) -> None:
+    """A checkpoint with NaN/Inf weights is no place to resume from: name the newest finite one, or say there is none."""
+    if not nonfinite({"models": state.get("models", {}), "ema": state.get("ema", {})}):
+        return
+    others = []
+    for other in sorted((run_dir / "checkpoints").glob("*.pt")):
+        if other.resolve() == ckpt.resolve():
+            continue
+        try:
+            st = load_checkpoint(other)
+        except GanworksError:
+            continue
+        if not nonfinite({"models": st.get("models", {}), "ema": st.get("ema", {})}):
+            others.append((st["position"]["iteration"], other))
+    if others:
+        it, good = max(others)
+        hint = f"the newest finite checkpoint is {good} (iteration {it}): ganworks train --resume {good}"
+    else:
+        hint = f"no checkpoint of {run_dir} is finite: start the run again with a lower optim.lr and a new --out"
+    raise CheckpointError(f"{ckpt} holds non-finite weights (NaN/Inf; the run diverged before it was saved), so "
+                          f"it cannot be resumed; {hint}")

@@ -2,6 +2,6 @@
 
 :mod:`.study` builds a study folder from a real and generated image sources, :mod:`.server` serves it
 to raters (FastAPI + SQLAlchemy, :mod:`.db`), :mod:`.stats` turns votes into HYPE∞ with bootstrap and
-Wilson intervals, :mod:`.cli` is ``ganworks turing create | serve | results``.  Needs the ``turing``
+Wilson intervals; ``ganworks.cli.turing`` is ``ganworks turing create | serve | results``.  Needs the ``turing``
 extra (fastapi, uvicorn, sqlalchemy).
 """

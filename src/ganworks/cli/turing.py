@@ -6,11 +6,13 @@ import json
 import sys
 from pathlib import Path
 
-from ganworks.errors import ConfigError
-from ganworks.turing.study import DEFAULTS
+from ..errors import ConfigError
+from ..extras import require
+from ..turing.study import DEFAULTS
+from .common import add_data_root, add_device
 
 
-def add_subcommands(subparsers) -> None:
+def add_parser(subparsers) -> None:
     """Add the ``turing`` command (with create / serve / results) to ``subparsers``."""
     t = subparsers.add_parser("turing", help="visual Turing test: people tell real from generated images",
                               description="A web study where raters tell real images from generated ones "
@@ -72,15 +74,12 @@ def add_subcommands(subparsers) -> None:
 
 
 def _common(p) -> None:
-    existing = {a for action in p._actions for a in action.option_strings}
-    if "--data-root" not in existing:
-        p.add_argument("--data-root", default=None, help="dataset root (else $GANWORKS_DATA)")
-    if "--device" not in existing:
-        p.add_argument("--device", default=None, help="auto (default), cpu or cuda")
+    add_data_root(p, help="dataset root (else $GANWORKS_DATA)")
+    add_device(p)
 
 
 def cmd_create(args) -> int:
-    from ganworks.turing.study import create_study
+    from ..turing.study import create_study
 
     if args.staircase and not args.exposure_ms:
         raise ConfigError("--staircase needs a starting --exposure-ms")
@@ -103,24 +102,14 @@ def cmd_create(args) -> int:
     return 0
 
 
-def _need_extra():
-    try:
-        import fastapi  # noqa: F401
-        import sqlalchemy  # noqa: F401
-        import uvicorn  # noqa: F401
-    except ImportError as e:
-        raise ConfigError(f"the visual Turing test needs its extra ({e.name} is missing): "
-                          "pip install 'ganworks[turing]'") from None
-
-
 def cmd_serve(args) -> int:
     import os
     import secrets
 
-    _need_extra()
+    require("turing")
     import uvicorn
 
-    from ganworks.turing.study import load_study
+    from ..turing.study import load_study
 
     study = load_study(args.name)
     token = args.token or os.environ.get("GANWORKS_TURING_TOKEN") or secrets.token_urlsafe(24)
@@ -142,11 +131,11 @@ def cmd_serve(args) -> int:
 
 
 def cmd_results(args) -> int:
-    _need_extra()
-    from ganworks.turing import db as dbm
-    from ganworks.turing.server import _json_safe, votes_to_csv
-    from ganworks.turing.stats import summarize, to_markdown
-    from ganworks.turing.study import load_study
+    require("turing")
+    from ..turing import db as dbm
+    from ..turing.server import _json_safe, votes_to_csv
+    from ..turing.stats import summarize, to_markdown
+    from ..turing.study import load_study
 
     study = load_study(args.name)
     url = args.db or dbm.default_url(args.name)

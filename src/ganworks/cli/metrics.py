@@ -1,8 +1,9 @@
-"""``ganworks metrics`` and ``ganworks train-classifier`` subcommands.
+"""``ganworks metrics`` (IS / FID / KID) and ``ganworks train-classifier`` (the small CNN of
+classifier-based scores).
 
 Flag defaults come from :data:`ganworks.metrics.defaults.DEFAULTS` (the same table as the Python
-API).  Errors the user can fix are raised as :class:`ganworks.errors.GanworksError`; the top-level
-CLI prints them as one line and exits 2.
+API).  Errors the user can fix are raised as :class:`ganworks.errors.GanworksError`; ``ganworks.cli.main``
+prints them as one line and exits 2.
 """
 
 from __future__ import annotations
@@ -13,21 +14,17 @@ import os
 import sys
 from pathlib import Path
 
-from ganworks.errors import ConfigError, GanworksError
-from ganworks.metrics.defaults import DEFAULTS, default_for_dataset
+from ..errors import ConfigError
+from ..metrics.defaults import DEFAULTS, default_for_dataset
+from .common import DEVICES, add_data_root, add_device
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    # --data-root / --device are defined by the top-level CLI for all commands; add them here only
-    # when the parser does not already have them (e.g. when tests build a bare parser).
-    existing = {a for action in p._actions for a in action.option_strings}
-    if "--data-root" not in existing:
-        p.add_argument("--data-root", default=None, help="dataset root (else $GANWORKS_DATA)")
-    if "--device" not in existing:
-        p.add_argument("--device", default=DEFAULTS["device"], choices=["auto", "cpu", "cuda"])
+    add_data_root(p, help="dataset root (else $GANWORKS_DATA)")
+    add_device(p, default=DEFAULTS["device"], choices=DEVICES)
 
 
-def add_subcommands(subparsers) -> None:
+def add_parser(subparsers) -> None:
     """Add the ``metrics`` and ``train-classifier`` parsers to ``subparsers``."""
     D = DEFAULTS
     p = subparsers.add_parser(
@@ -60,7 +57,7 @@ def add_subcommands(subparsers) -> None:
     p.add_argument("--force", action="store_true", help="let --out replace a file that is not a metrics result")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_common(p)
-    p.set_defaults(func=run_metrics)
+    p.set_defaults(func=cmd_metrics)
 
     t = subparsers.add_parser(
         "train-classifier", help="train a small CNN for classifier-based IS/FID/KID",
@@ -79,15 +76,15 @@ def add_subcommands(subparsers) -> None:
     t.add_argument("--threads", type=int, default=D["clf_threads"], help="torch.set_num_threads")
     t.add_argument("--quiet", action="store_true")
     _add_common(t)
-    t.set_defaults(func=run_train_classifier)
+    t.set_defaults(func=cmd_train_classifier)
 
 
-def run_train_classifier(args) -> int:
+def cmd_train_classifier(args) -> int:
     import torch
 
-    from ganworks.device import pick_device
-    from ganworks.metrics.classifier import save_classifier, train_classifier
-    from ganworks.metrics.datasets import dataset_label, load_split
+    from ..device import pick_device
+    from ..metrics.classifier import save_classifier, train_classifier
+    from ..metrics.datasets import dataset_label, load_split
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -121,8 +118,8 @@ def run_train_classifier(args) -> int:
     return 0
 
 
-def run_metrics(args) -> int:
-    from ganworks.metrics.api import compute_metrics
+def cmd_metrics(args) -> int:
+    from ..metrics.api import compute_metrics
 
     if args.metrics is None:  # `--reference none` means IS only (the help says so)
         none = str(args.reference).strip().lower() in ("", "none")
@@ -170,19 +167,3 @@ def _check_out(out: Path, force: bool) -> None:
         raise ConfigError(f"--out {out} exists and is not a `ganworks metrics` result: pick another path, or add "
                           f"--force to replace it")
 
-
-def main(argv=None) -> int:
-    """Stand-alone entry (``python -m ganworks.metrics.cli``) until the top-level CLI wires us in."""
-    parser = argparse.ArgumentParser(prog="ganworks")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_subcommands(sub)
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except GanworksError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -7,18 +7,16 @@ import json
 import math
 from pathlib import Path
 
-from .errors import ConfigError
+from ..errors import ConfigError
+from .common import DEVICES, add_data_root, add_device
 
 
 def _common(p) -> None:
-    existing = {a for action in p._actions for a in action.option_strings}
-    if "--device" not in existing:
-        p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    if "--data-root" not in existing:
-        p.add_argument("--data-root", default=None, help="dataset root (else $GANWORKS_DATA)")
+    add_device(p, default="auto", choices=DEVICES)
+    add_data_root(p, help="dataset root (else $GANWORKS_DATA)")
 
 
-def add_subcommands(sub) -> None:
+def add_parser(sub) -> None:
     p = sub.add_parser("interpolate", help="class-interpolation images of a conditional run (conditional-BN parameters)")
     p.add_argument("run", metavar="RUN_DIR|CHECKPOINT")
     p.add_argument("--classes", type=int, nargs=2, required=True, metavar=("A", "B"))
@@ -59,8 +57,9 @@ def add_subcommands(sub) -> None:
 def _load(args):
     import torch
 
-    from .train import load_generator, pick_device
-    from .train.experiment import data_scale
+    from ..checkpoints import load_generator
+    from ..data.scaling import data_scale
+    from ..device import pick_device
 
     device = pick_device(args.device or "auto")
     G, cfg = load_generator(args.run, device, averaged=not args.raw)
@@ -79,7 +78,7 @@ def _save(images, out: str, nrow: int) -> None:
 
 
 def cmd_interpolate(args) -> int:
-    from .metrics.conditional import class_interpolation
+    from ..metrics.conditional import class_interpolation
 
     G, _, scale, device = _load(args)
     a, b = args.classes
@@ -89,7 +88,7 @@ def cmd_interpolate(args) -> int:
 
 
 def cmd_class_grid(args) -> int:
-    from .metrics.conditional import class_grid
+    from ..metrics.conditional import class_grid
 
     G, _, scale, device = _load(args)
     classes = args.classes if args.classes is not None else list(range(min(10, getattr(G, "num_classes", 0) or 10)))
@@ -102,9 +101,9 @@ def cmd_intra_fid(args) -> int:
     import torch
     from torch.utils.data import Dataset
 
-    from .data.folder import ClassFolderDataset, imagenet_folder
-    from .metrics.api import make_extractor
-    from .metrics.conditional import class_statistics, intra_fid
+    from ..data.folder import ClassFolderDataset, imagenet_folder
+    from ..metrics.api import make_extractor
+    from ..metrics.conditional import class_statistics, intra_fid
 
     G, cfg, scale, device = _load(args)
     d = cfg["data"]

@@ -13,7 +13,7 @@ from ..errors import ConfigError
 DEFAULT_OUT = "~/.cache/ganworks/reproduce"
 
 
-def add_subcommands(sub) -> None:
+def add_parser(sub) -> None:
     p = sub.add_parser("reproduce", help="train a paper table's rows over seeds and report them beside the paper",
                        description="Run every (row, seed) of a table as a run directory <out>/<table id>/<row id>/"
                                    "seed<seed>/: finished runs are skipped, interrupted ones resumed, missing ones "
@@ -78,10 +78,10 @@ def _check_caps(args) -> None:
 
 
 def cmd_reproduce(args) -> int:
-    from .report import write_report
-    from .results import export_run
-    from .runner import Caps, run_local, run_state, run_submitit, train_command
-    from .tables import list_tables, load_table, plan
+    from ..reproduce.report import write_report
+    from ..reproduce.results import export_run
+    from ..reproduce.runner import Caps, run_local, run_state, run_submitit, train_command
+    from ..reproduce.tables import list_tables, load_table, plan
 
     if args.list or not args.table:
         if not args.list:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .errors import ConfigError
+from ..errors import ConfigError
+from .common import add_device
 
 
-def add_subcommands(sub) -> None:
+def add_parser(sub) -> None:
     p = sub.add_parser("classify", help="classify new images with a semi-supervised run's averaged D, into a CSV")
     p.add_argument("run", metavar="RUN_DIR|CHECKPOINT")
     p.add_argument("input", metavar="INPUT", help="a folder of images (any nesting) or an .npz with 'x' (and 'y')")
@@ -17,13 +18,13 @@ def add_subcommands(sub) -> None:
                    help="write the K most probable classes and their probabilities instead of every class's")
     p.add_argument("--raw", action="store_true", help="use the raw D even if the run averaged D's weights")
     p.add_argument("--force", action="store_true", help="overwrite --out even if it is not an earlier predictions CSV")
-    p.add_argument("--device", default=None, help="auto (default), cpu or cuda")
+    add_device(p)
     p.set_defaults(func=cmd_classify)
 
 
 def cmd_classify(args) -> int:
-    from .classify import load_classifier, looks_like_predictions, read_input, write_csv
-    from .device import pick_device
+    from ..classify import load_classifier, looks_like_predictions, read_input, write_csv
+    from ..device import pick_device
 
     out = Path(args.out)
     if out.is_dir():
