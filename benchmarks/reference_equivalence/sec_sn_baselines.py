@@ -38,6 +38,7 @@ from harness import Section, seed_all
 
 BATCH = 4
 WIDTH = 1 / 16
+IMAGE = 32
 SLOPE = 0.2  # layout "chainer"
 NORMS = ("none", "batch", "layer", "weight")
 BN_EPS, BN_MOMENTUM, LN_EPS = 2e-5, 0.1, 1e-5  # ganworks' sngan_cnn (Chainer's BN defaults) and GroupNorm's
@@ -116,14 +117,14 @@ def _instance(dtype: str, rs_state) -> dict:
     tdt = torch.float64 if dtype == "float64" else torch.float32
     f32 = lambda x: np.asarray(x).astype(np.float32).astype(np_dt)  # noqa: E731
     ours, ref = {}, {}
-    x = f32(rs.uniform(-1, 1, (BATCH, 3, 32, 32)))
-    x2 = f32(rs.uniform(-1, 1, (BATCH, 3, 32, 32)))
+    x = f32(rs.uniform(-1, 1, (BATCH, 3, IMAGE, IMAGE)))
+    x2 = f32(rs.uniform(-1, 1, (BATCH, 3, IMAGE, IMAGE)))
     r = f32(rs.randn(BATCH))
     torch.manual_seed(0)
 
     # ---- the four D variants: forward and gradients ----
     for norm in NORMS:
-        D = build_model("sngan-cnn-d", layout="chainer", width=WIDTH, norm=norm).to(tdt).train()
+        D = build_model("sngan-cnn-d", image_size=IMAGE, layout="chainer", width=WIDTH, norm=norm).to(tdt).train()
         names = _d_names(D)
         have = {n for n, _ in D.named_parameters()} | {n for n, _ in D.named_buffers() if n.endswith(("_mean", "_var"))}
         assert set(names) == have, sorted(set(names) ^ have)
@@ -154,10 +155,10 @@ def _instance(dtype: str, rs_state) -> dict:
 
         # ---- weight clipping on the "none" D (the WGAN baseline) and the "batch" D (fixed gains) ----
         if norm in ("none", "batch"):
-            Dc = build_model("sngan-cnn-d", layout="chainer", width=WIDTH, norm=norm).to(tdt).train()
+            Dc = build_model("sngan-cnn-d", image_size=IMAGE, layout="chainer", width=WIDTH, norm=norm).to(tdt).train()
             _fill(Dc, rs, f32, names, 0.015)  # about half the entries beyond ±c
             before = {names[n]: p.detach().numpy().copy() for n, p in Dc.named_parameters()}
-            G0 = build_model("sngan-cnn-g", layout="chainer", width=WIDTH).to(tdt)
+            G0 = build_model("sngan-cnn-g", image_size=IMAGE, layout="chainer", width=WIDTH).to(tdt)
             GAN(G0, Dc, loss="wasserstein", weight_clip=CLIP).after_step("d")
             ours.update({f"clip/{norm}/{names[n]}": p.detach().numpy() for n, p in Dc.named_parameters()})
             trainable_before = {k: v for k, v in before.items() if not k.endswith((".g", ".gain"))}
@@ -168,8 +169,8 @@ def _instance(dtype: str, rs_state) -> dict:
                 ours["clip/fraction_clipped"] = ref["clip/fraction_clipped"] = np.asarray(frac)
 
     # ---- orthonormal regularization: D ("none") and G ----
-    D = build_model("sngan-cnn-d", layout="chainer", width=WIDTH, norm="none").to(tdt)
-    G = build_model("sngan-cnn-g", layout="chainer", width=WIDTH).to(tdt)
+    D = build_model("sngan-cnn-d", image_size=IMAGE, layout="chainer", width=WIDTH, norm="none").to(tdt)
+    G = build_model("sngan-cnn-g", image_size=IMAGE, layout="chainer", width=WIDTH).to(tdt)
     weights = {}
     for tag, model in (("D", D), ("G", G)):
         _fill(model, rs, f32)
