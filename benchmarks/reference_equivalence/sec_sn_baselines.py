@@ -5,8 +5,9 @@ Neither chainer-gan-lib nor sngan_projection implements weight clipping, orthono
 layer norm or weight norm (the SN authors' baseline code is not released), so every row here is
 labelled "no reference code": what is checked is that ganworks computes the formula the paper states
 (SN-paper §4.1, docs/papers.md §B.4), forward values and gradients, on identical inputs. Batch norm
-has a counterpart in chainer-gan-lib (``common/net.py`` ``DCGANDiscriminator``, ``use_gamma=False``);
-it is compared here against the NumPy formula as well, which needs no reference environment.
+has a counterpart in chainer-gan-lib (``common/net.py`` ``DCGANDiscriminator``, ``use_gamma=False``),
+which section ``bn-dcgan`` runs in the Chainer environment; here it is compared with the NumPy formula
+as well, which needs no reference environment.
 
 Compared, on the standard-CNN discriminator ``sngan-cnn-d`` (``layout="chainer"``, width 1/16, batch 4,
 32×32) in training mode:
@@ -44,8 +45,8 @@ NORMS = ("none", "batch", "layer", "weight")
 BN_EPS, BN_MOMENTUM, LN_EPS = 2e-5, 0.1, 1e-5  # ganworks' sngan_cnn (Chainer's BN defaults) and GroupNorm's
 CLIP = 0.01
 NO_REF = "no reference code (the SN authors' baseline code is not released): NumPy of the paper's formula"
-NO_REF_BN = ("NumPy of the formula (chainer-gan-lib common/net.py DCGANDiscriminator has this BN, use_gamma=False; "
-             "not run here)")
+NO_REF_BN = ("NumPy of the formula (chainer-gan-lib common/net.py DCGANDiscriminator has this BN, use_gamma=False: "
+             "section bn-dcgan runs it)")
 
 
 def _d_names(D) -> dict:

@@ -201,3 +201,22 @@ def test_run_knows_the_new_sections_and_the_averaged_d_rows_use_ganworks_ema():
     assert {"sn-baselines", "averaging"} <= set(run.SECTIONS)
     for mod in (sec_mnist, sec_igan_conv):  # the rows that compared the harness's NumPy with itself
         assert "ema_reference_form(" in inspect.getsource(mod)
+
+
+def test_bn_dcgan_maps_every_parameter_to_chainer_gan_libs_links():
+    """ganworks' BN D at width 1/16 against chainer-gan-lib's DCGANDiscriminator(ch=32) link names and shapes
+    (written out here from common/net.py: c0_0 … c3_0, bn0_1 … bn3_0 without γ, l4)."""
+    import sec_bn_dcgan
+
+    ch = 32
+    convs = {"c0_0": (ch // 8, 3, 3), "c0_1": (ch // 4, ch // 8, 4), "c1_0": (ch // 4, ch // 4, 3),
+             "c1_1": (ch // 2, ch // 4, 4), "c2_0": (ch // 2, ch // 2, 3), "c2_1": (ch, ch // 2, 4), "c3_0": (ch, ch, 3)}
+    expected = {f"/{c}/W": (o, i, k, k) for c, (o, i, k) in convs.items()}
+    expected.update({f"/{c}/b": (o,) for c, (o, _, _) in convs.items()})
+    bn_size = {"bn0_1": ch // 4, "bn1_0": ch // 4, "bn1_1": ch // 2, "bn2_0": ch // 2, "bn2_1": ch, "bn3_0": ch}
+    expected.update({f"/{b}/beta": (n,) for b, n in bn_size.items()})
+    expected.update({"/l4/W": (1, 4 * 4 * ch), "/l4/b": (1,)})
+    inp, ours = sec_bn_dcgan._instance("float64", harness.seed_all(0).get_state())
+    assert {k[1:]: v.shape for k, v in inp.items() if k.startswith("D/")} == expected
+    assert {k[4:]: v.shape for k, v in ours.items() if k.startswith("grad/") and k != "grad/x"} == expected
+    assert {k for k in inp if k.startswith("run")} == {f"run/{b}/{s}" for b in bn_size for s in ("avg_mean", "avg_var")}
