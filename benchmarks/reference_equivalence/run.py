@@ -44,6 +44,9 @@ from sec_sngan_cond import sngan_cond_section  # noqa: E402
 import sngan_dynamics  # noqa: E402
 from sec_inception_score import section as inception_score_section  # noqa: E402
 from sec_wgan_gp import section as wgan_gp_section  # noqa: E402
+from sec_sn_baselines import section as sn_baselines_section  # noqa: E402
+from sec_averaging import section as averaging_section  # noqa: E402
+from sec_bn_dcgan import section as bn_dcgan_section  # noqa: E402
 
 
 SECTIONS = {"mnist": mnist_section, "cifar": cifar_section, "sngan": sngan_section, "mnist64": lambda a, tmp: mnist_section(a, tmp, "float64"),
@@ -58,7 +61,10 @@ SECTIONS = {"mnist": mnist_section, "cifar": cifar_section, "sngan": sngan_secti
             "cifar-md64eps": lambda a, tmp: cifar_md_section(a, tmp, "float64", match_eps=True),
             "sngan-dynamics": sngan_dynamics.section,
             "inception-score": inception_score_section,
-            "wgan-gp": wgan_gp_section}
+            "wgan-gp": wgan_gp_section,
+            "sn-baselines": sn_baselines_section,
+            "averaging": averaging_section,
+            "bn-dcgan": bn_dcgan_section}
 
 
 def main(argv=None) -> int:

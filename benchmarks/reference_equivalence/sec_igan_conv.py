@@ -16,6 +16,7 @@ import torch
 import compare as C
 import harness as H
 from harness import Draws, LAST_OURS, npy, run_reference
+from sec_averaging import ema_reference_form
 
 
 _IGAN_EPS = 1e-6  # inside the reference WeightNormLayer's square root
@@ -459,12 +460,15 @@ def cifar_md_section(a, tmp: Path, dtype: str = "float32", match_eps: bool = Fal
     avg_file = f"{ref_file}: disc_param_avg, disc_avg_updates"
     d_keys = [k for k in post if "avg_" + k in ref]  # the script averages its trainable D parameters
     assert d_keys and len(d_keys) == sum(k.startswith("avg_") for k in ref), d_keys
-    ck("averaged D after the D update, as the reference keeps it: 0.0001 × the parameters before the step",
-       avg_file, "(ganworks' initial D parameters)",
-       {k: ((1.0 - beta) * post[k].astype(np.float64), ref["avg_" + k]) for k in d_keys},
+    form = ema_reference_form([{k: np.asarray(post[k]) for k in d_keys}], beta)[0]
+    ck("averaged D after the D update, as the reference keeps it: ganworks' EMA fed the parameters before the step, "
+       "× (1 − 0.9999)",
+       avg_file, "train.averaging.EMA (sec_averaging.ema_reference_form) on ganworks' initial D parameters",
+       {k: (form[k], ref["avg_" + k]) for k in d_keys},
        note="the script's average starts at 0 and is a ← a + 0.0001 (p − a), with p the parameters from BEFORE "
             "the D step (Theano applies all of train_batch_disc's updates at once): after one step it is "
-            "0.0001 × the initial D parameters, as here; the MNIST rows check the same formula over 20 iterations")
+            "0.0001 × the initial D parameters; here ganworks' EMA module is given those parameters and its "
+            "bias-corrected average put in the reference's form; the MNIST rows check the same over 20 iterations")
     ck("averaged D after the D update: ganworks' (bias-corrected) vs the reference's divided by (1 − 0.9999)",
        avg_file, "train.averaging.EMA", {k: (avg_ours[k], ref["avg_" + k] / (1.0 - beta)) for k in d_keys},
        deviation=True,

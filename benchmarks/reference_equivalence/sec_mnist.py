@@ -14,6 +14,7 @@ import torch
 import compare as C
 import harness as H
 from harness import Draws, npy, run_reference
+from sec_averaging import ema_reference_form
 
 
 def mnist_section(a, tmp: Path, dtype: str = "float32", match_g_eps: bool = False) -> list[C.Check]:
@@ -308,16 +309,18 @@ def mnist_section(a, tmp: Path, dtype: str = "float32", match_g_eps: bool = Fals
             "the reference's a ← a + 1e-4 (p − a) uses the parameters from BEFORE that D step (it averages "
             "p_0 … p_(t−1)); ganworks' EMA is updated after the optimizer step (p_1 … p_t). A one-step lag, "
             "negligible once thousands of steps are averaged; see the next row")
-    # the reference's average recomputed from ganworks' own trajectory with that one-step lag
+    # ganworks' EMA (train.averaging.EMA) fed ganworks' own parameters from BEFORE each D step, in the
+    # reference's form (× (1 − 0.9999^t)): the reference's average with its one-step lag
     lagged, prev = {}, [post] + traj_ours[:-1]
-    acc = {k: np.zeros_like(v, dtype=np.float64) for k, v in post.items() if k.startswith("d")}
+    d_keys = [k for k in post if k.startswith("d")]
+    form = ema_reference_form([{k: np.asarray(prev[i][k]) for k in d_keys} for i in range(n_it)], beta)
     for i in range(n_it):
-        for k in acc:
-            acc[k] += (1.0 - beta) * (prev[i][k].astype(np.float64) - acc[k])
+        for k in d_keys:
             if f"traj{i}_avg_{k}" in ref:
-                lagged[f"it{i + 1}/avg_{k}"] = (acc[k].copy(), ref[f"traj{i}_avg_{k}"])
-    ck("MNIST averaged D: reference = uncorrected EMA of ganworks' parameters before each D step",
-       f"{ref_file}: disc_avg_updates", "(trajectory above)", lagged, rtol=C.RTOL_TRAJECTORY,
-       note="confirms the one-step lag of the reference's average (and that nothing else differs in it); "
-            "its accuracy is bounded by the trajectory row's")
+                lagged[f"it{i + 1}/avg_{k}"] = (form[i][k], ref[f"traj{i}_avg_{k}"])
+    ck("MNIST averaged D: reference = ganworks' EMA of ganworks' parameters before each D step, × (1 − 0.9999^t)",
+       f"{ref_file}: disc_avg_updates", "train.averaging.EMA (sec_averaging.ema_reference_form) on the trajectory above",
+       lagged, rtol=C.RTOL_TRAJECTORY,
+       note="confirms the one-step lag of the reference's average (and that nothing else differs in it), through "
+            "ganworks' own EMA module; its accuracy is bounded by the trajectory row's")
     return checks

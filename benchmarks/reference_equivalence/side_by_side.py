@@ -29,6 +29,14 @@ to ``--work`` (default ``~/.cache/ganworks/side_by_side``), outside the checkout
 Verdict rule (stated in the report): at the final epoch, for the raw D and for the averaged D, the
 difference of the two sides' means must be at most twice the pooled seed-to-seed standard
 deviation, sqrt((s_ref² + s_ours²) / 2).
+
+Power (``power``, also part of ``report``): beside each verdict, the smallest true difference of the
+means that the comparison would detect 80 % of the time (``power_of``), for the rule itself and for a
+two-sided t-test at α = 0.05, and the rule's false-alarm rate; with few seeds a side the rule can
+hardly fail. ``power`` adds these to the existing results JSON and rewrites the .md from the JSON alone
+(no runs needed):
+
+    PYTHONPATH=src python benchmarks/reference_equivalence/side_by_side.py power
 """
 
 from __future__ import annotations
@@ -234,6 +242,51 @@ def verdicts(series: dict, epochs: int) -> list[dict]:
     return rows
 
 
+#: power of the comparison: the probability with which a true difference must be detected, and the
+#: conventional t-test's level it is also reported for
+POWER, ALPHA = 0.8, 0.05
+
+
+def _detect_probability(crit: float, df: int, ncp: float) -> float:
+    """P(|T| > crit) for T ~ noncentral t(df, ncp)."""
+    from scipy import stats
+
+    lower = float(stats.nct.cdf(-crit, df, ncp))  # NaN where it underflows (scipy), i.e. ~0
+    return float(stats.nct.sf(crit, df, ncp)) + (lower if math.isfinite(lower) else 0.0)
+
+
+def power_of(row: dict, power: float = POWER, alpha: float = ALPHA) -> dict:
+    """The power of one verdict row (``verdicts``): the smallest true difference of the two sides' mean
+    test errors that the comparison detects with probability ``power``, under normal seed-to-seed
+    spread with the same σ on both sides, σ estimated by the row's pooled std s_p.
+
+    With n_r and n_o seeds, T = (mean_o − mean_r) / (s_p √(1/n_r + 1/n_o)) is a t statistic with
+    df = n_r + n_o − 2 (exactly so for equal n, where s_p² = (s_r² + s_o²)/2 is the pooled variance), and
+    noncentral with ncp = δ / (σ √(1/n_r + 1/n_o)) when the true difference is δ. The rule |diff| ≤ 2 s_p
+    is the test |T| ≤ c with c = 2 / √(1/n_r + 1/n_o): its false-alarm rate (two sides that do not differ
+    called DIFFER) is P(|T| > c) under ncp = 0, and its detectable difference the δ at which
+    P(|T| > c) = ``power``. The same for a two-sided t-test at ``alpha`` (c = t_{1−α/2, df}).
+    """
+    from scipy import stats
+    from scipy.optimize import brentq
+
+    n_r, n_o, s = row["n_ref"], row["n_ours"], row["pooled_std"]
+    df = n_r + n_o - 2
+    k = math.sqrt(1 / n_r + 1 / n_o)
+
+    def smallest(crit: float) -> float:
+        hi = 1.0
+        while _detect_probability(crit, df, hi) < power:
+            hi *= 2
+        return brentq(lambda ncp: _detect_probability(crit, df, ncp) - power, 0.0, hi, xtol=1e-10) * k * s
+
+    c_rule = 2 / k
+    return {"power": power, "df": df, "rule_false_alarm_rate": float(2 * stats.t.sf(c_rule, df)),
+            "detectable_difference_rule": smallest(c_rule),
+            "t_test_alpha": alpha, "detectable_difference_t_test": smallest(float(stats.t.ppf(1 - alpha / 2, df))),
+            "assumption": "normal seed-to-seed spread, the same σ on both sides, σ = pooled std; noncentral t"}
+
+
 def plot(series: dict, epochs: int, path: Path) -> None:
     import matplotlib
 
@@ -303,23 +356,54 @@ def cmd_report(a) -> int:
               "schedule": a.note or "both sides running at the same time (side_by_side.py run)",
               "load_average_at_report": [round(x, 2) for x in os.getloadavg()],
               "written": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "per_epoch": per_epoch}
+    write_report(result, out)
+    print(f"wrote {out.with_suffix('.json')}, .md, .png")
+    return 0
+
+
+def write_report(result: dict, out: Path) -> None:
+    """Add the power of each verdict (``power_of``) to ``result``, write it as ``out``.json and render
+    ``out``.md from it alone (so ``power`` can rewrite the .md of earlier runs without their logs)."""
+    for c in result["verdicts"]:
+        if "ref_mean" in c:
+            c["power"] = power_of(c)
     out.with_suffix(".json").write_text(json.dumps(result, indent=1))
-    lines = [f"# Side-by-side whole runs: reference MNIST script vs ganworks, {labels} labels (issue 12)", "",
-             f"Written {result['written']} by `benchmarks/reference_equivalence/side_by_side.py report`. "
+    out.with_suffix(".md").write_text(render_markdown(result, out.name))
+
+
+def render_markdown(result: dict, name: str) -> str:
+    checks, per_epoch, sec = result["verdicts"], result["per_epoch"], result["seconds_per_epoch"]
+    labels, seeds, epochs, final = result.get("labels", 100), result["seeds"], result["epochs_planned"], result["compared_at_epoch"]
+    title = "" if "labels" not in result else f", {labels} labels"
+    lines = [f"# Side-by-side whole runs: reference MNIST script vs ganworks{title} (issue 12)", "",
+             f"Written {result['written']} by `benchmarks/reference_equivalence/side_by_side.py report`"
+             + (f" (power columns added {result['power_written']} by `side_by_side.py power`, from this JSON)"
+                if result.get("power_written") else "") + ". "
              f"{result['device']}. Seeds {seeds} (seed = seed_data), {epochs} epochs planned; compared at epoch {final}.",
              "", f"- reference: {result['reference']}", f"- ganworks: {result['ours']}"]
     lines.append(f"- schedule: {result['schedule']}")
     lines += ["",
-              "| quantity | reference mean ± std | ganworks mean ± std | difference | 2 × pooled std | n (ref, ours) | verdict |",
-              "|---|---|---|---|---|---|---|"]
+              "| quantity | reference mean ± std | ganworks mean ± std | difference | 2 × pooled std | n (ref, ours) | verdict "
+              f"| rule's false-alarm rate | smallest difference detected {POWER:.0%} of the time: rule; t-test α {ALPHA:g} |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for c in checks:
         if "ref_mean" in c:
+            p = c.get("power")
+            rel = lambda d: f"{d:.1f} ({d / c['ref_mean']:.0%} of the reference mean)" if c["ref_mean"] else f"{d:.1f}"  # noqa: E731
+            pw = (f"{p['rule_false_alarm_rate']:.2f} | {rel(p['detectable_difference_rule'])}; "
+                  f"{rel(p['detectable_difference_t_test'])}") if p else " | "
             lines.append(f"| {c['quantity']} test errors at epoch {c['epoch']} | {c['ref_mean']:.1f} ± {c['ref_std']:.1f} | "
                          f"{c['ours_mean']:.1f} ± {c['ours_std']:.1f} | {c['difference']:+.1f} | {2 * c['pooled_std']:.1f} | "
-                         f"{c['n_ref']}, {c['n_ours']} | {c['verdict']} |")
+                         f"{c['n_ref']}, {c['n_ours']} | {c['verdict']} | {pw} |")
         else:
-            lines.append(f"| {c['quantity']} | | | | | {c['n_ref']}, {c['n_ours']} | {c['verdict']} |")
+            lines.append(f"| {c['quantity']} | | | | | {c['n_ref']}, {c['n_ours']} | {c['verdict']} | | |")
     lines += ["", f"Rule: {result['verdict_rule']}.", "",
+              f"Power: the smallest true difference of the mean test errors that the comparison would detect "
+              f"{POWER:.0%} of the time, with the seeds it has and the seed-to-seed spread it measured (pooled std; "
+              "normal spread, the same σ on both sides; noncentral t, `side_by_side.power_of`): first for the rule above, "
+              f"then for a two-sided t-test at α = {ALPHA:g}. The rule's false-alarm rate is how often it would call two "
+              "sides that do not differ DIFFER. A verdict 'agree' says only that any difference is likely smaller "
+              "than the detectable one.", "",
               "Seconds per epoch (training + that side's evaluation; the reference's as its script prints it, "
               "ganworks' from metrics.jsonl wall_time_s, which includes its sample grid and checkpoint): " +
               ", ".join(f"{side} {v['mean']} ± {v['std']} s over {v['n_epochs']} epochs" for side, v in sec.items() if v) + ".",
@@ -331,16 +415,34 @@ def cmd_report(a) -> int:
             m, s = per_epoch[k]["mean"][e], per_epoch[k]["std"][e]
             cells.append("" if m is None else (f"{m:.1f} ± {s:.1f}" if s is not None else f"{m:.1f}"))
         lines.append(f"| {e + 1} | " + " | ".join(cells) + " |")
-    lines += ["", f"![side by side]({out.name}.png)", ""]
-    out.with_suffix(".md").write_text("\n".join(lines))
-    print("\n".join(lines[:14]))
-    print(f"wrote {out.with_suffix('.json')}, .md, .png")
-    return 0
+    lines += ["", f"![side by side]({name}.png)", ""]
+    return "\n".join(lines)
+
+
+def cmd_power(a) -> int:
+    """Add the power columns to every side-by-side results file there is and rewrite its .md from the JSON."""
+    done = 0
+    for labels in LABELS:
+        out = result_stem(labels)
+        if not out.with_suffix(".json").exists():
+            continue
+        result = json.loads(out.with_suffix(".json").read_text())
+        result["power_written"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        write_report(result, out)
+        for c in result["verdicts"]:
+            if "power" in c:
+                p = c["power"]
+                print(f"{out.name}: {c['quantity']}: {c['verdict']}, difference {c['difference']:+.1f}; detectable "
+                      f"{p['detectable_difference_rule']:.1f} (rule, false-alarm rate {p['rule_false_alarm_rate']:.2f}), "
+                      f"{p['detectable_difference_t_test']:.1f} (t-test α {p['t_test_alpha']:g})")
+        done += 1
+    print(f"rewrote {done} results file(s) under {RESULTS}")
+    return 0 if done else 1
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["run", "report"])
+    ap.add_argument("command", choices=["run", "report", "power"])
     ap.add_argument("--seeds", type=int, nargs="+")
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--labels", type=int, choices=LABELS, default=100,
@@ -360,6 +462,8 @@ def main(argv=None) -> int:
     if a.command == "run":
         a.seeds, a.epochs = a.seeds or [1, 2, 3], a.epochs or 30
         return cmd_run(a)
+    if a.command == "power":
+        return cmd_power(a)
     return cmd_report(a)
 
 

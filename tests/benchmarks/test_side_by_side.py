@@ -129,3 +129,59 @@ def test_runs_into_one_work_folder_add_up_their_seeds(tmp_path, monkeypatch):
     S.main(["run", "--seeds", "1", "2", "--epochs", "3", "--work", str(tmp_path), "--poll", "0.05"])
     S.main(["run", "--seeds", "3", "--epochs", "3", "--work", str(tmp_path), "--poll", "0.05"])
     assert json.loads((tmp_path / "settings.json").read_text())["seeds"] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("n", [2, 3, 5])
+def test_power_detectable_difference_is_detected_80_percent_of_the_time(n):
+    """Monte Carlo with normal seed-to-seed spread: at the reported detectable difference the rule (and the
+    t-test) call DIFFER in about 80 % of the comparisons, at no difference at the reported false-alarm rate."""
+    from scipy import stats
+
+    rng = np.random.RandomState(n)
+    sims = 40000
+    p = S.power_of({"n_ref": n, "n_ours": n, "pooled_std": 1.0})
+    crit_t = stats.t.ppf(0.975, 2 * n - 2) * np.sqrt(2 / n)
+
+    def called_differ(delta, crit_in_pooled_std):
+        r = rng.randn(sims, n)
+        o = rng.randn(sims, n) + delta
+        pooled = np.sqrt((r.var(axis=1, ddof=1) + o.var(axis=1, ddof=1)) / 2)
+        return np.mean(np.abs(o.mean(axis=1) - r.mean(axis=1)) > crit_in_pooled_std * pooled)
+
+    assert called_differ(p["detectable_difference_rule"], 2.0) == pytest.approx(0.8, abs=0.015)
+    assert called_differ(0.0, 2.0) == pytest.approx(p["rule_false_alarm_rate"], abs=0.01)
+    assert called_differ(p["detectable_difference_t_test"], crit_t) == pytest.approx(0.8, abs=0.015)
+    assert called_differ(0.0, crit_t) == pytest.approx(0.05, abs=0.01)
+    # the detectable difference scales with the spread, and more seeds detect smaller differences
+    assert S.power_of({"n_ref": n, "n_ours": n, "pooled_std": 3.0})["detectable_difference_rule"] == pytest.approx(
+        3 * p["detectable_difference_rule"], rel=1e-6)
+    assert S.power_of({"n_ref": n + 3, "n_ours": n + 3, "pooled_std": 1.0})["detectable_difference_t_test"] < \
+        p["detectable_difference_t_test"]
+
+
+def test_power_rewrites_the_markdown_from_the_json_alone(tmp_path, monkeypatch):
+    """`power` needs no run logs: it adds the power to each verdict of the results JSON and renders the .md
+    from it; the rest of the .md is what `report` wrote."""
+    monkeypatch.setattr(S, "RESULTS", tmp_path / "results")
+    work = tmp_path / "work"
+    write_logs(work, [1, 2, 3], 2, [[300, 200], [320, 210], [310, 190]], [[310, 190], [305, 205], [290, 230]],
+               [[250, 150], [260, 160], [255, 170]], [[240, 155], [255, 150], [250, 140]])
+    (work / "settings.json").write_text(json.dumps({"seeds": [1, 2, 3], "epochs": 2}))
+    assert S.main(["report", "--work", str(work)]) == 0
+    stem = tmp_path / "results" / "side_by_side_mnist"
+    before = stem.with_suffix(".md").read_text()
+    res = json.loads(stem.with_suffix(".json").read_text())
+    for v in res["verdicts"]:  # as a results file written before the power columns existed
+        v.pop("power")
+    stem.with_suffix(".json").write_text(json.dumps(res))
+    import shutil
+    shutil.rmtree(work)
+    assert S.main(["power"]) == 0
+    after = stem.with_suffix(".md").read_text()
+    res = json.loads(stem.with_suffix(".json").read_text())
+    raw = next(v for v in res["verdicts"] if v["quantity"] == "raw D")
+    assert raw["power"]["detectable_difference_rule"] == pytest.approx(
+        S.power_of(raw)["detectable_difference_rule"]) and raw["power"]["df"] == 4
+    assert f"{raw['power']['detectable_difference_rule']:.1f} (" in after and "false-alarm rate" in after
+    drop = lambda md: [line for line in md.splitlines() if not line.startswith("Written")]  # noqa: E731
+    assert drop(after) == drop(before)
