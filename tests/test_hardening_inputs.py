@@ -63,7 +63,7 @@ def _mnist_tree(root: Path) -> Path:
 
 
 @pytest.mark.parametrize("damage", ["truncated", "crc", "directory"])
-def test_item5_damaged_mnist_files_are_one_line(damage, tmp_path, capsys):
+def test_damaged_mnist_files_are_one_line(damage, tmp_path, capsys):
     raw = _mnist_tree(tmp_path)
     assert load_dataset("mnist", root=tmp_path, download=False).images.shape == (300, 1, 28, 28)
     f = raw / "train-images-idx3-ubyte.gz"
@@ -81,7 +81,7 @@ def test_item5_damaged_mnist_files_are_one_line(damage, tmp_path, capsys):
     _one_line_error(capsys, code, "train-images-idx3-ubyte.gz")
 
 
-def test_item5_image_folder_whose_first_file_is_not_an_image(tmp_path, monkeypatch):
+def test_image_folder_whose_first_file_is_not_an_image_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("GANWORKS_CACHE", str(tmp_path / "cache"))
     (tmp_path / "imgs" / "train" / "a").mkdir(parents=True)
     (tmp_path / "imgs" / "train" / "a" / "0.png").write_bytes(b"not a png at all")
@@ -103,12 +103,12 @@ def test_item5_image_folder_whose_first_file_is_not_an_image(tmp_path, monkeypat
     (["train.amp=\"fp8\""], "allowed: 'none', 'bf16', 'fp16'"),
     (["data.workers=-1"], "'data.workers' is -1; it must be an integer in [0, 256]"),
 ])
-def test_items5_6_numbers_are_validated_with_their_range(overrides, message, capsys):
+def test_numbers_are_validated_with_their_range(overrides, message, capsys):
     code = main(["train", "improved-gan/mnist-100", *_sets(overrides), "--no-progress"])
     _one_line_error(capsys, code, message)
 
 
-def test_item6_cli_flags_are_validated_too(capsys):
+def test_cli_flags_are_validated_like_config_keys(capsys):
     _one_line_error(capsys, main(["train", "improved-gan/mnist-100", "--epochs", "inf", "--no-progress"]),
                     "'train.epochs' is inf")
     _one_line_error(capsys, main(["train", "improved-gan/mnist-100", "--iterations", "-3", "--no-progress"]),
@@ -118,7 +118,7 @@ def test_item6_cli_flags_are_validated_too(capsys):
         resolve("improved-gan/mnist-100", ["optim.beta2=1"])
 
 
-def test_items5_6_sample_and_metrics_arguments(tiny_run, tmp_path, capsys):
+def test_sample_and_metrics_arguments_are_validated(tiny_run, tmp_path, capsys):
     _one_line_error(capsys, main(["sample", str(tiny_run), "--n", "100000000", "--out", str(tmp_path / "a.png")]),
                     "--n must be between 1 and 10000")
     (tmp_path / "dir.png").mkdir()
@@ -126,7 +126,7 @@ def test_items5_6_sample_and_metrics_arguments(tiny_run, tmp_path, capsys):
     _one_line_error(capsys, main(["metrics", str(tiny_run), "--num-samples", "0"]), "--num-samples must be at least 1")
 
 
-def test_item5_resume_from_best_pt(tiny_run, tmp_path, capsys):
+def test_resume_from_best_pt(tiny_run, tmp_path, capsys):
     import shutil
 
     run = tmp_path / "copy"
@@ -141,7 +141,7 @@ def test_item5_resume_from_best_pt(tiny_run, tmp_path, capsys):
                     "--resume takes a run directory")
 
 
-def test_item7_out_dir_with_other_files_is_refused(tmp_path, tiny_digits, capsys):
+def test_out_dir_with_other_files_is_refused(tmp_path, tiny_digits, capsys):
     other = tmp_path / "mine"
     other.mkdir()
     (other / "notes.txt").write_text("keep me")
@@ -157,7 +157,7 @@ def test_item7_out_dir_with_other_files_is_refused(tmp_path, tiny_digits, capsys
                                   "--out", str(empty), "--no-progress"]), "already holds a run")
 
 
-def test_item8_image_cache_sees_an_edit_anywhere_in_the_tree(tmp_path, monkeypatch):
+def test_image_cache_sees_an_edit_anywhere_in_the_tree(tmp_path, monkeypatch):
     monkeypatch.setenv("GANWORKS_CACHE", str(tmp_path / "cache"))
     folder = tmp_path / "imgs" / "train"
     for c in ("a", "b"):
@@ -175,7 +175,7 @@ def test_item8_image_cache_sees_an_edit_anywhere_in_the_tree(tmp_path, monkeypat
     assert len(list((tmp_path / "cache" / "imagefolder").glob("*.npz"))) == 2
 
 
-def test_item9_a_missing_data_root_is_not_created(tmp_path, capsys):
+def test_a_missing_data_root_is_not_created(tmp_path, capsys):
     missing = tmp_path / "no-such-root"
     code = main(["train", "improved-gan/mnist-100", "--data-root", str(missing), "--no-progress"])
     _one_line_error(capsys, code, "the data root itself does not exist")
@@ -185,7 +185,7 @@ def test_item9_a_missing_data_root_is_not_created(tmp_path, capsys):
 # ---- protocol items ------------------------------------------------------------------------------------
 
 
-def test_item10_sngan_in_training_is_uses_one_split_and_rows_say_so(monkeypatch):
+def test_sngan_in_training_is_uses_one_split_and_rows_say_so(monkeypatch):
     from ganworks.metrics.evaluator import SampleQualityEvaluator
     from ganworks.train import Experiment
 
@@ -211,7 +211,7 @@ def test_item10_sngan_in_training_is_uses_one_split_and_rows_say_so(monkeypatch)
     assert row["IS_splits"] == 1 and row["IS_samples"] == 20
 
 
-def test_item11_no_test_set_selection_by_default_and_a_validation_split(tmp_path, tiny_digits):
+def test_no_test_set_selection_by_default_and_a_validation_split(tmp_path, tiny_digits):
     from ganworks.train import Experiment, load_checkpoint, train
 
     for name in list_presets():
@@ -230,7 +230,7 @@ def test_item11_no_test_set_selection_by_default_and_a_validation_split(tmp_path
                                                                     "train.iterations=1"]), torch.device("cpu"))
 
 
-def test_item12_dequantisation_truncation_and_label_smoothing_notes(tiny_digits, tmp_path, capsys):
+def test_dequantisation_truncation_and_label_smoothing_notes(tiny_digits, tmp_path, capsys):
     from ganworks.train import Experiment
 
     y = torch.tensor([[10.6, 10.4, 254.9, -3.0, 300.0]]) / 127.5 - 1
@@ -254,7 +254,7 @@ def test_item12_dequantisation_truncation_and_label_smoothing_notes(tiny_digits,
     assert "0.75" in notes and "0.375" in notes
 
 
-def test_item13_metrics_never_imports_train():
+def test_metrics_never_imports_train():
     root = Path(ganworks.__file__).parent / "metrics"
     offenders = []
     for f in root.glob("*.py"):
