@@ -204,8 +204,9 @@ def check_claim(data: dict, claim: dict, metric: str) -> dict:
     verdict = "agrees" if robust and better else "partly" if robust or better else "disagrees"
     spread = f"{max(ok) / min(ok):.2f}x" if ok and min(ok) > 0 else "n/a"
     sentence = (f"{verdict}: {series} {'is' if robust else 'is not'} robust across settings {', '.join(groups)} "
-                f"(worst/best {metric} {spread}, limit {claim.get('robust_factor', 1.5)}x; "
-                f"{sum(1 for _, bad in sn.values() if bad)} diverged or collapsed), and in the aggressive settings "
+                f"(worst/best mean {metric} {spread} over the settings it kept, limit {claim.get('robust_factor', 1.5)}x; "
+                f"settings where half or more of its seeds diverged or collapsed: "
+                f"{', '.join(g for g, (_, bad) in sn.items() if bad) or 'none'}), and in the aggressive settings "
                 f"{', '.join(aggressive)} it beats " + ", ".join(f"{b} in {n} of {len(aggressive)}" for b, n in wins.items())
                 + f" (needed: {need} each)")
     return {"verdict": verdict, "robust": robust, "spread": spread, "wins": wins, "need": need,
