@@ -38,12 +38,16 @@ def on_files(files: Files, config) -> Files:
                 if not name.endswith(_SUFFIXES):
                     continue
                 rel = os.path.relpath(os.path.join(dirpath, name), root).replace(os.sep, "/")
-                files.append(File(
-                    os.path.relpath(os.path.join(root, rel), docs_dir).replace(os.sep, "/"),
-                    docs_dir, config["site_dir"], config["use_directory_urls"],
-                    dest_uri=_page_dest(rel, config["use_directory_urls"]) if rel.endswith(".md") else rel,
-                    inclusion=InclusionLevel.NOT_IN_NAV,
-                ))
+                files.append(
+                    File(
+                        os.path.relpath(os.path.join(root, rel), docs_dir).replace(os.sep, "/"),
+                        docs_dir,
+                        config["site_dir"],
+                        config["use_directory_urls"],
+                        dest_uri=_page_dest(rel, config["use_directory_urls"]) if rel.endswith(".md") else rel,
+                        inclusion=InclusionLevel.NOT_IN_NAV,
+                    )
+                )
     return files
 
 
@@ -61,7 +65,7 @@ def _relink(markdown: str, here: str, page_src: str) -> str:
             return match.group(0)
         in_repo = posixpath.normpath(posixpath.join(here, target))
         if in_repo.startswith("docs/"):
-            return f"](/{in_repo[len('docs/'):]}{anchor})"
+            return f"](/{in_repo[len('docs/') :]}{anchor})"
         if page_src.startswith("../"):
             return match.group(0)
         return f"]({posixpath.relpath('../' + in_repo, posixpath.dirname(page_src) or '.')}{anchor})"
@@ -76,5 +80,5 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
         with open(os.path.join(root, "README.md"), encoding="utf-8") as f:
             return _relink(f.read(), "", src)
     if src.startswith("../"):
-        return _relink(markdown, posixpath.dirname(src[len("../"):]), src)
+        return _relink(markdown, posixpath.dirname(src[len("../") :]), src)
     return markdown

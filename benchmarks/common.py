@@ -40,7 +40,7 @@ def matmul_rate(device: torch.device, n: int = 1024, seconds: float = 2.0) -> fl
         a @ b
         reps += 1
     sync(device)
-    return 2 * n ** 3 * reps / (time.perf_counter() - t0)
+    return 2 * n**3 * reps / (time.perf_counter() - t0)
 
 
 def count_flops(fn) -> int:
@@ -95,5 +95,11 @@ def step_figures(cfg: dict, device: torch.device, iterations: int) -> dict:
     ms = time_calls(lambda: train_iteration(exp), device, iterations)
     rate = matmul_rate(device)
     floor_ms = flops / rate * 1000
-    return {"ms_per_iteration": round(ms, 3), "flops_per_iteration": flops, "matmul_gflops": round(rate / 1e9, 1),
-            "floor_ms": round(floor_ms, 3), "ratio_to_floor": round(ms / floor_ms, 3), "timed_iterations": iterations}
+    return {
+        "ms_per_iteration": round(ms, 3),
+        "flops_per_iteration": flops,
+        "matmul_gflops": round(rate / 1e9, 1),
+        "floor_ms": round(floor_ms, 3),
+        "ratio_to_floor": round(ms / floor_ms, 3),
+        "timed_iterations": iterations,
+    }

@@ -40,14 +40,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
-
 from common import device_name, write  # noqa: E402
 
 TINY_DIGITS = [
-    "data.name=digits", "data.labels=20", "data.batch_size=50", "data.test_limit=200",
+    "data.name=digits",
+    "data.labels=20",
+    "data.batch_size=50",
+    "data.test_limit=200",
     "model.init_examples=100",
-    "model.generator.image_size=8", "model.generator.width=0.05",
-    "model.discriminator.image_size=8", "model.discriminator.width=0.05",
+    "model.generator.image_size=8",
+    "model.generator.width=0.05",
+    "model.discriminator.image_size=8",
+    "model.discriminator.width=0.05",
     "eval.grid=16",
 ]
 SETTINGS = TINY_DIGITS + ["eval.every=5", "train.log_every=3"]
@@ -57,8 +61,18 @@ KINDS = ("time", "iteration", "in_save", "row_then_save")
 
 
 def command(out: Path) -> list[str]:
-    return ["train", "improved-gan/mnist-100", *[a for s in SETTINGS for a in ("--set", s)],
-            "--iterations", str(ITERATIONS), "--out", str(out), "--no-progress", "--device", "cpu"]
+    return [
+        "train",
+        "improved-gan/mnist-100",
+        *[a for s in SETTINGS for a in ("--set", s)],
+        "--iterations",
+        str(ITERATIONS),
+        "--out",
+        str(out),
+        "--no-progress",
+        "--device",
+        "cpu",
+    ]
 
 
 def _child(args: list[str], hook: dict | None) -> None:
@@ -136,17 +150,23 @@ def run_child(args: list[str], hook: dict | None = None, kill_after: float | Non
 def snapshot(run: Path) -> dict:
     """What the kill left behind."""
     ckpt = run / "checkpoints" / "last.pt"
-    out = {"dir": run.is_dir(), "config": (run / "config.json").is_file(), "checkpoint_iteration": None,
-           "tmp_files": sorted(p.name for p in (run / "checkpoints").glob("*.tmp")) if run.is_dir() else [],
-           "rows": len((run / "metrics.jsonl").read_text().splitlines()) if (run / "metrics.jsonl").exists() else 0}
+    out = {
+        "dir": run.is_dir(),
+        "config": (run / "config.json").is_file(),
+        "checkpoint_iteration": None,
+        "tmp_files": sorted(p.name for p in (run / "checkpoints").glob("*.tmp")) if run.is_dir() else [],
+        "rows": len((run / "metrics.jsonl").read_text().splitlines()) if (run / "metrics.jsonl").exists() else 0,
+    }
     if ckpt.is_file():
         out["checkpoint_iteration"] = torch.load(ckpt, map_location="cpu", weights_only=True)["position"]["iteration"]
     return out
 
 
 def rows(run: Path) -> list[dict]:
-    return [{k: v for k, v in json.loads(line).items() if k not in TIMING}
-            for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [
+        {k: v for k, v in json.loads(line).items() if k not in TIMING}
+        for line in (run / "metrics.jsonl").read_text().splitlines()
+    ]
 
 
 def tensors(tree, prefix=""):
@@ -206,8 +226,11 @@ def main() -> int:
                 point = {"iteration": hook["at"]}
             elif kind == "in_save":
                 hook = {"kind": kind, "at": rng.randrange(1, saves + 1), "fraction": round(rng.random(), 3)}
-                point = {"save": hook["at"], "file": "best.pt" if hook["at"] % 2 else "last.pt",
-                         "bytes_written": hook["fraction"]}
+                point = {
+                    "save": hook["at"],
+                    "file": "best.pt" if hook["at"] % 2 else "last.pt",
+                    "bytes_written": hook["fraction"],
+                }
             else:
                 hook = {"kind": kind, "at": rng.randrange(1, evaluations + 1)}
                 point = {"evaluation": hook["at"]}
@@ -222,12 +245,22 @@ def main() -> int:
             else:
                 how, resume_args = "original command", command(run)
             resume_code = run_child(resume_args)[0] if resume_args else 0
-            trial = {"trial": i, "kind": kind, "point": point, "killed": killed_code == -signal.SIGKILL,
-                     "left": left, "resumed_with": how, "resume_exit": resume_code}
+            trial = {
+                "trial": i,
+                "kind": kind,
+                "point": point,
+                "killed": killed_code == -signal.SIGKILL,
+                "left": left,
+                "resumed_with": how,
+                "resume_exit": resume_code,
+            }
             if resume_code == 0:
                 exact, diff = bit_exact(ref, run)
-                trial.update(bit_exact=exact, rows_exact=rows(run) == rows(ref),
-                             tmp_left=sorted(p.name for p in (run / "checkpoints").glob("*.tmp")))
+                trial.update(
+                    bit_exact=exact,
+                    rows_exact=rows(run) == rows(ref),
+                    tmp_left=sorted(p.name for p in (run / "checkpoints").glob("*.tmp")),
+                )
                 if diff:
                     trial["differs"] = diff
             else:
@@ -240,7 +273,8 @@ def main() -> int:
     wall = time.perf_counter() - t_start
     killed = [t for t in trials if t["killed"]]
     summary = {
-        "trials": len(trials), "killed": len(killed),
+        "trials": len(trials),
+        "killed": len(killed),
         "finished_before_the_kill": len(trials) - len(killed),
         "killed_then_resumed_ok": sum(t["resume_exit"] == 0 for t in killed),
         "killed_bit_exact": sum(t["bit_exact"] for t in killed),
@@ -252,45 +286,67 @@ def main() -> int:
         "tmp_left_after_resume": sum(bool(t.get("tmp_left")) for t in trials),
     }
     result = {
-        "benchmark": "crash_resume", "device": device_name(torch.device("cpu")), "torch": torch.__version__,
+        "benchmark": "crash_resume",
+        "device": device_name(torch.device("cpu")),
+        "torch": torch.__version__,
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "loadavg_before": [round(x, 2) for x in load_before], "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+        "loadavg_before": [round(x, 2) for x in load_before],
+        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
         "note": "machine shared with other jobs (2 cores); seconds are wall clock under that load",
-        "settings": {"preset": "improved-gan/mnist-100", "overrides": SETTINGS, "iterations": ITERATIONS,
-                     "seed": args.seed, "uninterrupted_run_s": round(ref_seconds, 2),
-                     "row_comparison_ignores": list(TIMING)},
-        "summary": summary, "wall_s": round(wall, 1), "trials": trials,
+        "settings": {
+            "preset": "improved-gan/mnist-100",
+            "overrides": SETTINGS,
+            "iterations": ITERATIONS,
+            "seed": args.seed,
+            "uninterrupted_run_s": round(ref_seconds, 2),
+            "row_comparison_ignores": list(TIMING),
+        },
+        "summary": summary,
+        "wall_s": round(wall, 1),
+        "trials": trials,
     }
     lines = [
-        "# kill -9 and resume (benchmarks/crash_resume.py)", "",
+        "# kill -9 and resume (benchmarks/crash_resume.py)",
+        "",
         f"Device: {result['device']}; torch {torch.__version__}; {result['date']}; load average "
         f"{result['loadavg_before']} before, {result['loadavg_after']} after (2 shared cores, other jobs running).",
         f"Run: improved-gan/mnist-100 shrunk to scikit-learn digits (tests/conftest.py TINY_DIGITS), "
         f"{ITERATIONS} iterations, evaluation + save every 5, loss check every 3; uninterrupted run "
-        f"{ref_seconds:.1f} s. {len(trials)} trials in {wall:.0f} s.", "",
+        f"{ref_seconds:.1f} s. {len(trials)} trials in {wall:.0f} s.",
+        "",
         "| trials | killed by SIGKILL | killed inside a save (.tmp present) | killed before the first checkpoint | "
         "killed, then resumed (exit 0) | killed: bit-exact | killed: row-exact | .tmp left after resume |",
         "|---|---|---|---|---|---|---|---|",
         f"| {summary['trials']} | {summary['killed']} | {summary['killed_inside_a_save']} | "
         f"{summary['killed_before_first_checkpoint']} | {summary['killed_then_resumed_ok']} | "
-        f"{summary['killed_bit_exact']} | {summary['killed_rows_exact']} | {summary['tmp_left_after_resume']} |", "",
+        f"{summary['killed_bit_exact']} | {summary['killed_rows_exact']} | {summary['tmp_left_after_resume']} |",
+        "",
         f"{summary['finished_before_the_kill']} random-time trial(s) finished before the kill landed (compared as "
-        f"they were; all trials: {summary['bit_exact']} bit-exact, {summary['rows_exact']} row-exact).", "",
+        f"they were; all trials: {summary['bit_exact']} bit-exact, {summary['rows_exact']} row-exact).",
+        "",
         "Bit-exact: every tensor of the final last.pt (G, D, optimizers, averages) equals the uninterrupted "
-        "run's. Row-exact: metrics.jsonl rows equal, ignoring wall_time_s and images_per_s.", "",
-        "| # | kill point | left behind | resumed with | bit-exact | row-exact |", "|---|---|---|---|---|---|",
+        "run's. Row-exact: metrics.jsonl rows equal, ignoring wall_time_s and images_per_s.",
+        "",
+        "| # | kill point | left behind | resumed with | bit-exact | row-exact |",
+        "|---|---|---|---|---|---|",
     ]
     for t in trials:
         left = t["left"]
-        state = ("no run dir" if not left["dir"] else
-                 f"checkpoint @ {left['checkpoint_iteration']}" if left["checkpoint_iteration"] is not None
-                 else "no checkpoint")
+        state = (
+            "no run dir"
+            if not left["dir"]
+            else f"checkpoint @ {left['checkpoint_iteration']}"
+            if left["checkpoint_iteration"] is not None
+            else "no checkpoint"
+        )
         if left["tmp_files"]:
             state += f", {'+'.join(left['tmp_files'])}"
         state += f", {left['rows']} rows"
         point = ", ".join(f"{k} {v}" for k, v in t["point"].items())
-        lines.append(f"| {t['trial']} | {t['kind']}: {point}{'' if t['killed'] else ' (finished first)'} | {state} | "
-                     f"{t['resumed_with']} | {'yes' if t['bit_exact'] else 'NO'} | {'yes' if t['rows_exact'] else 'NO'} |")
+        lines.append(
+            f"| {t['trial']} | {t['kind']}: {point}{'' if t['killed'] else ' (finished first)'} | {state} | "
+            f"{t['resumed_with']} | {'yes' if t['bit_exact'] else 'NO'} | {'yes' if t['rows_exact'] else 'NO'} |"
+        )
     js, md = write(args.name, result, "\n".join(lines))
     print(json.dumps(summary))
     print(f"wrote {js} and {md}")

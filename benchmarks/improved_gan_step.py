@@ -29,9 +29,9 @@ import argparse
 import json
 import os
 import platform
-import time
 import statistics
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -46,9 +46,12 @@ from common import RESULTS, device_name, step_figures, timed_runs  # noqa: E402
 PRESET = "improved-gan/cifar10-4000"
 MNIST_PRESET = "improved-gan/mnist-100"
 #: --part compile: the modes timed against each other (overrides of the preset)
-MODES = {"eager_three_d_passes": ["train.compile=false", "objective.fuse_d_passes=false"],
-         "eager": ["train.compile=false"], "update_compiled": ["train.compile=optimizer"],
-         "compiled": ["train.compile=true"]}
+MODES = {
+    "eager_three_d_passes": ["train.compile=false", "objective.fuse_d_passes=false"],
+    "eager": ["train.compile=false"],
+    "update_compiled": ["train.compile=optimizer"],
+    "compiled": ["train.compile=true"],
+}
 
 
 def bench_compile(thread_counts: list[int], iters: int, rounds: int = 6) -> dict:
@@ -58,8 +61,14 @@ def bench_compile(thread_counts: list[int], iters: int, rounds: int = 6) -> dict
     from ganworks.train import Experiment
     from ganworks.train.loop import train_iteration
 
-    over = ["data.name=synthetic", "data.image_size=28", "data.channels=1", "data.labels=100",
-            "data.test_limit=100", "train.iterations=100000"]
+    over = [
+        "data.name=synthetic",
+        "data.image_size=28",
+        "data.channels=1",
+        "data.labels=100",
+        "data.test_limit=100",
+        "train.iterations=100000",
+    ]
     cpu = torch.device("cpu")
     rows = []
     for threads in thread_counts:
@@ -86,15 +95,22 @@ def bench_compile(thread_counts: list[int], iters: int, rounds: int = 6) -> dict
             ms = statistics.median(blocks[mode])
             # paired with the eager block of the same round: robust to load that drifts between rounds
             paired = [x - e for x, e in zip(blocks[mode], blocks["eager"])]
-            row[mode] = {"ms_per_iteration": round(ms, 2), "ratio_to_floor": round(ms / floor_ms, 3),
-                         "block_ms": [round(x, 1) for x in blocks[mode]], "settings": MODES[mode],
-                         "paired_vs_eager_ms": round(statistics.median(paired), 2),
-                         "rounds_faster_than_eager": round(sum(d < 0 for d in paired) / len(paired), 3),
-                         "first_five_iterations_s": round(exps[mode][1], 1), "compiled": exps[mode][0].phase_loss.is_compiled,
-                         "update_compiled": exps[mode][0].optimizers["d"].is_compiled}
+            row[mode] = {
+                "ms_per_iteration": round(ms, 2),
+                "ratio_to_floor": round(ms / floor_ms, 3),
+                "block_ms": [round(x, 1) for x in blocks[mode]],
+                "settings": MODES[mode],
+                "paired_vs_eager_ms": round(statistics.median(paired), 2),
+                "rounds_faster_than_eager": round(sum(d < 0 for d in paired) / len(paired), 3),
+                "first_five_iterations_s": round(exps[mode][1], 1),
+                "compiled": exps[mode][0].phase_loss.is_compiled,
+                "update_compiled": exps[mode][0].optimizers["d"].is_compiled,
+            }
         row["speedup"] = round(row["eager"]["ms_per_iteration"] / row["compiled"]["ms_per_iteration"], 3)
         row["update_speedup"] = round(row["eager"]["ms_per_iteration"] / row["update_compiled"]["ms_per_iteration"], 3)
-        row["fused_speedup"] = round(row["eager_three_d_passes"]["ms_per_iteration"] / row["eager"]["ms_per_iteration"], 3)
+        row["fused_speedup"] = round(
+            row["eager_three_d_passes"]["ms_per_iteration"] / row["eager"]["ms_per_iteration"], 3
+        )
         rows.append(row)
     return {"rows": rows}
 
@@ -102,12 +118,16 @@ def bench_compile(thread_counts: list[int], iters: int, rounds: int = 6) -> dict
 def _load_sentence(result: dict) -> str:
     """How busy the machine was: the 1-minute load average before the run against the core count."""
     before, after, cores = result["loadavg_before"], result["loadavg_after"], result["cores"]
-    where = (f"load average (1, 5, 15 min) {before} before and {after} after the run, on {cores} cores")
+    where = f"load average (1, 5, 15 min) {before} before and {after} after the run, on {cores} cores"
     if before[0] < 1.0:  # at most this benchmark's own process on one core
-        return (f"**The machine was otherwise idle** ({where}: the rise is this benchmark's own load); the modes "
-                "were timed in interleaved blocks.")
-    return (f"**The machine was shared with other work**: {where}, so absolute times are inflated and noisy; the "
-            "modes were timed in interleaved blocks so that all see the same load.")
+        return (
+            f"**The machine was otherwise idle** ({where}: the rise is this benchmark's own load); the modes "
+            "were timed in interleaved blocks."
+        )
+    return (
+        f"**The machine was shared with other work**: {where}, so absolute times are inflated and noisy; the "
+        "modes were timed in interleaved blocks so that all see the same load."
+    )
 
 
 def main_compile(args) -> None:
@@ -115,57 +135,97 @@ def main_compile(args) -> None:
     res = bench_compile(args.thread_counts, args.iters, args.blocks)
     load_after = os.getloadavg()
     result = {
-        "benchmark": "improved_gan_step_compiled", "device": "cpu", "cpu": device_name(torch.device("cpu")).split(" (")[0],
-        "torch": torch.__version__, "python": platform.python_version(), "cores": os.cpu_count(),
-        "loadavg_before": [round(x, 2) for x in load_before], "loadavg_after": [round(x, 2) for x in load_after],
-        "settings": {"preset": MNIST_PRESET, "data": "synthetic 28x28 (timing only)", "batch": 100,
-                     "timed_iterations": args.iters, "warmup_iterations": 5, "blocks": args.blocks,
-                     "timing": f"median over {args.blocks} interleaved blocks (one per mode, in turn) of the mean ms per iteration in each block",
-                     "iteration": "train_iteration: 1 D step (labeled+unlabeled+fake through D: three passes, or one "
-                                  "fused pass as the preset) + 1 G step (L2 feature matching), the reference's Adam, EMA of D",
-                     "floor": "FLOPs (FlopCounterMode, eager) / 1024x1024 float32 matmul rate at that thread count"},
+        "benchmark": "improved_gan_step_compiled",
+        "device": "cpu",
+        "cpu": device_name(torch.device("cpu")).split(" (")[0],
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "cores": os.cpu_count(),
+        "loadavg_before": [round(x, 2) for x in load_before],
+        "loadavg_after": [round(x, 2) for x in load_after],
+        "settings": {
+            "preset": MNIST_PRESET,
+            "data": "synthetic 28x28 (timing only)",
+            "batch": 100,
+            "timed_iterations": args.iters,
+            "warmup_iterations": 5,
+            "blocks": args.blocks,
+            "timing": f"median over {args.blocks} interleaved blocks (one per mode, in turn) of the mean ms per iteration in each block",
+            "iteration": "train_iteration: 1 D step (labeled+unlabeled+fake through D: three passes, or one "
+            "fused pass as the preset) + 1 G step (L2 feature matching), the reference's Adam, EMA of D",
+            "floor": "FLOPs (FlopCounterMode, eager) / 1024x1024 float32 matmul rate at that thread count",
+        },
         **res,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem = RESULTS / "improved_gan_step_compiled"
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    md = ["# Improved-GAN MNIST step: three D passes vs one fused pass vs `train.compile` (CPU)", "",
-          f"{result['cpu']}, {result['cores']} cores, torch {result['torch']}, preset `{MNIST_PRESET}` on synthetic "
-          f"28×28 data, batch 100, median of {args.blocks} interleaved blocks of {max(1, args.iters // args.blocks)} iterations per mode after warm-up. Produced by "
-          "`benchmarks/improved_gan_step.py --part compile`.", "",
-          _load_sentence(result), "",
-          "Modes: **eager, 3 D passes** = `objective.fuse_d_passes=false` (the reference's labeled, unlabeled and "
-          "generated passes); **eager** = one fused D pass (the preset's), `train.compile=false`; **update "
-          "compiled** = eager phases and the reference Adam's update compiled (`train.compile=optimizer`, what "
-          "`auto` picks for this preset on CPU); **compiled** = phases and update compiled (`train.compile=true`).", "",
-          "| threads | eager, 3 D passes ms/it | eager ms/it | update compiled ms/it | compiled ms/it | "
-          "fused vs 3 passes | update compiled vs eager | compiled vs eager | floor ms | 3 passes / floor | "
-          "eager / floor | update compiled / floor | compiled / floor | first 5 its (compiling) |",
-          "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    md = [
+        "# Improved-GAN MNIST step: three D passes vs one fused pass vs `train.compile` (CPU)",
+        "",
+        f"{result['cpu']}, {result['cores']} cores, torch {result['torch']}, preset `{MNIST_PRESET}` on synthetic "
+        f"28×28 data, batch 100, median of {args.blocks} interleaved blocks of {max(1, args.iters // args.blocks)} iterations per mode after warm-up. Produced by "
+        "`benchmarks/improved_gan_step.py --part compile`.",
+        "",
+        _load_sentence(result),
+        "",
+        "Modes: **eager, 3 D passes** = `objective.fuse_d_passes=false` (the reference's labeled, unlabeled and "
+        "generated passes); **eager** = one fused D pass (the preset's), `train.compile=false`; **update "
+        "compiled** = eager phases and the reference Adam's update compiled (`train.compile=optimizer`, what "
+        "`auto` picks for this preset on CPU); **compiled** = phases and update compiled (`train.compile=true`).",
+        "",
+        "| threads | eager, 3 D passes ms/it | eager ms/it | update compiled ms/it | compiled ms/it | "
+        "fused vs 3 passes | update compiled vs eager | compiled vs eager | floor ms | 3 passes / floor | "
+        "eager / floor | update compiled / floor | compiled / floor | first 5 its (compiling) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in res["rows"]:
         three, eager, upd, comp = r["eager_three_d_passes"], r["eager"], r["update_compiled"], r["compiled"]
-        md.append(f"| {r['threads']} | {three['ms_per_iteration']:.1f} | {eager['ms_per_iteration']:.1f} | "
-                  f"{upd['ms_per_iteration']:.1f} | {comp['ms_per_iteration']:.1f} | {r['fused_speedup']:.2f}× | "
-                  f"{r['update_speedup']:.2f}× | {r['speedup']:.2f}× | {r['floor_ms']:.1f} | "
-                  f"{three['ratio_to_floor']:.2f} | {eager['ratio_to_floor']:.2f} | {upd['ratio_to_floor']:.2f} | "
-                  f"{comp['ratio_to_floor']:.2f} | {upd['first_five_iterations_s']:.0f} / {comp['first_five_iterations_s']:.0f} s |")
-    md += ["", "Paired with the eager block of the same round (median difference, ms/it; the share of rounds in which "
-           "the mode was faster than eager): robust to load that drifts from round to round.", "",
-           "| threads | 3 D passes − eager | update compiled − eager | compiled − eager |", "|---|---|---|---|"]
+        md.append(
+            f"| {r['threads']} | {three['ms_per_iteration']:.1f} | {eager['ms_per_iteration']:.1f} | "
+            f"{upd['ms_per_iteration']:.1f} | {comp['ms_per_iteration']:.1f} | {r['fused_speedup']:.2f}× | "
+            f"{r['update_speedup']:.2f}× | {r['speedup']:.2f}× | {r['floor_ms']:.1f} | "
+            f"{three['ratio_to_floor']:.2f} | {eager['ratio_to_floor']:.2f} | {upd['ratio_to_floor']:.2f} | "
+            f"{comp['ratio_to_floor']:.2f} | {upd['first_five_iterations_s']:.0f} / {comp['first_five_iterations_s']:.0f} s |"
+        )
+    md += [
+        "",
+        "Paired with the eager block of the same round (median difference, ms/it; the share of rounds in which "
+        "the mode was faster than eager): robust to load that drifts from round to round.",
+        "",
+        "| threads | 3 D passes − eager | update compiled − eager | compiled − eager |",
+        "|---|---|---|---|",
+    ]
     for r in res["rows"]:
-        cells = [f"{r[m]['paired_vs_eager_ms']:+.1f} ({r[m]['rounds_faster_than_eager']:.0%} faster)"
-                 for m in ("eager_three_d_passes", "update_compiled", "compiled")]
+        cells = [
+            f"{r[m]['paired_vs_eager_ms']:+.1f} ({r[m]['rounds_faster_than_eager']:.0%} faster)"
+            for m in ("eager_three_d_passes", "update_compiled", "compiled")
+        ]
         md.append(f"| {r['threads']} | " + " | ".join(cells) + " |")
-    md += ["", "Floor: the iteration's matmul FLOPs over a 1024×1024 float32 matmul's rate measured at the same "
-           "thread count in the same process.", ""]
+    md += [
+        "",
+        "Floor: the iteration's matmul FLOPs over a 1024×1024 float32 matmul's rate measured at the same "
+        "thread count in the same process.",
+        "",
+    ]
     stem.with_suffix(".md").write_text("\n".join(md))
     print(json.dumps(result, indent=2))
 
 
 def bench_iteration(batch: int, iters: int) -> dict:
     """The preset's own training iteration (``train_iteration``) on synthetic CIFAR-sized data."""
-    cfg = resolve(PRESET, ["data.name=synthetic", "data.image_size=32", "data.channels=3", f"data.batch_size={batch}",
-                           "data.labels=100", "data.test_limit=100", "eval.quality_samples=0"])
+    cfg = resolve(
+        PRESET,
+        [
+            "data.name=synthetic",
+            "data.image_size=32",
+            "data.channels=3",
+            f"data.batch_size={batch}",
+            "data.labels=100",
+            "data.test_limit=100",
+            "eval.quality_samples=0",
+        ],
+    )
     return step_figures(cfg, torch.device("cpu"), iters)
 
 
@@ -197,10 +257,18 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=5, help="timed D forwards (the layer alone: 5×)")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--part", choices=["cifar", "compile"], default="cifar",
-                    help="cifar: the CIFAR-10 step and minibatch layer; compile: MNIST eager vs compiled")
-    ap.add_argument("--blocks", type=int, default=6, help="--part compile: interleaved rounds (of --iters/--blocks "
-                                                           "iterations per mode each)")
+    ap.add_argument(
+        "--part",
+        choices=["cifar", "compile"],
+        default="cifar",
+        help="cifar: the CIFAR-10 step and minibatch layer; compile: MNIST eager vs compiled",
+    )
+    ap.add_argument(
+        "--blocks",
+        type=int,
+        default=6,
+        help="--part compile: interleaved rounds (of --iters/--blocks iterations per mode each)",
+    )
     ap.add_argument("--thread-counts", type=int, nargs="+", default=[1, 2], help="--part compile: thread counts")
     args = ap.parse_args()
     if args.part == "compile":
@@ -219,13 +287,16 @@ def main() -> None:
         "python": platform.python_version(),
         "threads": torch.get_num_threads(),
         "settings": {
-            "batch": args.batch, "iters": args.iters, "warmup": args.warmup, "repeats": args.repeats,
+            "batch": args.batch,
+            "iters": args.iters,
+            "warmup": args.warmup,
+            "repeats": args.repeats,
             "model": f"preset {PRESET} (FM discriminator, BN generator), full width",
             "iteration": "the training loop's train_iteration: 1 D step (labeled+unlabeled+fake batches, "
-                         "semi-supervised loss) + 1 G step (L1 feature matching), the reference's Adam, EMA of D",
+            "semi-supervised loss) + 1 G step (L1 feature matching), the reference's Adam, EMA of D",
             "minibatch": "MinibatchDiscrimination(192, 100, 5) forward on a batch of pool features vs "
-                         "improved-gan-cifar-d (variant=md) forward on the same number of images, "
-                         "train mode, no grad",
+            "improved-gan-cifar-d (variant=md) forward on the same number of images, "
+            "train mode, no grad",
             "data": "synthetic uniform [-1, 1] images (timing only)",
         },
         **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in {**it, **mb}.items()},

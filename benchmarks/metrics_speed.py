@@ -87,14 +87,23 @@ def main(argv=None):
         return inception_score(logits, splits=splits)["IS"]
 
     def tf_end_to_end():
-        r = torch_fidelity.calculate_metrics(input1=ImageTensorDataset(images), isc=True, isc_splits=splits,
-                                             samples_shuffle=False, feature_extractor_weights_path=str(weights),
-                                             cuda=cuda, cache=False, verbose=False, batch_size=bs)
+        r = torch_fidelity.calculate_metrics(
+            input1=ImageTensorDataset(images),
+            isc=True,
+            isc_splits=splits,
+            samples_shuffle=False,
+            feature_extractor_weights_path=str(weights),
+            cuda=cuda,
+            cache=False,
+            verbose=False,
+            batch_size=bs,
+        )
         return r["inception_score_mean"]
 
     ours_ext = InceptionExtractor(weights, device=device)
-    tf_ext = FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
-                                         feature_extractor_weights_path=str(weights)).to(device)
+    tf_ext = FeatureExtractorInceptionV3(
+        "inception-v3-compat", ["2048", "logits_unbiased"], feature_extractor_weights_path=str(weights)
+    ).to(device)
 
     def ours_extract():
         return extract_features(ours_ext, images, batch_size=bs, progress=False)
@@ -106,8 +115,12 @@ def main(argv=None):
     times = {k: [] for k in ("ours_e2e", "tf_e2e", "ours_extract", "tf_extract")}
     vals = {}
     for rep in range(args.repeats):
-        for key, fn in (("ours_e2e", ours_end_to_end), ("tf_e2e", tf_end_to_end),
-                        ("ours_extract", ours_extract), ("tf_extract", tf_extract)):
+        for key, fn in (
+            ("ours_e2e", ours_end_to_end),
+            ("tf_e2e", tf_end_to_end),
+            ("ours_extract", ours_extract),
+            ("tf_extract", tf_extract),
+        ):
             t = time.perf_counter()
             vals[key] = fn()
             times[key].append(time.perf_counter() - t)
@@ -124,31 +137,49 @@ def main(argv=None):
         from ganworks.metrics.datasets import load_split
 
         ce = ClassifierExtractor(args.classifier, device=device)
-        name = ce.dataset if ce.dataset != "cifar10-jpeg" else "imagefolder:" + str(
-            Path(args.data_root or os.environ.get("GANWORKS_DATA", "")) / "cifar10-jpeg")
+        name = (
+            ce.dataset
+            if ce.dataset != "cifar10-jpeg"
+            else "imagefolder:" + str(Path(args.data_root or os.environ.get("GANWORKS_DATA", "")) / "cifar10-jpeg")
+        )
         cx, _, _ = load_split(name, "test", args.data_root)
-        cx = cx[:args.classifier_images]
+        cx = cx[: args.classifier_images]
         ct = []
         for _ in range(args.repeats):
             t = time.perf_counter()
             _, cl = extract_features(ce, cx, batch_size=500, progress=False)
             inception_score(cl, splits=splits)
             ct.append(time.perf_counter() - t)
-        clf = {"classifier": ce.name, "classifier_file_sha256": ce.weights_sha256, "images": len(cx),
-               "batch_size": 500, "seconds": round(min(ct), 3), "images_per_s": round(len(cx) / min(ct), 1)}
+        clf = {
+            "classifier": ce.name,
+            "classifier_file_sha256": ce.weights_sha256,
+            "images": len(cx),
+            "batch_size": 500,
+            "seconds": round(min(ct), 3),
+            "images_per_s": round(len(cx) / min(ct), 1),
+        }
 
     result = {
         "benchmark": "Inception feature extraction speed, ganworks vs torch-fidelity calculate_metrics",
         "device": str(device) if cuda else f"cpu: {device_name(torch.device('cpu'))}",
-        "cpus_allowed": available_cpus(), "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__, "torch_fidelity": torch_fidelity.__version__,
+        "cpus_allowed": available_cpus(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "torch_fidelity": torch_fidelity.__version__,
         "python": platform.python_version(),
-        "settings": {"images": image_desc, "n": n, "batch_size": bs, "repeats": args.repeats,
-                     "is_splits": splits, "weights": weights_kind,
-                     "weights_note": "random weights: speed is representative, score values are not"
-                     if weights_kind == "random-init" else "given weights file",
-                     "torch_fidelity_num_workers": "min(4, 2*cpu_count) (its default)",
-                     "ganworks_num_workers": "0 (in-memory tensor)"},
+        "settings": {
+            "images": image_desc,
+            "n": n,
+            "batch_size": bs,
+            "repeats": args.repeats,
+            "is_splits": splits,
+            "weights": weights_kind,
+            "weights_note": "random weights: speed is representative, score values are not"
+            if weights_kind == "random-init"
+            else "given weights file",
+            "torch_fidelity_num_workers": "min(4, 2*cpu_count) (its default)",
+            "ganworks_num_workers": "0 (in-memory tensor)",
+        },
         "seconds_best": {k: round(v, 3) for k, v in best.items()},
         "images_per_s": {
             "ganworks_end_to_end_IS": round(n / best["ours_e2e"], 2),
@@ -158,9 +189,13 @@ def main(argv=None):
         },
         "speed_ratio_end_to_end": round(best["tf_e2e"] / best["ours_e2e"], 3),
         "speed_ratio_extraction": round(best["tf_extract"] / best["ours_extract"], 3),
-        "agreement": {"IS_ganworks": vals["ours_e2e"], "IS_torch_fidelity": vals["tf_e2e"],
-                      "IS_relative_difference": is_rel, "features_max_rel_difference": feat_rel,
-                      "within_1e-4": bool(is_rel <= 1e-4)},
+        "agreement": {
+            "IS_ganworks": vals["ours_e2e"],
+            "IS_torch_fidelity": vals["tf_e2e"],
+            "IS_relative_difference": is_rel,
+            "features_max_rel_difference": feat_rel,
+            "within_1e-4": bool(is_rel <= 1e-4),
+        },
         "classifier_pipeline": clf,
     }
     tag = "cuda" if cuda else "cpu"
@@ -168,19 +203,28 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     (out / f"metrics_speed_{tag}.json").write_text(json.dumps(result, indent=2) + "\n")
     ips = result["images_per_s"]
-    md = [f"# Metrics speed ({result['device']}, {result['torch_threads']} threads, torch {torch.__version__}, "
-          f"torch-fidelity {torch_fidelity.__version__})", "",
-          f"{image_desc}; batch {bs}; best of {args.repeats}; weights: {weights_kind}.", "",
-          "| pipeline | ganworks img/s | torch-fidelity img/s | ratio (ours / tf) |", "|---|---|---|---|",
-          f"| IS end to end (load net + extract + score) | {ips['ganworks_end_to_end_IS']} | "
-          f"{ips['torch_fidelity_calculate_metrics_IS']} | {result['speed_ratio_end_to_end']} |",
-          f"| feature extraction only | {ips['ganworks_extraction_only']} | {ips['torch_fidelity_extraction_only']} | "
-          f"{result['speed_ratio_extraction']} |", "",
-          f"IS agreement: ganworks {vals['ours_e2e']:.6f} vs torch-fidelity {vals['tf_e2e']:.6f} "
-          f"(relative difference {is_rel:.2e}); max relative feature difference {feat_rel:.2e}."]
+    md = [
+        f"# Metrics speed ({result['device']}, {result['torch_threads']} threads, torch {torch.__version__}, "
+        f"torch-fidelity {torch_fidelity.__version__})",
+        "",
+        f"{image_desc}; batch {bs}; best of {args.repeats}; weights: {weights_kind}.",
+        "",
+        "| pipeline | ganworks img/s | torch-fidelity img/s | ratio (ours / tf) |",
+        "|---|---|---|---|",
+        f"| IS end to end (load net + extract + score) | {ips['ganworks_end_to_end_IS']} | "
+        f"{ips['torch_fidelity_calculate_metrics_IS']} | {result['speed_ratio_end_to_end']} |",
+        f"| feature extraction only | {ips['ganworks_extraction_only']} | {ips['torch_fidelity_extraction_only']} | "
+        f"{result['speed_ratio_extraction']} |",
+        "",
+        f"IS agreement: ganworks {vals['ours_e2e']:.6f} vs torch-fidelity {vals['tf_e2e']:.6f} "
+        f"(relative difference {is_rel:.2e}); max relative feature difference {feat_rel:.2e}.",
+    ]
     if clf:
-        md += ["", f"Classifier-score pipeline ({clf['classifier']}, {clf['images']} images, extraction + IS): "
-                   f"**{clf['images_per_s']} img/s**."]
+        md += [
+            "",
+            f"Classifier-score pipeline ({clf['classifier']}, {clf['images']} images, extraction + IS): "
+            f"**{clf['images_per_s']} img/s**.",
+        ]
     (out / f"metrics_speed_{tag}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
     return 0

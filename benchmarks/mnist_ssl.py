@@ -38,33 +38,60 @@ def summarize(preset: str, runs: list, step: dict, setup: dict) -> dict:
     cfg = resolve(preset)
     raw = mean_std([r["test_errors_raw"] for r in runs])
     avg = mean_std([r["test_errors_averaged"] for r in runs])
-    return {"benchmark": "mnist_ssl", "preset": preset, **setup, "torch": torch.__version__,
-            "date": time.strftime("%Y-%m-%d"), "labels": cfg["data"]["labels"], "test_set": 10000,
-            "test_errors_raw_mean_std": [round(raw[0], 1), round(raw[1], 1)],
-            "test_errors_averaged_mean_std": [round(avg[0], 1), round(avg[1], 1)],
-            "paper": cfg["meta"]["published"], "step": step, "runs": runs}
+    return {
+        "benchmark": "mnist_ssl",
+        "preset": preset,
+        **setup,
+        "torch": torch.__version__,
+        "date": time.strftime("%Y-%m-%d"),
+        "labels": cfg["data"]["labels"],
+        "test_set": 10000,
+        "test_errors_raw_mean_std": [round(raw[0], 1), round(raw[1], 1)],
+        "test_errors_averaged_mean_std": [round(avg[0], 1), round(avg[1], 1)],
+        "paper": cfg["meta"]["published"],
+        "step": step,
+        "runs": runs,
+    }
 
 
 def table(r: dict) -> str:
     budget = f"{r['epochs_budget']} epochs" + (f" or {r['max_minutes']} min of training" if r["max_minutes"] else "")
-    lines = [f"# Semi-supervised MNIST, {r['labels']} labels ({r['preset']})", "",
-             f"Device: {r['device']}; torch {r['torch']}; {r['processes']}; budget per seed: {budget}; {r['date']}.", "",
-             "| seed | epochs | wall time (s) | test errors, raw D | test errors, averaged D |", "|---|---|---|---|---|"]
-    lines += [f"| {x['seed']} | {x['epochs']} | {x['wall_time_s']} | {x['test_errors_raw']} | {x['test_errors_averaged']} |"
-              for x in r["runs"]]
+    lines = [
+        f"# Semi-supervised MNIST, {r['labels']} labels ({r['preset']})",
+        "",
+        f"Device: {r['device']}; torch {r['torch']}; {r['processes']}; budget per seed: {budget}; {r['date']}.",
+        "",
+        "| seed | epochs | wall time (s) | test errors, raw D | test errors, averaged D |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {x['seed']} | {x['epochs']} | {x['wall_time_s']} | {x['test_errors_raw']} | {x['test_errors_averaged']} |"
+        for x in r["runs"]
+    ]
     (rm, rs), (am, as_) = r["test_errors_raw_mean_std"], r["test_errors_averaged_mean_std"]
-    lines += [f"| **mean ± std** | | | {rm} ± {rs} | {am} ± {as_} |", "",
-              f"Paper (300 epochs, 10 seeds): {r['paper']}.", "",
-              "Test errors over training (averaged D), per seed: epoch → errors / 10000 (wall time):", ""]
+    lines += [
+        f"| **mean ± std** | | | {rm} ± {rs} | {am} ± {as_} |",
+        "",
+        f"Paper (300 epochs, 10 seeds): {r['paper']}.",
+        "",
+        "Test errors over training (averaged D), per seed: epoch → errors / 10000 (wall time):",
+        "",
+    ]
     for x in r["runs"]:
         pts = ", ".join(f"{e}: {n} ({t:.0f} s)" for e, n, t in x["curve_test_errors_averaged"])
         lines.append(f"- seed {x['seed']}: {pts}")
     st = r["step"]
     if not isinstance(st, list):
         st = [st]
-    lines += ["", "| ms / iteration | FLOPs / iteration | matmul GFLOP/s | floor (ms) | ratio to floor |", "|---|---|---|---|---|"]
-    lines += [f"| {x['ms_per_iteration']} | {x['flops_per_iteration'] / 1e9:.3f} G | {x['matmul_gflops']} | {x['floor_ms']} | {x['ratio_to_floor']} |"
-              for x in st]
+    lines += [
+        "",
+        "| ms / iteration | FLOPs / iteration | matmul GFLOP/s | floor (ms) | ratio to floor |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {x['ms_per_iteration']} | {x['flops_per_iteration'] / 1e9:.3f} G | {x['matmul_gflops']} | {x['floor_ms']} | {x['ratio_to_floor']} |"
+        for x in st
+    ]
     return "\n".join(lines)
 
 
@@ -115,19 +142,41 @@ def main(argv=None) -> int:
         t0 = time.time()
         row = train(exp, run_dir, progress=sys.stderr.isatty())
         rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-        runs.append({
-            "seed": seed, "seed_data": seed, "epochs": round(row["epoch"], 3), "iterations": row["iteration"],
-            "wall_time_s": round(time.time() - t0, 1),
-            "test_errors_raw": row["test_errors"], "test_errors_averaged": row["test_errors_ema"],
-            "curve_test_errors_averaged": [[round(r["epoch"], 2), r["test_errors_ema"], round(r["wall_time_s"], 1)] for r in rows],
-        })
-        print(f"seed {seed}: {runs[-1]['test_errors_averaged']} errors (averaged D), {runs[-1]['test_errors_raw']} (raw) "
-              f"after {runs[-1]['epochs']} epochs, {runs[-1]['wall_time_s']} s", file=sys.stderr)
+        runs.append(
+            {
+                "seed": seed,
+                "seed_data": seed,
+                "epochs": round(row["epoch"], 3),
+                "iterations": row["iteration"],
+                "wall_time_s": round(time.time() - t0, 1),
+                "test_errors_raw": row["test_errors"],
+                "test_errors_averaged": row["test_errors_ema"],
+                "curve_test_errors_averaged": [
+                    [round(r["epoch"], 2), r["test_errors_ema"], round(r["wall_time_s"], 1)] for r in rows
+                ],
+            }
+        )
+        print(
+            f"seed {seed}: {runs[-1]['test_errors_averaged']} errors (averaged D), {runs[-1]['test_errors_raw']} (raw) "
+            f"after {runs[-1]['epochs']} epochs, {runs[-1]['wall_time_s']} s",
+            file=sys.stderr,
+        )
 
-    result = summarize(args.preset, runs, step, {
-        "device": device_name(device), "device_type": device.type, "threads": torch.get_num_threads(),
-        "epochs_budget": args.epochs, "max_minutes": args.max_minutes, "overrides": args.set, "seeds": args.seeds,
-        "processes": "one process"})
+    result = summarize(
+        args.preset,
+        runs,
+        step,
+        {
+            "device": device_name(device),
+            "device_type": device.type,
+            "threads": torch.get_num_threads(),
+            "epochs_budget": args.epochs,
+            "max_minutes": args.max_minutes,
+            "overrides": args.set,
+            "seeds": args.seeds,
+            "processes": "one process",
+        },
+    )
     name = f"mnist_ssl_{device.type}" + (f"_{args.tag}" if args.tag else "")
     js, md = write(name, result, table(result))
     print(f"wrote {js} and {md}", file=sys.stderr)

@@ -62,10 +62,12 @@ from common import device_name, timed_runs  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / "results"
 
 ARCHS = {
-    "cnn": dict(g=cnn_generator, d=cnn_discriminator, loss="nonsaturating", lr=2e-4, betas=(0.5, 0.999), n_dis=1,
-                rounds=10),
-    "resnet": dict(g=resnet_generator, d=resnet_discriminator, loss="hinge", lr=2e-4, betas=(0.0, 0.9), n_dis=5,
-                   rounds=3),
+    "cnn": dict(
+        g=cnn_generator, d=cnn_discriminator, loss="nonsaturating", lr=2e-4, betas=(0.5, 0.999), n_dis=1, rounds=10
+    ),
+    "resnet": dict(
+        g=resnet_generator, d=resnet_discriminator, loss="hinge", lr=2e-4, betas=(0.0, 0.9), n_dis=5, rounds=3
+    ),
 }
 
 
@@ -159,7 +161,9 @@ def load_peer(peer_path: str | None) -> tuple[dict, tuple | None]:
     except Exception as e:  # noqa: BLE001
         info["status"] = f"nets import failed: {type(e).__name__}: {e}"
         return info, None
-    info["status"] = "ok" if info["full_import"] == "ok" else "ok (torch_mimicry.nets loaded without the package __init__)"
+    info["status"] = (
+        "ok" if info["full_import"] == "ok" else "ok (torch_mimicry.nets loaded without the package __init__)"
+    )
     return info, (sngan_32.SNGANGenerator32, sngan_32.SNGANDiscriminator32)
 
 
@@ -174,10 +178,14 @@ def run(args) -> dict:
         torch.manual_seed(0)
         for norm in ("spectral", "none"):
             G, D = cfg["g"](), cfg["d"](norm=norm)
-            variants[norm] = dict(models=(G, D), fn=make_iteration(G, D, cfg["loss"], cfg["lr"], cfg["betas"], n_dis, args.batch))
+            variants[norm] = dict(
+                models=(G, D), fn=make_iteration(G, D, cfg["loss"], cfg["lr"], cfg["betas"], n_dis, args.batch)
+            )
         if arch == "resnet" and peer is not None:
             G, D = peer[0](), peer[1]()
-            variants["peer"] = dict(models=(G, D), fn=make_iteration(G, D, cfg["loss"], cfg["lr"], cfg["betas"], n_dis, args.batch))
+            variants["peer"] = dict(
+                models=(G, D), fn=make_iteration(G, D, cfg["loss"], cfg["lr"], cfg["betas"], n_dis, args.batch)
+            )
         names = list(variants)
         times = {n: [] for n in names}
         rounds = cfg["rounds"] if args.iters is None else args.iters
@@ -185,12 +193,14 @@ def run(args) -> dict:
             for n in names:
                 variants[n]["fn"](n_dis=1)
         for r in range(rounds):
-            order = names[r % len(names):] + names[: r % len(names)]  # rotate to spread drift evenly
+            order = names[r % len(names) :] + names[: r % len(names)]  # rotate to spread drift evenly
             for n in order:
                 t0 = time.perf_counter()
                 variants[n]["fn"]()
                 times[n].append((time.perf_counter() - t0) * 1e3)
-            print(f"{arch} round {r + 1}/{rounds}: " + ", ".join(f"{n} {times[n][-1]:.0f} ms" for n in names), flush=True)
+            print(
+                f"{arch} round {r + 1}/{rounds}: " + ", ".join(f"{n} {times[n][-1]:.0f} ms" for n in names), flush=True
+            )
         med = {n: statistics.median(times[n]) for n in names}
 
         def paired(a: str, b: str) -> float:  # median over rounds of a/b: robust to load drifting between rounds
@@ -227,7 +237,7 @@ def run(args) -> dict:
     return {
         "benchmark": "sngan_step",
         "device": "cpu",
-        "device_name": device_name(torch.device('cpu')),
+        "device_name": device_name(torch.device("cpu")),
         "torch": torch.__version__,
         "python": platform.python_version(),
         "threads": torch.get_num_threads(),
@@ -299,8 +309,12 @@ def main(argv=None) -> None:
     p.add_argument("--archs", nargs="+", default=["cnn", "resnet"], choices=list(ARCHS))
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--n-dis", type=int, default=None, help="override the architectures' reference n_dis")
-    p.add_argument("--iters", type=int, default=None,
-                   help="timed rounds, one iteration of each variant per round (default: cnn 10, resnet 3)")
+    p.add_argument(
+        "--iters",
+        type=int,
+        default=None,
+        help="timed rounds, one iteration of each variant per round (default: cnn 10, resnet 3)",
+    )
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--isolated-repeats", type=int, default=10)

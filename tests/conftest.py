@@ -13,10 +13,15 @@ SHARED_DATA = os.environ.get("GANWORKS_DATA", "")
 
 #: The MNIST recipe shrunk to scikit-learn's 8×8 digits, 20 labels, tiny widths.
 TINY_DIGITS = [
-    "data.name=digits", "data.labels=20", "data.batch_size=50", "data.test_limit=200",
+    "data.name=digits",
+    "data.labels=20",
+    "data.batch_size=50",
+    "data.test_limit=200",
     "model.init_examples=100",
-    "model.generator.image_size=8", "model.generator.width=0.05",
-    "model.discriminator.image_size=8", "model.discriminator.width=0.05",
+    "model.generator.image_size=8",
+    "model.generator.width=0.05",
+    "model.discriminator.image_size=8",
+    "model.discriminator.width=0.05",
     "eval.grid=16",
 ]
 
@@ -79,8 +84,31 @@ def own_run(tmp_path_factory):
         mp.setenv("GANWORKS_CACHE", str(root / "cache"))
         data = write_own_folder(root / "mydata", classes=(0, 1, 2, 3), test=40)
         run = root / "run"
-        tiny = [f"data.path={data}", "model.generator.width=0.05", "model.discriminator.width=0.05",
-                "model.init_examples=20", "data.batch_size=15", "eval.grid=4", "eval.every=5", "eval.batch_size=7"]
-        assert main(["train", "improved-gan/own-data", *[a for o in tiny for a in ("--set", o)], "--iterations", "10",
-                     "--out", str(run), "--no-progress", "--device", "cpu"]) == 0
+        tiny = [
+            f"data.path={data}",
+            "model.generator.width=0.05",
+            "model.discriminator.width=0.05",
+            "model.init_examples=20",
+            "data.batch_size=15",
+            "eval.grid=4",
+            "eval.every=5",
+            "eval.batch_size=7",
+        ]
+        assert (
+            main(
+                [
+                    "train",
+                    "improved-gan/own-data",
+                    *[a for o in tiny for a in ("--set", o)],
+                    "--iterations",
+                    "10",
+                    "--out",
+                    str(run),
+                    "--no-progress",
+                    "--device",
+                    "cpu",
+                ]
+            )
+            == 0
+        )
         yield run, data, root

@@ -4,7 +4,6 @@ import csv
 import json
 
 import numpy as np
-import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -87,9 +86,11 @@ def test_classify_refuses_to_overwrite_a_file_it_did_not_write(own_run, tmp_path
 
 def test_classify_bad_inputs_end_in_one_line(own_run, tmp_path, capsys):
     run, data, _ = own_run
-    cases = [[str(run), str(tmp_path / "missing"), "--out", str(tmp_path / "a.csv")],
-             [str(run), str(data / "test"), "--out", str(tmp_path / "b.csv"), "--top-k", "9"],
-             [str(tmp_path), str(data / "test"), "--out", str(tmp_path / "c.csv")]]
+    cases = [
+        [str(run), str(tmp_path / "missing"), "--out", str(tmp_path / "a.csv")],
+        [str(run), str(data / "test"), "--out", str(tmp_path / "b.csv"), "--top-k", "9"],
+        [str(tmp_path), str(data / "test"), "--out", str(tmp_path / "c.csv")],
+    ]
     for argv in cases:
         assert main(["classify", *argv]) == 2
         err = capsys.readouterr().err.strip()

@@ -16,8 +16,25 @@ def _sets(overrides):
 
 def test_train_eval_sample_end_to_end(tmp_path, tiny_digits, capsys):
     run = tmp_path / "run"
-    assert main(["train", "improved-gan/mnist-100", *_sets(tiny_digits), "--iterations", "12",
-                 "--set", "eval.every=6", "--out", str(run), "--no-progress", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "improved-gan/mnist-100",
+                *_sets(tiny_digits),
+                "--iterations",
+                "12",
+                "--set",
+                "eval.every=6",
+                "--out",
+                str(run),
+                "--no-progress",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert last["iteration"] == 12 and 0 <= last["test_error_ema"] <= 1
     assert (run / "config.json").exists() and len((run / "metrics.jsonl").read_text().splitlines()) == 2
@@ -51,15 +68,24 @@ def test_console_script_runs():
     assert proc.returncode == 0 and any(r["preset"] == "improved-gan/mnist-100" for r in json.loads(proc.stdout))
 
 
-@pytest.mark.parametrize("args, message", [
-    (["train", "improved-gan/mnist-1000"], "unknown preset 'improved-gan/mnist-1000'"),
-    (["train", "improved-gan/mnist-100", "--set", "optim.learning_rate=1"], "unknown config key 'optim.learning_rate'"),
-    (["train", "improved-gan/mnist-100", "--set", "optim.lr=fast"], "expects a float"),
-    (["train", "improved-gan/mnist-100", "--data-root", "{tmp}/no-data", "--set", "data.download=false"], "not found under"),
-    (["train", "improved-gan/mnist-100", "--set", "data.name=digits"], "has 1x8x8 images but the generator"),
-    (["eval", "{tmp}/nowhere"], "no such run directory or checkpoint"),
-    (["sample", "{tmp}/nowhere", "--out", "{tmp}/x.png"], "no such run directory or checkpoint"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "improved-gan/mnist-1000"], "unknown preset 'improved-gan/mnist-1000'"),
+        (
+            ["train", "improved-gan/mnist-100", "--set", "optim.learning_rate=1"],
+            "unknown config key 'optim.learning_rate'",
+        ),
+        (["train", "improved-gan/mnist-100", "--set", "optim.lr=fast"], "expects a float"),
+        (
+            ["train", "improved-gan/mnist-100", "--data-root", "{tmp}/no-data", "--set", "data.download=false"],
+            "not found under",
+        ),
+        (["train", "improved-gan/mnist-100", "--set", "data.name=digits"], "has 1x8x8 images but the generator"),
+        (["eval", "{tmp}/nowhere"], "no such run directory or checkpoint"),
+        (["sample", "{tmp}/nowhere", "--out", "{tmp}/x.png"], "no such run directory or checkpoint"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(args, message, tmp_path, capsys):
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     assert main(args + (["--no-progress"] if args[0] == "train" else [])) == 2
@@ -74,9 +100,16 @@ def test_output_piped_into_a_reader_that_stops_early_ends_quietly():
     from pathlib import Path
 
     src = str(Path(__file__).resolve().parents[1] / "src")
-    code = ("import os, sys; r, w = os.pipe(); os.close(r); os.dup2(w, 1); "  # stdout: a pipe nobody reads
-            "from ganworks.cli import main; sys.exit(main(['presets']))")
-    out = subprocess.run([sys.executable, "-u", "-c", code], capture_output=True, text=True, timeout=120,
-                         env={"PYTHONPATH": src, "PATH": "/usr/bin:/bin"})
+    code = (
+        "import os, sys; r, w = os.pipe(); os.close(r); os.dup2(w, 1); "  # stdout: a pipe nobody reads
+        "from ganworks.cli import main; sys.exit(main(['presets']))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-u", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": src, "PATH": "/usr/bin:/bin"},
+    )
     assert "Traceback" not in out.stderr and "BrokenPipeError" not in out.stderr, out.stderr
     assert out.returncode == 0

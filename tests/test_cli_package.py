@@ -17,9 +17,14 @@ from ganworks.cli import build_parser, main
 
 #: every command of `ganworks`, by the module of ganworks.cli that adds it
 COMMANDS = {
-    "train": ["train"], "evaluate": ["eval", "sample"], "presets": ["presets"],
-    "metrics": ["metrics", "train-classifier"], "conditional": ["interpolate", "class-grid", "intra-fid"],
-    "classify": ["classify"], "reproduce": ["reproduce"], "turing": ["turing"],
+    "train": ["train"],
+    "evaluate": ["eval", "sample"],
+    "presets": ["presets"],
+    "metrics": ["metrics", "train-classifier"],
+    "conditional": ["interpolate", "class-grid", "intra-fid"],
+    "classify": ["classify"],
+    "reproduce": ["reproduce"],
+    "turing": ["turing"],
 }
 
 
@@ -46,7 +51,7 @@ def test_each_group_module_adds_its_commands_and_runs_them_with_its_own_cmd_func
     funcs = []
     for name, sub in choices.items():
         inner = [a for a in sub._actions if a.__class__.__name__ == "_SubParsersAction"]
-        for p in ([*inner[0].choices.values()] if inner else [sub]):  # turing: create / serve / results
+        for p in [*inner[0].choices.values()] if inner else [sub]:  # turing: create / serve / results
             funcs.append(p.get_default("func"))
     assert funcs and all(f.__module__ == module.__name__ and f.__name__.startswith("cmd_") for f in funcs), funcs
 
@@ -106,7 +111,8 @@ def test_python_dash_m_ganworks_cli_runs_the_command_line():
     import json
     import subprocess
 
-    proc = subprocess.run([sys.executable, "-m", "ganworks.cli", "presets", "--json"], capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ganworks.cli", "presets", "--json"], capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     assert any(r["preset"] == "improved-gan/mnist-100" for r in json.loads(proc.stdout))

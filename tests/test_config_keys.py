@@ -108,14 +108,20 @@ def test_a_preset_with_a_bad_value_is_refused_naming_the_preset_and_the_key(tmp_
 
 def test_a_preset_with_an_unknown_key_is_refused_with_the_nearest(tmp_path, monkeypatch):
     _preset_dir(tmp_path, monkeypatch, "[optim]\nbeta_1 = 0.5\n")
-    with pytest.raises(ConfigError, match=r"^preset 'mine/row': unknown config key 'optim.beta_1'; "
-                                          r"did you mean 'optim.beta1'\?"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^preset 'mine/row': unknown config key 'optim.beta_1'; "
+        r"did you mean 'optim.beta1'\?",
+    ):
         load_preset("mine/row")
 
 
 def test_a_preset_may_give_builder_options(tmp_path, monkeypatch):
-    _preset_dir(tmp_path, monkeypatch, '[model.discriminator]\nname = "improved-gan-mnist-d"\nwidth = 0.5\n'
-                                       "[train]\nepochs = 3\n")
+    _preset_dir(
+        tmp_path,
+        monkeypatch,
+        '[model.discriminator]\nname = "improved-gan-mnist-d"\nwidth = 0.5\n[train]\nepochs = 3\n',
+    )
     cfg = load_preset("mine/row")
     assert cfg["model"]["discriminator"]["width"] == 0.5
     assert cfg["train"]["epochs"] == 3.0 and isinstance(cfg["train"]["epochs"], float)  # an int of a float key
@@ -126,30 +132,41 @@ def test_a_preset_may_give_builder_options(tmp_path, monkeypatch):
 BASE = "improved-gan/mnist-100"
 
 
-@pytest.mark.parametrize("override, message", [
-    ("data.batch_size=0", "config key 'data.batch_size' is 0; it must be an integer in [1, inf)"),
-    ("data.image_size=4097", "config key 'data.image_size' is 4097; it must be an integer in [0, 4096]"),
-    ("optim.lr=0", "config key 'optim.lr' is 0.0; it must be a number in (0, inf)"),
-    ("optim.beta2=1", "config key 'optim.beta2' is 1.0; it must be a number in [0, 1)"),
-    ("train.iterations=2.5", "config key 'train.iterations' is 2.5; it must be an integer in [0, 10000000000]"),
-    ("train.epochs=nan", "config key 'train.epochs' is nan; it must be a number in [0, 1e+06]"),
-    ("eval.quality_splits=0", "config key 'eval.quality_splits' is 0; it must be an integer in [1, 1000]"),
-    ("optim.lr=fast", "config key 'optim.lr' expects a float, got 'fast': it must be a number in (0, inf)"),
-    ("data.labels=true", "config key 'data.labels' expects an int, got True: it must be an integer in [0, inf)"),
-    ("data.download=1", "config key 'data.download' expects a bool, got 1: it must be true or false"),
-    ("data.path=3", "config key 'data.path' expects a string, got 3: it must be a string"),
-    ('data.classes="a"', "config key 'data.classes' expects a list, got 'a': it must be a list of strings"),
-    ("train.amp=fp8", "config key 'train.amp' is 'fp8'; allowed: 'none', 'bf16', 'fp16'"),
-    ("train.power_iteration=per-epoch", "config key 'train.power_iteration' is 'per-epoch'; allowed: 'per-step', "
-                                       "'per-call'"),
-    ("train.compile=sometimes", "config key 'train.compile' is 'sometimes'; allowed: true, false, 'auto', "
-                                "'optimizer'"),
-    ("optim.setting=G", "config key 'optim.setting' is 'G'; allowed: '', 'A', 'B', 'C', 'D', 'E', 'F'"),
-    ('eval.quality_metrics=["fid", "ssim"]', "config key 'eval.quality_metrics' holds 'ssim'; allowed items: "
-                                            "'is', 'fid', 'kid'"),
-    ("model.generator=x", "config key 'model.generator' is a table; set one of its keys, e.g. "
-                          "model.generator.name=..."),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("data.batch_size=0", "config key 'data.batch_size' is 0; it must be an integer in [1, inf)"),
+        ("data.image_size=4097", "config key 'data.image_size' is 4097; it must be an integer in [0, 4096]"),
+        ("optim.lr=0", "config key 'optim.lr' is 0.0; it must be a number in (0, inf)"),
+        ("optim.beta2=1", "config key 'optim.beta2' is 1.0; it must be a number in [0, 1)"),
+        ("train.iterations=2.5", "config key 'train.iterations' is 2.5; it must be an integer in [0, 10000000000]"),
+        ("train.epochs=nan", "config key 'train.epochs' is nan; it must be a number in [0, 1e+06]"),
+        ("eval.quality_splits=0", "config key 'eval.quality_splits' is 0; it must be an integer in [1, 1000]"),
+        ("optim.lr=fast", "config key 'optim.lr' expects a float, got 'fast': it must be a number in (0, inf)"),
+        ("data.labels=true", "config key 'data.labels' expects an int, got True: it must be an integer in [0, inf)"),
+        ("data.download=1", "config key 'data.download' expects a bool, got 1: it must be true or false"),
+        ("data.path=3", "config key 'data.path' expects a string, got 3: it must be a string"),
+        ('data.classes="a"', "config key 'data.classes' expects a list, got 'a': it must be a list of strings"),
+        ("train.amp=fp8", "config key 'train.amp' is 'fp8'; allowed: 'none', 'bf16', 'fp16'"),
+        (
+            "train.power_iteration=per-epoch",
+            "config key 'train.power_iteration' is 'per-epoch'; allowed: 'per-step', 'per-call'",
+        ),
+        (
+            "train.compile=sometimes",
+            "config key 'train.compile' is 'sometimes'; allowed: true, false, 'auto', 'optimizer'",
+        ),
+        ("optim.setting=G", "config key 'optim.setting' is 'G'; allowed: '', 'A', 'B', 'C', 'D', 'E', 'F'"),
+        (
+            'eval.quality_metrics=["fid", "ssim"]',
+            "config key 'eval.quality_metrics' holds 'ssim'; allowed items: 'is', 'fid', 'kid'",
+        ),
+        (
+            "model.generator=x",
+            "config key 'model.generator' is a table; set one of its keys, e.g. model.generator.name=...",
+        ),
+    ],
+)
 def test_bad_values_are_refused_in_one_line_naming_key_value_and_what_is_allowed(override, message):
     with pytest.raises(ConfigError) as e:
         resolve(BASE, [override])
@@ -179,7 +196,9 @@ def test_every_number_key_refuses_values_past_its_bounds_and_takes_its_closed_en
     for bad in _outside(key) + [math.inf, math.nan, "x", True]:
         with pytest.raises(ConfigError, match=f"config key '{name}'") as e:
             check(name, bad)
-        assert "\n" not in str(e.value) and ("must be an integer" if key.type is int else "must be a number") in str(e.value)
+        assert "\n" not in str(e.value) and ("must be an integer" if key.type is int else "must be a number") in str(
+            e.value
+        )
     for good in _inside(key):
         assert check(name, good) == good
     if key.type is float:
@@ -204,15 +223,18 @@ def test_integral_floats_of_integer_keys_become_ints():
 # ---- unknown keys ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("typo, nearest", [
-    ("optim.learning_rate", "optim.lr"),     # the initials of its words
-    ("optm.lr", "optim.lr"),                 # a misspelt table
-    ("train.nosie", "train.noise"),
-    ("data.batchsize", "data.batch_size"),
-    ("train.power_iterations", "train.power_iteration"),
-    ("model.discriminator.nrom", "model.discriminator.norm"),   # a builder option
-    ("objective.n_dsi", "objective.n_dis"),                     # an objective option
-])
+@pytest.mark.parametrize(
+    "typo, nearest",
+    [
+        ("optim.learning_rate", "optim.lr"),  # the initials of its words
+        ("optm.lr", "optim.lr"),  # a misspelt table
+        ("train.nosie", "train.noise"),
+        ("data.batchsize", "data.batch_size"),
+        ("train.power_iterations", "train.power_iteration"),
+        ("model.discriminator.nrom", "model.discriminator.norm"),  # a builder option
+        ("objective.n_dsi", "objective.n_dis"),  # an objective option
+    ],
+)
 def test_unknown_key_names_the_nearest_known_key(typo, nearest):
     with pytest.raises(ConfigError) as e:
         resolve("sngan/cifar10-cnn-sn", [f"{typo}=1"])
@@ -228,8 +250,9 @@ def test_builder_options_are_still_accepted():
 def test_cli_reports_an_unknown_key_in_one_line(capsys):
     assert main(["train", BASE, "--set", "train.seeed=3", "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == ("error: unknown config key 'train.seeed'; did you mean 'train.seed'? "
-                   "(every key: docs/configuration.md)")
+    assert err == (
+        "error: unknown config key 'train.seeed'; did you mean 'train.seed'? (every key: docs/configuration.md)"
+    )
 
 
 # ---- the generated page -------------------------------------------------------------------------------------
@@ -238,8 +261,9 @@ def test_cli_reports_an_unknown_key_in_one_line(capsys):
 def test_committed_configuration_page_is_the_generated_one(tmp_path):
     out = tmp_path / "configuration.md"
     assert config_keys.main([str(out)]) == 0
-    assert out.read_text(encoding="utf-8") == PAGE.read_text(encoding="utf-8"), \
+    assert out.read_text(encoding="utf-8") == PAGE.read_text(encoding="utf-8"), (
         "docs/configuration.md is stale: run `python -m ganworks.config_keys docs/configuration.md`"
+    )
 
 
 def test_configuration_page_lists_every_key_with_its_default_and_allowed_values():
@@ -260,12 +284,30 @@ def test_configuration_page_lists_every_key_with_its_default_and_allowed_values(
 
 def test_a_run_gets_the_table_defaults_for_keys_its_preset_leaves_alone(tmp_path, tiny_digits, capsys):
     run = tmp_path / "run"
-    assert main(["train", BASE, *[a for o in tiny_digits for a in ("--set", o)], "--iterations", "2",
-                 "--out", str(run), "--no-progress", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                BASE,
+                *[a for o in tiny_digits for a in ("--set", o)],
+                "--iterations",
+                "2",
+                "--out",
+                str(run),
+                "--no-progress",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     saved = _flat(json.loads((run / "config.json").read_text()))
-    set_here = set(_flat(config._read_preset(BASE))) | {o.split("=")[0] for o in tiny_digits} | \
-        {"train.iterations", "train.epochs"}
+    set_here = (
+        set(_flat(config._read_preset(BASE)))
+        | {o.split("=")[0] for o in tiny_digits}
+        | {"train.iterations", "train.epochs"}
+    )
     left_alone = [k for k in KEYS if k not in set_here]
     assert "optim.lr_d" in left_alone and "optim.decay" in left_alone and "train.power_iteration" in left_alone
     for name in left_alone:

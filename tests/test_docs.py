@@ -67,11 +67,12 @@ def sections_of(markdown: str) -> set[str]:
 
 
 def test_citation_parser_reads_lists_and_ranges():
-    text = ("[see papers.md §A.2, §A.3, §C.4b] and papers.md §B.2-B.5. and docs/papers.md §A.6: x, "
-            "papers.md §A.1-A.2. papers.md's remark")
+    text = (
+        "[see papers.md §A.2, §A.3, §C.4b] and papers.md §B.2-B.5. and docs/papers.md §A.6: x, "
+        "papers.md §A.1-A.2. papers.md's remark"
+    )
     assert citations(text) == ["A.2", "A.3", "C.4b", "B.2", "B.3", "B.4", "B.5", "A.6", "A.1", "A.2"]
-    assert sections_of("## §A Part\n### §A.4 Minibatch\ntext §B.1 is not a heading\n#### §C.4b item") == \
-        {"A.4", "C.4b"}
+    assert sections_of("## §A Part\n### §A.4 Minibatch\ntext §B.1 is not a heading\n#### §C.4b item") == {"A.4", "C.4b"}
 
 
 def test_every_cited_papers_md_section_has_a_heading_in_docs_papers_md():
@@ -128,8 +129,11 @@ def test_readme_is_at_most_150_lines_and_12_kb():
 
 
 def test_readme_has_no_prose_line_over_120_characters():
-    long = [f"line {n}: {len(line)} characters" for n, line in _prose_lines(README.read_text(encoding="utf-8"))
-            if len(line) > 120]
+    long = [
+        f"line {n}: {len(line)} characters"
+        for n, line in _prose_lines(README.read_text(encoding="utf-8"))
+        if len(line) > 120
+    ]
     assert not long, long
 
 
@@ -160,7 +164,20 @@ def test_ci_runs_the_readme_test_command():
     assert any(line.strip().startswith(command) for line in ci)
 
 
-@pytest.mark.parametrize("page", ["papers.md", "turing.md", "fidelity.md", "results.md", "reproduce.md",
-                                  "configuration.md", "data.md", "training.md", "metrics.md", "library.md"])
+@pytest.mark.parametrize(
+    "page",
+    [
+        "papers.md",
+        "turing.md",
+        "fidelity.md",
+        "results.md",
+        "reproduce.md",
+        "configuration.md",
+        "data.md",
+        "training.md",
+        "metrics.md",
+        "library.md",
+    ],
+)
 def test_readme_links_each_documentation_page(page):
     assert f"](docs/{page})" in README.read_text(encoding="utf-8")

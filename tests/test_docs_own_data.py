@@ -16,8 +16,11 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 PAGE = REPO / "docs" / "own-data.md"
 #: page text -> what the test runs instead (a few hundred digits instead of 70000)
-SMALL = {"N_UNLABELED = 59900": "N_UNLABELED = 300", "N_TEST = 10000": "N_TEST = 60",
-         "--epochs 3 --out runs/mnist-own": "--epochs 1 --out runs/mnist-own"}
+SMALL = {
+    "N_UNLABELED = 59900": "N_UNLABELED = 300",
+    "N_TEST = 10000": "N_TEST = 60",
+    "--epochs 3 --out runs/mnist-own": "--epochs 1 --out runs/mnist-own",
+}
 
 
 def marked_blocks(text: str) -> list[tuple[str, str]]:
@@ -32,6 +35,7 @@ def test_the_page_marks_its_example_blocks():
         assert text.count(key) == 1, key
 
 
+@pytest.mark.slow
 def test_docs_own_data_code_blocks_run(tmp_path, mnist_root):
     text = PAGE.read_text()
     for key, value in SMALL.items():
@@ -40,8 +44,14 @@ def test_docs_own_data_code_blocks_run(tmp_path, mnist_root):
     shim.mkdir()
     (shim / "ganworks").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m ganworks "$@"\n')
     (shim / "ganworks").chmod(0o755)
-    env = {**os.environ, "PATH": f"{shim}{os.pathsep}{os.environ['PATH']}", "GANWORKS_DATA": mnist_root,
-           "PYTHONPATH": str(REPO / "src"), "GANWORKS_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "PATH": f"{shim}{os.pathsep}{os.environ['PATH']}",
+        "GANWORKS_DATA": mnist_root,
+        "PYTHONPATH": str(REPO / "src"),
+        "GANWORKS_CACHE": str(tmp_path / "cache"),
+        "OMP_NUM_THREADS": "1",
+    }
     work = tmp_path / "work"
     work.mkdir()
     outputs = []

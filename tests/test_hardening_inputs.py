@@ -31,8 +31,23 @@ def _sets(overrides):
 def tiny_run(tmp_path_factory, tiny_digits):
     if "dir" not in TINY_RUN:
         run = tmp_path_factory.mktemp("tiny") / "run"
-        assert main(["train", "improved-gan/mnist-100", *_sets(tiny_digits), "--iterations", "4",
-                     "--set", "eval.every=2", "--out", str(run), "--no-progress"]) == 0
+        assert (
+            main(
+                [
+                    "train",
+                    "improved-gan/mnist-100",
+                    *_sets(tiny_digits),
+                    "--iterations",
+                    "4",
+                    "--set",
+                    "eval.every=2",
+                    "--out",
+                    str(run),
+                    "--no-progress",
+                ]
+            )
+            == 0
+        )
         TINY_RUN["dir"] = run
     return TINY_RUN["dir"]
 
@@ -75,9 +90,25 @@ def test_damaged_mnist_files_are_one_line(damage, tmp_path, capsys):
     else:
         f.unlink()
         f.mkdir()
-    code = main(["train", "improved-gan/mnist-100", "--data-root", str(tmp_path), "--set", "data.download=false",
-                 "--set", "data.batch_size=10", "--set", "model.init_examples=20", "--iterations", "1",
-                 "--out", str(tmp_path / "run"), "--no-progress"])
+    code = main(
+        [
+            "train",
+            "improved-gan/mnist-100",
+            "--data-root",
+            str(tmp_path),
+            "--set",
+            "data.download=false",
+            "--set",
+            "data.batch_size=10",
+            "--set",
+            "model.init_examples=20",
+            "--iterations",
+            "1",
+            "--out",
+            str(tmp_path / "run"),
+            "--no-progress",
+        ]
+    )
     _one_line_error(capsys, code, "train-images-idx3-ubyte.gz")
 
 
@@ -90,37 +121,47 @@ def test_image_folder_whose_first_file_is_not_an_image_is_one_line(tmp_path, mon
         load_dataset(f"imagefolder:{tmp_path / 'imgs'}", "train")
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["train.epochs=inf"], "'train.epochs' is inf; it must be a number in [0, 1e+06]"),
-    (["data.batch_size=0"], "'data.batch_size' is 0; it must be an integer in [1, inf)"),
-    (["data.batch_size=-7"], "'data.batch_size' is -7; it must be an integer in [1, inf)"),
-    (["optim.lr=-1"], "'optim.lr' is -1.0; it must be a number in (0, inf)"),
-    (["optim.lr=inf"], "'optim.lr' is inf"),
-    (["optim.lr=nan"], "'optim.lr' is nan"),
-    (["train.iterations=2.5"], "'train.iterations' is 2.5; it must be an integer"),
-    (["train.ema_d=1.0"], "'train.ema_d' is 1.0; it must be a number in [0, 1)"),
-    (["eval.quality_uint8=\"floor\""], "allowed: 'round', 'truncate'"),
-    (["train.amp=\"fp8\""], "allowed: 'none', 'bf16', 'fp16'"),
-    (["data.workers=-1"], "'data.workers' is -1; it must be an integer in [0, 256]"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["train.epochs=inf"], "'train.epochs' is inf; it must be a number in [0, 1e+06]"),
+        (["data.batch_size=0"], "'data.batch_size' is 0; it must be an integer in [1, inf)"),
+        (["data.batch_size=-7"], "'data.batch_size' is -7; it must be an integer in [1, inf)"),
+        (["optim.lr=-1"], "'optim.lr' is -1.0; it must be a number in (0, inf)"),
+        (["optim.lr=inf"], "'optim.lr' is inf"),
+        (["optim.lr=nan"], "'optim.lr' is nan"),
+        (["train.iterations=2.5"], "'train.iterations' is 2.5; it must be an integer"),
+        (["train.ema_d=1.0"], "'train.ema_d' is 1.0; it must be a number in [0, 1)"),
+        (['eval.quality_uint8="floor"'], "allowed: 'round', 'truncate'"),
+        (['train.amp="fp8"'], "allowed: 'none', 'bf16', 'fp16'"),
+        (["data.workers=-1"], "'data.workers' is -1; it must be an integer in [0, 256]"),
+    ],
+)
 def test_numbers_are_validated_with_their_range(overrides, message, capsys):
     code = main(["train", "improved-gan/mnist-100", *_sets(overrides), "--no-progress"])
     _one_line_error(capsys, code, message)
 
 
 def test_cli_flags_are_validated_like_config_keys(capsys):
-    _one_line_error(capsys, main(["train", "improved-gan/mnist-100", "--epochs", "inf", "--no-progress"]),
-                    "'train.epochs' is inf")
-    _one_line_error(capsys, main(["train", "improved-gan/mnist-100", "--iterations", "-3", "--no-progress"]),
-                    "'train.iterations' is -3")
+    _one_line_error(
+        capsys, main(["train", "improved-gan/mnist-100", "--epochs", "inf", "--no-progress"]), "'train.epochs' is inf"
+    )
+    _one_line_error(
+        capsys,
+        main(["train", "improved-gan/mnist-100", "--iterations", "-3", "--no-progress"]),
+        "'train.iterations' is -3",
+    )
     assert resolve("improved-gan/mnist-100", ["train.iterations=3.0"])["train"]["iterations"] == 3
     with pytest.raises(ConfigError):
         resolve("improved-gan/mnist-100", ["optim.beta2=1"])
 
 
 def test_sample_and_metrics_arguments_are_validated(tiny_run, tmp_path, capsys):
-    _one_line_error(capsys, main(["sample", str(tiny_run), "--n", "100000000", "--out", str(tmp_path / "a.png")]),
-                    "--n must be between 1 and 10000")
+    _one_line_error(
+        capsys,
+        main(["sample", str(tiny_run), "--n", "100000000", "--out", str(tmp_path / "a.png")]),
+        "--n must be between 1 and 10000",
+    )
     (tmp_path / "dir.png").mkdir()
     _one_line_error(capsys, main(["sample", str(tiny_run), "--out", str(tmp_path / "dir.png")]), "is a folder")
     _one_line_error(capsys, main(["metrics", str(tiny_run), "--num-samples", "0"]), "--num-samples must be at least 1")
@@ -137,24 +178,68 @@ def test_resume_from_best_pt(tiny_run, tmp_path, capsys):
     assert rows == [2, 4, 6]
     (tmp_path / "loose").mkdir()
     shutil.copy(run / "checkpoints" / "best.pt", tmp_path / "loose" / "x.pt")
-    _one_line_error(capsys, main(["train", "--resume", str(tmp_path / "loose" / "x.pt"), "--no-progress"]),
-                    "--resume takes a run directory")
+    _one_line_error(
+        capsys,
+        main(["train", "--resume", str(tmp_path / "loose" / "x.pt"), "--no-progress"]),
+        "--resume takes a run directory",
+    )
 
 
 def test_out_dir_with_other_files_is_refused(tmp_path, tiny_digits, capsys):
     other = tmp_path / "mine"
     other.mkdir()
     (other / "notes.txt").write_text("keep me")
-    _one_line_error(capsys, main(["train", "improved-gan/mnist-100", *_sets(tiny_digits), "--iterations", "2",
-                                  "--out", str(other), "--no-progress"]), "holds other files and is not a run")
+    _one_line_error(
+        capsys,
+        main(
+            [
+                "train",
+                "improved-gan/mnist-100",
+                *_sets(tiny_digits),
+                "--iterations",
+                "2",
+                "--out",
+                str(other),
+                "--no-progress",
+            ]
+        ),
+        "holds other files and is not a run",
+    )
     assert sorted(p.name for p in other.iterdir()) == ["notes.txt"]
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert main(["train", "improved-gan/mnist-100", *_sets(tiny_digits), "--iterations", "2", "--out", str(empty),
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "improved-gan/mnist-100",
+                *_sets(tiny_digits),
+                "--iterations",
+                "2",
+                "--out",
+                str(empty),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
-    _one_line_error(capsys, main(["train", "improved-gan/mnist-100", *_sets(tiny_digits), "--iterations", "2",
-                                  "--out", str(empty), "--no-progress"]), "already holds a run")
+    _one_line_error(
+        capsys,
+        main(
+            [
+                "train",
+                "improved-gan/mnist-100",
+                *_sets(tiny_digits),
+                "--iterations",
+                "2",
+                "--out",
+                str(empty),
+                "--no-progress",
+            ]
+        ),
+        "already holds a run",
+    )
 
 
 def test_image_cache_sees_an_edit_anywhere_in_the_tree(tmp_path, monkeypatch):
@@ -201,10 +286,20 @@ def test_sngan_in_training_is_uses_one_split_and_rows_say_so(monkeypatch):
         return {"IS": 1.0, "IS_std": 0.0}
 
     monkeypatch.setattr(SampleQualityEvaluator, "__call__", fake_call)
-    cfg = resolve("sngan/cifar10-cnn-sn", ["data.name=synthetic", "data.image_size=32", "data.channels=3",
-                                           "data.batch_size=8", "model.generator.width=0.04",
-                                           "model.discriminator.width=0.04", "train.iterations=1",
-                                           "eval.quality_samples=20", "eval.quality_uint8=\"truncate\""])
+    cfg = resolve(
+        "sngan/cifar10-cnn-sn",
+        [
+            "data.name=synthetic",
+            "data.image_size=32",
+            "data.channels=3",
+            "data.batch_size=8",
+            "model.generator.width=0.04",
+            "model.discriminator.width=0.04",
+            "train.iterations=1",
+            "eval.quality_samples=20",
+            'eval.quality_uint8="truncate"',
+        ],
+    )
     exp = Experiment(cfg, torch.device("cpu"))
     row = exp.evaluate()
     assert calls == {"splits": 1, "uint8": "truncate"}
@@ -217,8 +312,10 @@ def test_no_test_set_selection_by_default_and_a_validation_split(tmp_path, tiny_
     for name in list_presets():
         cfg = resolve(name)
         assert not cfg["eval"]["best"].startswith("test_"), name
-    cfg = resolve("improved-gan/mnist-100", tiny_digits + ["data.validation=200", "eval.best=\"val_error_ema\"",
-                                                           "train.iterations=4", "eval.every=2"])
+    cfg = resolve(
+        "improved-gan/mnist-100",
+        tiny_digits + ["data.validation=200", 'eval.best="val_error_ema"', "train.iterations=4", "eval.every=2"],
+    )
     exp = Experiment(cfg, torch.device("cpu"))
     assert len(exp.train_data) == 1300 and len(exp.val_data) == 200
     assert exp.stream.labeled_idx.max() < 1300  # labels come from what is left for training
@@ -226,8 +323,10 @@ def test_no_test_set_selection_by_default_and_a_validation_split(tmp_path, tiny_
     assert 0 <= row["val_error_ema"] <= 1 and "test_error_ema" in row
     assert load_checkpoint(tmp_path / "run", which="best")["best"]["metric"] == "val_error_ema"
     with pytest.warns(UserWarning, match="selects best.pt on the test set"):
-        Experiment(resolve("improved-gan/mnist-100", tiny_digits + ["eval.best=\"test_error_ema\"",
-                                                                    "train.iterations=1"]), torch.device("cpu"))
+        Experiment(
+            resolve("improved-gan/mnist-100", tiny_digits + ['eval.best="test_error_ema"', "train.iterations=1"]),
+            torch.device("cpu"),
+        )
 
 
 def test_dequantisation_truncation_and_label_smoothing_notes(tiny_digits, tmp_path, capsys):
@@ -246,8 +345,23 @@ def test_dequantisation_truncation_and_label_smoothing_notes(tiny_digits, tmp_pa
     assert noise.min() >= 0 and noise.max() < 1 / 128 + 1e-6 and noise.std() > 1e-3
 
     run = tmp_path / "run"
-    assert main(["train", "improved-gan/mnist-100", *_sets(tiny_digits), "--set", "data.dequantize=true",
-                 "--iterations", "2", "--out", str(run), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "improved-gan/mnist-100",
+                *_sets(tiny_digits),
+                "--set",
+                "data.dequantize=true",
+                "--iterations",
+                "2",
+                "--out",
+                str(run),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     saved = json.loads((run / "config.json").read_text())
     assert saved["data"]["dequantize"] is True and saved["eval"]["quality_uint8"] == "round"
     notes = resolve("improved-gan/cifar10-table3-full")["meta"]["notes"]
@@ -275,16 +389,19 @@ def test_metrics_never_imports_train():
 # ---- issue #22: bad input that used to end in a traceback or be accepted -------------------------------
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--threads", "-3"], "--threads must be between 1 and 1024, got -3"),
-    (["--threads", "100000"], "--threads must be between 1 and 1024, got 100000"),
-    (["--threads", "0"], "--threads must be between 1 and 1024, got 0"),
-    (["--iterations", "0"], "--iterations 0 trains nothing"),
-    (["--epochs", "1", "--iterations", "2"], "give --epochs or --iterations, not both"),
-    (["--nproc", "0"], "--nproc must be at least 1, got 0"),
-    (["--nproc", "-2"], "--nproc must be at least 1, got -2"),
-    (["--out", ""], "--out is empty"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--threads", "-3"], "--threads must be between 1 and 1024, got -3"),
+        (["--threads", "100000"], "--threads must be between 1 and 1024, got 100000"),
+        (["--threads", "0"], "--threads must be between 1 and 1024, got 0"),
+        (["--iterations", "0"], "--iterations 0 trains nothing"),
+        (["--epochs", "1", "--iterations", "2"], "give --epochs or --iterations, not both"),
+        (["--nproc", "0"], "--nproc must be at least 1, got 0"),
+        (["--nproc", "-2"], "--nproc must be at least 1, got -2"),
+        (["--out", ""], "--out is empty"),
+    ],
+)
 def test_train_flags_that_make_no_sense_are_one_line(flags, message, tmp_path, tiny_digits, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)  # --out "" must not put a run into the working folder either
     code = main(["train", "improved-gan/mnist-100", *_sets(tiny_digits), *flags, "--no-progress"])
@@ -298,13 +415,28 @@ def test_private_base_preset_is_refused(capsys):
     assert "sngan/cifar10-cnn-" in err  # names presets that extend it
 
 
-@pytest.mark.parametrize("best, message", [
-    ('"FIDD"', "eval.best='FIDD' is not a number this run writes, so best.pt would never be written"),
-    ('"val_error_ema"', "eval.best='val_error_ema' is measured on a validation split, and there is none"),
-])
+@pytest.mark.parametrize(
+    "best, message",
+    [
+        ('"FIDD"', "eval.best='FIDD' is not a number this run writes, so best.pt would never be written"),
+        ('"val_error_ema"', "eval.best='val_error_ema' is measured on a validation split, and there is none"),
+    ],
+)
 def test_eval_best_must_name_a_number_the_run_writes(best, message, tmp_path, tiny_digits, capsys):
-    code = main(["train", "improved-gan/mnist-100", *_sets(tiny_digits), "--set", f"eval.best={best}",
-                 "--iterations", "2", "--out", str(tmp_path / "run"), "--no-progress"])
+    code = main(
+        [
+            "train",
+            "improved-gan/mnist-100",
+            *_sets(tiny_digits),
+            "--set",
+            f"eval.best={best}",
+            "--iterations",
+            "2",
+            "--out",
+            str(tmp_path / "run"),
+            "--no-progress",
+        ]
+    )
     _one_line_error(capsys, code, message)
     assert not (tmp_path / "run").exists()
 
@@ -358,17 +490,34 @@ def test_cache_that_is_a_file_is_one_line(tmp_path, monkeypatch):
 def test_data_root_that_is_a_file_says_so(tmp_path, monkeypatch, capsys):
     f = tmp_path / "existing.txt"
     f.write_text("x")
-    err = _one_line_error(capsys, main(["train", "improved-gan/mnist-100", "--data-root", str(f), "--no-progress"]),
-                          f"the data root {f} (--data-root) is a file, not a folder")
+    err = _one_line_error(
+        capsys,
+        main(["train", "improved-gan/mnist-100", "--data-root", str(f), "--no-progress"]),
+        f"the data root {f} (--data-root) is a file, not a folder",
+    )
     assert "does not exist" not in err
     monkeypatch.setenv("GANWORKS_DATA", str(f))
-    _one_line_error(capsys, main(["train", "improved-gan/mnist-100", "--no-progress"]),
-                    f"the data root {f} (GANWORKS_DATA) is a file, not a folder")
+    _one_line_error(
+        capsys,
+        main(["train", "improved-gan/mnist-100", "--no-progress"]),
+        f"the data root {f} (GANWORKS_DATA) is a file, not a folder",
+    )
 
 
 def test_channel_mismatch_suggests_data_channels(capsys):
-    code = main(["train", "sngan/cifar10-cnn-sn", "--set", "data.name=synthetic", "--set", "data.image_size=32",
-                 "--device", "cpu", "--no-progress"])
+    code = main(
+        [
+            "train",
+            "sngan/cifar10-cnn-sn",
+            "--set",
+            "data.name=synthetic",
+            "--set",
+            "data.image_size=32",
+            "--device",
+            "cpu",
+            "--no-progress",
+        ]
+    )
     err = _one_line_error(capsys, code, "has 1x32x32 images but the generator 'sngan-cnn-g' is built for 3x32x32")
     assert "set data.channels=3" in err and "image_size" not in err
 
@@ -382,8 +531,11 @@ def test_sample_on_a_read_only_file_system_is_one_line(tiny_run, tmp_path, capsy
         raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / "ro" / "s.png"))
 
     monkeypatch.setattr(torchvision.utils, "save_image", read_only)
-    _one_line_error(capsys, main(["sample", str(tiny_run), "--out", str(tmp_path / "ro" / "s.png")]),
-                    f"{tmp_path / 'ro' / 's.png'} (Read-only file system)")
+    _one_line_error(
+        capsys,
+        main(["sample", str(tiny_run), "--out", str(tmp_path / "ro" / "s.png")]),
+        f"{tmp_path / 'ro' / 's.png'} (Read-only file system)",
+    )
 
 
 def test_train_out_on_a_read_only_file_system_is_one_line(tmp_path, tiny_digits, capsys, monkeypatch):
@@ -399,12 +551,34 @@ def test_train_out_on_a_read_only_file_system_is_one_line(tmp_path, tiny_digits,
         return real_mkdir(self, *args, **kwargs)
 
     monkeypatch.setattr(pathlib.Path, "mkdir", mkdir)
-    code = main(["train", "improved-gan/mnist-100", *_sets(tiny_digits), "--iterations", "2",
-                 "--out", str(ro / "run"), "--no-progress"])
+    code = main(
+        [
+            "train",
+            "improved-gan/mnist-100",
+            *_sets(tiny_digits),
+            "--iterations",
+            "2",
+            "--out",
+            str(ro / "run"),
+            "--no-progress",
+        ]
+    )
     _one_line_error(capsys, code, f"cannot write in {ro / 'run'} (Read-only file system)")
 
 
 def test_in_training_is_with_one_image_per_split_is_refused(tmp_path, tiny_digits, capsys):
-    code = main(["train", "improved-gan/mnist-100", *_sets(tiny_digits), "--set", "eval.quality_samples=10",
-                 "--iterations", "2", "--out", str(tmp_path / "run"), "--no-progress"])
+    code = main(
+        [
+            "train",
+            "improved-gan/mnist-100",
+            *_sets(tiny_digits),
+            "--set",
+            "eval.quality_samples=10",
+            "--iterations",
+            "2",
+            "--out",
+            str(tmp_path / "run"),
+            "--no-progress",
+        ]
+    )
     _one_line_error(capsys, code, "eval.quality_samples=10 gives the Inception Score fewer than 2 images per split")

@@ -20,20 +20,32 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 import ganworks
 
 ROOT = Path(ganworks.__file__).parent
 
 FLOORS = {
-    "__init__": 0, "errors": 0, "device": 0, "extras": 0,
-    "nn": 1, "data": 1, "losses": 1, "regularizers": 1,
+    "__init__": 0,
+    "errors": 0,
+    "device": 0,
+    "extras": 0,
+    "nn": 1,
+    "data": 1,
+    "losses": 1,
+    "regularizers": 1,
     "config_keys": 1,
-    "objectives": 2, "models": 2, "metrics": 2, "config": 2, "checkpoints": 2, "classify": 2,
+    "objectives": 2,
+    "models": 2,
+    "metrics": 2,
+    "config": 2,
+    "checkpoints": 2,
+    "classify": 2,
     "train": 3,
-    "reproduce": 4, "turing": 4, "api": 4,
-    "cli": 5, "__main__": 5,
+    "reproduce": 4,
+    "turing": 4,
+    "api": 4,
+    "cli": 5,
+    "__main__": 5,
 }
 
 #: Imports allowed to go upward while they are being removed elsewhere: none left.
@@ -56,7 +68,7 @@ def _imported(name: str, is_package: bool, node: ast.AST, known) -> list[str]:
         return [a.name for a in node.names]
     if node.level:  # relative: from . / .. / ...
         base = name.split(".") if is_package else name.split(".")[:-1]
-        base = base[:len(base) - (node.level - 1)]
+        base = base[: len(base) - (node.level - 1)]
         target = ".".join(base + ([node.module] if node.module else []))
     else:
         target = node.module or ""
@@ -132,9 +144,12 @@ def floor(module: str, floors=FLOORS) -> int:
 
 def upward(graph: dict[str, set[str]], floors=FLOORS, pending=()) -> list[str]:
     """``a -> b (floor x -> y)`` for every import from a lower floor to a higher one."""
-    return sorted(f"{a} -> {b} (floor {floor(a, floors)} -> {floor(b, floors)})"
-                  for a, targets in graph.items() for b in targets
-                  if floor(b, floors) > floor(a, floors) and not _pending(a, b, pending))
+    return sorted(
+        f"{a} -> {b} (floor {floor(a, floors)} -> {floor(b, floors)})"
+        for a, targets in graph.items()
+        for b in targets
+        if floor(b, floors) > floor(a, floors) and not _pending(a, b, pending)
+    )
 
 
 # ---- the graph of ganworks -----------------------------------------------------------------------------
@@ -182,14 +197,17 @@ def _package(tmp_path: Path, files: dict[str, str]) -> Path:
 
 
 def test_a_circle_through_an_import_inside_a_function_is_found(tmp_path):
-    root = _package(tmp_path, {
-        "__init__.py": "",
-        "low/__init__.py": "",
-        "low/a.py": "from . import b\n",
-        "low/b.py": "def f():\n    from .c import g\n",
-        "low/c.py": "def g():\n    import pkg.low.a\n",
-        "low/d.py": "from .a import thing\n",
-    })
+    root = _package(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "low/__init__.py": "",
+            "low/a.py": "from . import b\n",
+            "low/b.py": "def f():\n    from .c import g\n",
+            "low/c.py": "def g():\n    import pkg.low.a\n",
+            "low/d.py": "from .a import thing\n",
+        },
+    )
     graph = import_graph(root, "pkg")
     assert graph["pkg.low.b"] == {"pkg.low.c"} and graph["pkg.low.c"] == {"pkg.low.a"}
     assert cycles(graph) == [["pkg.low.a", "pkg.low.b", "pkg.low.c"]]
@@ -197,12 +215,15 @@ def test_a_circle_through_an_import_inside_a_function_is_found(tmp_path):
 
 
 def test_an_upward_import_inside_a_function_is_found(tmp_path):
-    root = _package(tmp_path, {
-        "__init__.py": "",
-        "base.py": "def f():\n    from .top import run\n",
-        "top/__init__.py": "",
-        "top/run.py": "from ..base import f\n",
-    })
+    root = _package(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "base.py": "def f():\n    from .top import run\n",
+            "top/__init__.py": "",
+            "top/run.py": "from ..base import f\n",
+        },
+    )
     floors = {"__init__": 0, "base": 0, "top": 1}
     graph = import_graph(root, "pkg")
     assert upward(graph, floors) == ["pkg.base -> pkg.top.run (floor 0 -> 1)"]

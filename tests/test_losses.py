@@ -39,8 +39,10 @@ def test_label_smoothing_one_sided_values():
     expected = -(a * F.logsigmoid(real) + (1 - a) * F.logsigmoid(-real)).mean() - F.logsigmoid(-fake).mean()
     assert torch.allclose(losses.d_loss_standard(real, fake, real_target=a), expected)
     # the fake target is untouched: smoothing changes only the real term
-    assert torch.allclose(losses.d_loss_standard(real, fake, 0.9) - losses.d_loss_standard(real, fake, 1.0),
-                          ((a - 1) * F.softplus(-real) + (1 - a) * F.softplus(real)).mean())
+    assert torch.allclose(
+        losses.d_loss_standard(real, fake, 0.9) - losses.d_loss_standard(real, fake, 1.0),
+        ((a - 1) * F.softplus(-real) + (1 - a) * F.softplus(real)).mean(),
+    )
     # semi-supervised: smoothing on the GAN logit logsumexp(class logits)
     lg = torch.randn(5, 10)
     l = torch.logsumexp(lg, 1)
@@ -52,7 +54,7 @@ def test_label_smoothing_one_sided_values():
 def test_feature_matching_l2_and_l1():
     fr, ff = torch.randn(8, 5), torch.randn(8, 5)
     d = fr.mean(0) - ff.mean(0)
-    assert math.isclose(losses.feature_matching_loss(fr, ff, "l2").item(), (d ** 2).mean().item(), rel_tol=1e-6)
+    assert math.isclose(losses.feature_matching_loss(fr, ff, "l2").item(), (d**2).mean().item(), rel_tol=1e-6)
     assert math.isclose(losses.feature_matching_loss(fr, ff, "l1").item(), d.abs().mean().item(), rel_tol=1e-6)
 
 
@@ -62,6 +64,8 @@ def test_adversarial_losses_against_formulas():
     assert torch.allclose(losses.d_loss_standard(r, f), -(sig(r).log().mean() + (1 - sig(f)).log().mean()))
     assert torch.allclose(losses.g_loss_nonsaturating(f), -sig(f).log().mean())
     assert torch.allclose(losses.g_loss_minimax(f), (1 - sig(f)).log().mean())
-    assert torch.allclose(losses.d_loss_hinge(r, f), torch.tensor([0.0, 1.5, 0.8]).mean() + torch.tensor([0.0, 1.3, 2.0]).mean())
+    assert torch.allclose(
+        losses.d_loss_hinge(r, f), torch.tensor([0.0, 1.5, 0.8]).mean() + torch.tensor([0.0, 1.3, 2.0]).mean()
+    )
     assert torch.allclose(losses.g_loss_hinge(f), -f.mean())
     assert torch.allclose(losses.d_loss_wasserstein(r, f), f.mean() - r.mean())

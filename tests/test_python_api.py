@@ -59,8 +59,9 @@ def test_classify_arrays_tensors_and_folders_agree(own_run):
     assert np.array_equal(from_array.predicted, from_tensor.predicted)
     assert np.allclose(from_folder.probs, from_tensor.probs) and np.allclose(from_folder.probs.sum(1), 1)
     labels = [run_class for run_class in (f.parent.name for f in files)]
-    assert from_folder.errors([clf.class_names.index(c) for c in labels]) == \
-        sum(p != c for p, c in zip(from_folder.names, labels))
+    assert from_folder.errors([clf.class_names.index(c) for c in labels]) == sum(
+        p != c for p, c in zip(from_folder.names, labels)
+    )
 
 
 def test_classify_a_colour_array_on_a_grayscale_run_converts_it_as_pil_does(own_run):
@@ -70,13 +71,21 @@ def test_classify_a_colour_array_on_a_grayscale_run_converts_it_as_pil_does(own_
     assert np.array_equal(a.probs, b.probs)
 
 
+@pytest.mark.slow
 def test_metrics_scores_a_runs_samples(own_run, tmp_path):
     pytest.importorskip("torch_fidelity")
     from ganworks.metrics.inception import save_random_inception_weights
 
     weights = save_random_inception_weights(tmp_path / "inception.pth", seed=0)
-    result = api.metrics(api.load_run(own_run[0]), metrics=("is",), num_samples=8, weights=str(weights),
-                         is_splits=2, progress=False, device="cpu")
+    result = api.metrics(
+        api.load_run(own_run[0]),
+        metrics=("is",),
+        num_samples=8,
+        weights=str(weights),
+        is_splits=2,
+        progress=False,
+        device="cpu",
+    )
     assert result.protocol["n_fake"] == 8 and result.scores["IS"] >= 1.0
 
 
@@ -95,8 +104,13 @@ def test_torch_hub_loads_a_runs_weights(own_run):
         torch.hub.load(str(REPO), "improved_gan_cifar10", source="local", weights=str(run))
 
 
-TINY = {"model.generator.width": 0.05, "model.discriminator.width": 0.05, "model.init_examples": 20,
-        "data.batch_size": 15, "eval.grid": 4}
+TINY = {
+    "model.generator.width": 0.05,
+    "model.discriminator.width": 0.05,
+    "model.init_examples": 20,
+    "data.batch_size": 15,
+    "eval.grid": 4,
+}
 
 
 def test_api_train_is_the_train_command(own_folder, tmp_path):
@@ -106,8 +120,23 @@ def test_api_train_is_the_train_command(own_folder, tmp_path):
     run = api.train("improved-gan/own-data", tmp_path / "api", overrides, iterations=3, device="cpu", progress=False)
     assert isinstance(run, api.Run) and run.class_names == ["digit0", "digit1", "digit2"]
     sets = [a for k, v in overrides.items() for a in ("--set", f"{k}={v}")]
-    assert main(["train", "improved-gan/own-data", *sets, "--iterations", "3", "--out", str(tmp_path / "cli"),
-                 "--device", "cpu", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "improved-gan/own-data",
+                *sets,
+                "--iterations",
+                "3",
+                "--out",
+                str(tmp_path / "cli"),
+                "--device",
+                "cpu",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     a, b = load_checkpoint(tmp_path / "api"), load_checkpoint(tmp_path / "cli")
     assert a["config"] == b["config"]
     assert all(torch.equal(v, b["models"]["D"][k]) for k, v in a["models"]["D"].items())
@@ -126,8 +155,9 @@ def test_semi_supervised_classifier_fits_predicts_and_scores(tmp_path, monkeypat
     keep = d.target < 3
     x, y = x[keep], names[keep]
     lab = np.r_[np.flatnonzero(y == "zero")[:4], np.flatnonzero(y == "one")[:4], np.flatnonzero(y == "two")[:4]]
-    clf = api.SemiSupervisedClassifier(epochs=None, out=tmp_path / "est", overrides={**TINY, "train.iterations": 3},
-                                       device="cpu", progress=False)
+    clf = api.SemiSupervisedClassifier(
+        epochs=None, out=tmp_path / "est", overrides={**TINY, "train.iterations": 3}, device="cpu", progress=False
+    )
     assert clf.fit(x[lab], y[lab], x[200:400]) is clf
     assert list(clf.classes_) == ["one", "two", "zero"] and clf.run_.class_names == ["one", "two", "zero"]
     test = x[400:460]

@@ -132,7 +132,9 @@ def _direct(model):
 
 def test_orthonormal_penalty_matches_direct_formula_and_gradient():
     torch.manual_seed(4)
-    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ConvTranspose2d(4, 2, 2), nn.Flatten(), nn.Linear(5, 7), nn.BatchNorm1d(7))
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.ConvTranspose2d(4, 2, 2), nn.Flatten(), nn.Linear(5, 7), nn.BatchNorm1d(7)
+    )
     pen = orthonormal_penalty(model)
     ref = _direct(model)
     torch.testing.assert_close(pen, ref)

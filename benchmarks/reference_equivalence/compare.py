@@ -59,15 +59,15 @@ class ArrayDiff:
 @dataclass
 class Check:
     component: str
-    reference: str          # reference file and function
-    ours: str               # ganworks function/module
+    reference: str  # reference file and function
+    ours: str  # ganworks function/module
     rtol: float
     arrays: list[ArrayDiff] = field(default_factory=list)
     deviation: bool = False
     note: str = ""
     section: str = ""
-    info: bool = False      # a diagnostic measurement, not a ganworks-vs-reference check
-    tolerance: str = ""     # "" (rtol) or MEASURED
+    info: bool = False  # a diagnostic measurement, not a ganworks-vs-reference check
+    tolerance: str = ""  # "" (rtol) or MEASURED
 
     @property
     def worst(self) -> str:
@@ -99,8 +99,13 @@ class Check:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d.update(max_abs=self.max_abs, max_rel=self.max_rel, status=self.status, worst=self.worst,
-                 shapes=sorted({str(tuple(a.shape)) for a in self.arrays}))
+        d.update(
+            max_abs=self.max_abs,
+            max_rel=self.max_rel,
+            status=self.status,
+            worst=self.worst,
+            shapes=sorted({str(tuple(a.shape)) for a in self.arrays}),
+        )
         return d
 
 
@@ -139,19 +144,46 @@ def diff_measured(name: str, ours32, ref32, ours64, ref64) -> ArrayDiff:
     return ArrayDiff(name, tuple(b.shape), e, e / max(scale, ATOL_FLOOR), scale, ratio <= 1.0, ratio)
 
 
-def check_measured(component: str, reference: str, ours_name: str, arrays: dict, deviation: bool = False,
-                   note: str = "", section: str = "", info: bool = False) -> Check:
+def check_measured(
+    component: str,
+    reference: str,
+    ours_name: str,
+    arrays: dict,
+    deviation: bool = False,
+    note: str = "",
+    section: str = "",
+    info: bool = False,
+) -> Check:
     """A float32 check judged by measured rounding noise: ``arrays`` = {name: (ours32, ref32, ours64, ref64)}."""
-    c = Check(component, reference, ours_name, math.nan, deviation=deviation, note=note, section=section,
-              info=info, tolerance=MEASURED)
+    c = Check(
+        component,
+        reference,
+        ours_name,
+        math.nan,
+        deviation=deviation,
+        note=note,
+        section=section,
+        info=info,
+        tolerance=MEASURED,
+    )
     for name, (o32, r32, o64, r64) in arrays.items():
         c.arrays.append(diff_measured(name, o32, r32, o64, r64))
     return c
 
 
-def check(component: str, reference: str, ours_name: str, pairs: dict, rtol: float = RTOL_STEP,
-          atol: float = 0.0, deviation: bool = False, note: str = "", section: str = "",
-          atol_of_check: bool = False, info: bool = False) -> Check:
+def check(
+    component: str,
+    reference: str,
+    ours_name: str,
+    pairs: dict,
+    rtol: float = RTOL_STEP,
+    atol: float = 0.0,
+    deviation: bool = False,
+    note: str = "",
+    section: str = "",
+    atol_of_check: bool = False,
+    info: bool = False,
+) -> Check:
     """A check over ``pairs``: {array name: (ours, ref)}. Keys must be the same on both sides."""
     c = Check(component, reference, ours_name, rtol, deviation=deviation, note=note, section=section, info=info)
     if atol_of_check and pairs:
@@ -188,17 +220,21 @@ def render_markdown(rows: list[dict], meta: dict) -> str:
     lines = ["# Reference equivalence: ganworks vs the authors' code", ""]
     for k, v in meta.items():
         lines.append(f"- **{k}**: {v}")
-    lines += ["", "max rel = max |ours − ref| / max |ref| per array; each row shows its worst array. "
-              "Status: pass (within target), FAIL, deviation (differs by design; the measured size is shown) or info "
-              "(a diagnostic measurement, e.g. the reference against itself in another precision). "
-              "(+n atol): n arrays are zero by construction (e.g. a conv bias followed by BN) and were judged "
-              "against the row's largest array instead of themselves (compare.py); they are left out of max rel. "
-              "Rows with target '" + MEASURED + "' are float32 rows judged element-wise by the rounding noise "
-              "measured on the same instance in float64 on both sides: |ours32 − ref32| <= 4 (|ref32 − ref64| + "
-              "|ours32 − ours64|) + 4 float32 ulp of the array's largest magnitude; the figure is the worst array's "
-              "max rel and its largest ratio to that bound (pass: <= 1). (worst: name) names the row's worst array.",
-              "", "| component | reference (file: function) | ours | shapes | max abs | max rel | target | status |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "max rel = max |ours − ref| / max |ref| per array; each row shows its worst array. "
+        "Status: pass (within target), FAIL, deviation (differs by design; the measured size is shown) or info "
+        "(a diagnostic measurement, e.g. the reference against itself in another precision). "
+        "(+n atol): n arrays are zero by construction (e.g. a conv bias followed by BN) and were judged "
+        "against the row's largest array instead of themselves (compare.py); they are left out of max rel. "
+        "Rows with target '" + MEASURED + "' are float32 rows judged element-wise by the rounding noise "
+        "measured on the same instance in float64 on both sides: |ours32 − ref32| <= 4 (|ref32 − ref64| + "
+        "|ours32 − ours64|) + 4 float32 ulp of the array's largest magnitude; the figure is the worst array's "
+        "max rel and its largest ratio to that bound (pass: <= 1). (worst: name) names the row's worst array.",
+        "",
+        "| component | reference (file: function) | ours | shapes | max abs | max rel | target | status |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         shapes = ", ".join(s.replace(" ", "") for s in r["shapes"])
         if len(shapes) > 60:
@@ -213,8 +249,10 @@ def render_markdown(rows: list[dict], meta: dict) -> str:
             if r.get("worst"):
                 rel_s += f" (worst: {r['worst']})"
             target = f"{r['rtol']:g}"
-        lines.append(f"| {r['component']} | {r['reference']} | {r['ours']} | {shapes} | {r['max_abs']:.3g} | "
-                     f"{rel_s} | {target} | {r['status']} |")
+        lines.append(
+            f"| {r['component']} | {r['reference']} | {r['ours']} | {shapes} | {r['max_abs']:.3g} | "
+            f"{rel_s} | {target} | {r['status']} |"
+        )
     notes = [r for r in rows if r.get("note")]
     if notes:
         lines += ["", "## Notes", ""]
@@ -224,14 +262,20 @@ def render_markdown(rows: list[dict], meta: dict) -> str:
         lines += ["", "## Failing arrays", ""]
         for r in failed:
             measured = r.get("tolerance") == MEASURED
-            bad = sorted((a for a in r["arrays"] if not a["passed"]),
-                         key=lambda a: -(a["bound_ratio"] if measured else a["max_rel"]))
+            bad = sorted(
+                (a for a in r["arrays"] if not a["passed"]),
+                key=lambda a: -(a["bound_ratio"] if measured else a["max_rel"]),
+            )
             for a in bad[:5]:
-                lines.append(f"- {r['component']} / {a['name']}: max abs {a['max_abs']:.3g}, "
-                             f"max rel {a['max_rel']:.3g}" + (f", {a['bound_ratio']:.3g}× bound" if measured else ""))
+                lines.append(
+                    f"- {r['component']} / {a['name']}: max abs {a['max_abs']:.3g}, "
+                    f"max rel {a['max_rel']:.3g}" + (f", {a['bound_ratio']:.3g}× bound" if measured else "")
+                )
             if len(bad) > 5:
-                lines.append(f"- {r['component']}: {len(bad) - 5} more failing arrays of {len(r['arrays'])} "
-                             f"(all listed in the .json)")
+                lines.append(
+                    f"- {r['component']}: {len(bad) - 5} more failing arrays of {len(r['arrays'])} "
+                    f"(all listed in the .json)"
+                )
     return "\n".join(lines) + "\n"
 
 

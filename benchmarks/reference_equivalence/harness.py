@@ -31,6 +31,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 # ---- seeding ------------------------------------------------------------------------------------
 
+
 def seed_all(seed: int) -> np.random.RandomState:
     """Seed Python, NumPy and torch; return a NumPy stream for the harness's own draws (weights of
     the reference u, real batches, z), which both sides then receive as arrays."""
@@ -41,6 +42,7 @@ def seed_all(seed: int) -> np.random.RandomState:
 
 
 # ---- the exchange of arrays ---------------------------------------------------------------------
+
 
 def as_numpy(t, dtype) -> np.ndarray:
     """A tensor or array as a NumPy array of ``dtype`` (the run's precision)."""
@@ -60,14 +62,12 @@ def npy(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().numpy().astype(DTYPE)
 
 
-def run_reference(python: str, script: str, args: list[str], inp: dict, env_extra: dict, tmp: Path,
-                  tag: str) -> dict:
+def run_reference(python: str, script: str, args: list[str], inp: dict, env_extra: dict, tmp: Path, tag: str) -> dict:
     """Write ``inp`` to an .npz, run ``script`` (in this folder) under ``python`` on one thread, under
     ``nice``, with ``env_extra`` in its environment; return its output .npz as a dict."""
     fin, fout = tmp / f"{tag}-in.npz", tmp / f"{tag}-out.npz"
     np.savez(fin, **{k: np.asarray(v) for k, v in inp.items()})
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-           **env_extra}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **env_extra}
     env.pop("PYTHONPATH", None)
     cmd = ["nice", "-n", "10", python, str(HERE / script), *args, str(fin), str(fout)]
     t0 = time.time()
@@ -96,6 +96,7 @@ class Draws:
 
 
 # ---- the comparison -----------------------------------------------------------------------------
+
 
 class Section:
     """Collects one section's checks: ``section`` and a " [float64]" tag are set on each."""

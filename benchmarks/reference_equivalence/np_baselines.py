@@ -58,8 +58,10 @@ def conv2d_backward(x, W, dy, stride: int, pad: int):
     ho, wo = dy.shape[2:]
     for i in range(k):
         for j in range(k):
-            dxp[:, :, i:i + stride * ho:stride, j:j + stride * wo:stride] += np.einsum("nohw,oc->nchw", dy, W[:, :, i, j])
-    return dxp[:, :, pad:pad + h, pad:pad + w], dW, db
+            dxp[:, :, i : i + stride * ho : stride, j : j + stride * wo : stride] += np.einsum(
+                "nohw,oc->nchw", dy, W[:, :, i, j]
+            )
+    return dxp[:, :, pad : pad + h, pad : pad + w], dW, db
 
 
 def leaky_relu(x, slope: float):
@@ -121,14 +123,14 @@ def layer_norm_backward(cache, dy):
 def weight_norm(V, g):
     """W = g V/‖V‖, the norm per output unit (axis 0) over every other axis."""
     axes = tuple(range(1, V.ndim))
-    norm = np.sqrt((V ** 2).sum(axis=axes, keepdims=True))
+    norm = np.sqrt((V**2).sum(axis=axes, keepdims=True))
     return g.reshape(norm.shape) * V / norm
 
 
 def weight_norm_backward(V, g, dW):
     """dV of ``weight_norm``: (g/‖V‖)(dW − V̂ ⟨V̂, dW⟩) with V̂ = V/‖V‖, per output unit."""
     axes = tuple(range(1, V.ndim))
-    norm = np.sqrt((V ** 2).sum(axis=axes, keepdims=True))
+    norm = np.sqrt((V**2).sum(axis=axes, keepdims=True))
     vhat = V / norm
     return g.reshape(norm.shape) / norm * (dW - vhat * (vhat * dW).sum(axis=axes, keepdims=True))
 
@@ -139,8 +141,9 @@ def weight_norm_backward(V, g, dW):
 D_GEOMETRY = [(3, 1), (4, 2)] * 3 + [(3, 1)]
 
 
-def cnn_d(params: dict, x, r, norm: str, slope: float, eps: float = 0.0, momentum: float = 0.1,
-          running: dict | None = None):
+def cnn_d(
+    params: dict, x, r, norm: str, slope: float, eps: float = 0.0, momentum: float = 0.1, running: dict | None = None
+):
     """Forward and backward of the standard-CNN D: seven convs, each but the first followed by the
     normalization ``norm`` ("none", "batch", "layer"; "weight" normalises every layer's weight
     instead), leaky ReLU, then a dense layer to one logit.
@@ -151,6 +154,7 @@ def cnn_d(params: dict, x, r, norm: str, slope: float, eps: float = 0.0, momentu
     Returns (logits (N,), {name: gradient of Σ r_i logit_i} for every parameter but the fixed g, and
     "x" for the input, {updated running statistics}).
     """
+
     def weight(name):
         return weight_norm(params[name + ".V"], params[name + ".g"]) if norm == "weight" else params[name + ".W"]
 
@@ -160,8 +164,9 @@ def cnn_d(params: dict, x, r, norm: str, slope: float, eps: float = 0.0, momentu
         pre = conv2d(h, W, params[f"conv{i}.b"], s, 1)
         cache = None
         if i > 0 and norm == "batch":
-            z, cache, m, v = batch_norm_train(pre, params[f"norm{i}.beta"], eps, running[f"norm{i}.mean"],
-                                              running[f"norm{i}.var"], momentum)
+            z, cache, m, v = batch_norm_train(
+                pre, params[f"norm{i}.beta"], eps, running[f"norm{i}.mean"], running[f"norm{i}.var"], momentum
+            )
             new_running.update({f"norm{i}.mean": m, f"norm{i}.var": v})
         elif i > 0 and norm == "layer":
             z, cache = layer_norm(pre, params[f"norm{i}.beta"], eps)
@@ -183,7 +188,9 @@ def cnn_d(params: dict, x, r, norm: str, slope: float, eps: float = 0.0, momentu
         h_in, W, cache, z = tape[i]
         dz = leaky_relu_backward(z, dh, slope)
         if cache is not None:
-            dpre, grads[f"norm{i}.beta"] = (batch_norm_train_backward if norm == "batch" else layer_norm_backward)(cache, dz)
+            dpre, grads[f"norm{i}.beta"] = (batch_norm_train_backward if norm == "batch" else layer_norm_backward)(
+                cache, dz
+            )
         else:
             dpre = dz
         k, s = D_GEOMETRY[i]
@@ -242,7 +249,7 @@ def orthonormal_penalty(weights: dict):
     for name, (W, kind) in weights.items():
         M = as_matrix(W, kind)
         E = M.T @ M - np.eye(M.shape[1], dtype=M.dtype)
-        term = (E ** 2).sum()
+        term = (E**2).sum()
         total = term if total is None else total + term
         grads[name] = from_matrix(4 * (M @ E), W.shape, kind)
     return total, grads
@@ -272,7 +279,7 @@ def soft_copy_average(start: dict, snapshots: list[dict], smoothing: float = 0.9
     for p in snapshots:
         for k in gs:
             tau = p[k].dtype.type(1.0 - smoothing)
-            gs[k] *= (1 - tau)
+            gs[k] *= 1 - tau
             gs[k] += tau * p[k]
         out.append({k: v.copy() for k, v in gs.items()})
     return out

@@ -34,37 +34,44 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import compare as C  # noqa: E402
+import sngan_dynamics  # noqa: E402
 from harness import RESULTS  # noqa: E402,F401
+from sec_averaging import section as averaging_section  # noqa: E402
+from sec_bn_dcgan import section as bn_dcgan_section  # noqa: E402
 from sec_cifar import cifar_section  # noqa: E402
 from sec_igan_conv import cifar_md_section, svhn_section  # noqa: E402
 from sec_imagenet_tf import imagenet_tf_section  # noqa: E402
+from sec_inception_score import section as inception_score_section  # noqa: E402
 from sec_mnist import mnist_section  # noqa: E402
+from sec_sn_baselines import section as sn_baselines_section  # noqa: E402
 from sec_sngan import sngan_section  # noqa: E402
 from sec_sngan_cond import sngan_cond_section  # noqa: E402
-import sngan_dynamics  # noqa: E402
-from sec_inception_score import section as inception_score_section  # noqa: E402
 from sec_wgan_gp import section as wgan_gp_section  # noqa: E402
-from sec_sn_baselines import section as sn_baselines_section  # noqa: E402
-from sec_averaging import section as averaging_section  # noqa: E402
-from sec_bn_dcgan import section as bn_dcgan_section  # noqa: E402
 
-
-SECTIONS = {"mnist": mnist_section, "cifar": cifar_section, "sngan": sngan_section, "mnist64": lambda a, tmp: mnist_section(a, tmp, "float64"),
-            "sngan64": lambda a, tmp: sngan_section(a, tmp, "float64"),
-            "mnist64eps": lambda a, tmp: mnist_section(a, tmp, "float64", match_g_eps=True),
-            "sngan-cond": sngan_cond_section, "sngan-cond64": lambda a, tmp: sngan_cond_section(a, tmp, "float64"),
-            "imagenet-tf": imagenet_tf_section,
-            "imagenet-tf64": lambda a, tmp: imagenet_tf_section(a, tmp, "float64"),
-            "svhn": svhn_section, "svhn64": lambda a, tmp: svhn_section(a, tmp, "float64"),
-            "svhn64eps": lambda a, tmp: svhn_section(a, tmp, "float64", match_eps=True),
-            "cifar-md": cifar_md_section, "cifar-md64": lambda a, tmp: cifar_md_section(a, tmp, "float64"),
-            "cifar-md64eps": lambda a, tmp: cifar_md_section(a, tmp, "float64", match_eps=True),
-            "sngan-dynamics": sngan_dynamics.section,
-            "inception-score": inception_score_section,
-            "wgan-gp": wgan_gp_section,
-            "sn-baselines": sn_baselines_section,
-            "averaging": averaging_section,
-            "bn-dcgan": bn_dcgan_section}
+SECTIONS = {
+    "mnist": mnist_section,
+    "cifar": cifar_section,
+    "sngan": sngan_section,
+    "mnist64": lambda a, tmp: mnist_section(a, tmp, "float64"),
+    "sngan64": lambda a, tmp: sngan_section(a, tmp, "float64"),
+    "mnist64eps": lambda a, tmp: mnist_section(a, tmp, "float64", match_g_eps=True),
+    "sngan-cond": sngan_cond_section,
+    "sngan-cond64": lambda a, tmp: sngan_cond_section(a, tmp, "float64"),
+    "imagenet-tf": imagenet_tf_section,
+    "imagenet-tf64": lambda a, tmp: imagenet_tf_section(a, tmp, "float64"),
+    "svhn": svhn_section,
+    "svhn64": lambda a, tmp: svhn_section(a, tmp, "float64"),
+    "svhn64eps": lambda a, tmp: svhn_section(a, tmp, "float64", match_eps=True),
+    "cifar-md": cifar_md_section,
+    "cifar-md64": lambda a, tmp: cifar_md_section(a, tmp, "float64"),
+    "cifar-md64eps": lambda a, tmp: cifar_md_section(a, tmp, "float64", match_eps=True),
+    "sngan-dynamics": sngan_dynamics.section,
+    "inception-score": inception_score_section,
+    "wgan-gp": wgan_gp_section,
+    "sn-baselines": sn_baselines_section,
+    "averaging": averaging_section,
+    "bn-dcgan": bn_dcgan_section,
+}
 
 
 def main(argv=None) -> int:
@@ -77,15 +84,23 @@ def main(argv=None) -> int:
     ap.add_argument("--theano-python", default=str(home / "refenv/theano/bin/python"))
     ap.add_argument("--chainer-python", default=str(home / "refenv/chainer/bin/python"))
     ap.add_argument("--tf-python", default=str(home / "refenv/tf/bin/python"))
-    ap.add_argument("--is-python", default=str(home / "refenv/chainer/bin/python"),
-                    help="any Python with NumPy and six for ref_inception_score.py (default: the Chainer environment's)")
+    ap.add_argument(
+        "--is-python",
+        default=str(home / "refenv/chainer/bin/python"),
+        help="any Python with NumPy and six for ref_inception_score.py (default: the Chainer environment's)",
+    )
     ap.add_argument("--theano-compiledir", default=str(home / "refenv/theano-compiledir"))
     ap.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections: {', '.join(SECTIONS)}")
     ap.add_argument("--iterations", type=int, default=20, help="whole training iterations compared (MNIST)")
     ap.add_argument("--out", default=str(RESULTS / "reference_equivalence"), help="results path without suffix")
-    ap.add_argument("--merge", nargs="*", default=[], metavar="JSON",
-                    help="also merge the rows (by section) and meta of these results files, e.g. from "
-                         "sections run in parallel with other --out paths; --only '' merges without running")
+    ap.add_argument(
+        "--merge",
+        nargs="*",
+        default=[],
+        metavar="JSON",
+        help="also merge the rows (by section) and meta of these results files, e.g. from "
+        "sections run in parallel with other --out paths; --only '' merges without running",
+    )
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     os.environ.setdefault("GANWORKS_DATA", "/work/shared/data")
@@ -115,30 +130,39 @@ def main(argv=None) -> int:
         f = Path(getattr(a, k)).parent / "COMMITS"
         if f.exists():
             commits = dict(line.split() for line in f.read_text().splitlines() if line.strip())
-    meta = {**old.get("meta", {}), **merged_meta,
-            "device": f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores shared with other "
-                      f"jobs), float32 unless a row says [float64], 1 thread per side",
-            "ganworks torch": torch.__version__,
-            # checkouts of this run over those of earlier runs (a machine may hold only some of them)
-            "reference checkouts": ({**(old.get("meta", {}).get("reference checkouts") or {}), **commits}
-                                    if isinstance(old.get("meta", {}).get("reference checkouts"), dict) or commits
-                                    else "see README.md"),
-            "targets": f"single step {C.RTOL_STEP:g} relative, {a.iterations}-iteration trajectory "
-                       f"{C.RTOL_TRAJECTORY:g} relative (issue 12)",
-            "reading guide": "float32 rows are the issue's targets; [float64] rows repeat them in double precision, "
-                             "where rounding is ~1e-16 and any larger difference is a real one. A float32 training "
-                             "trajectory diverges from itself when every weight moves by one ulp (the 'ganworks vs "
-                             "ganworks' row), so the float32 20-iteration row cannot meet 1e-4; [float64, G eps "
-                             "matched] shows the 20 iterations equal to ~1e-13 once the one documented MNIST "
-                             "difference (1e-6 in G's output weight norm) is given to ganworks by the harness. "
-                             "The side-by-side whole training runs (reference MNIST script vs ganworks train, 30 epochs "
-                             "x 3 seeds) are in side_by_side_mnist.md. Not compared: the rest of the ImageNet TF code "
-                             "(whole G and D, losses)."}
+    meta = {
+        **old.get("meta", {}),
+        **merged_meta,
+        "device": f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores shared with other "
+        f"jobs), float32 unless a row says [float64], 1 thread per side",
+        "ganworks torch": torch.__version__,
+        # checkouts of this run over those of earlier runs (a machine may hold only some of them)
+        "reference checkouts": (
+            {**(old.get("meta", {}).get("reference checkouts") or {}), **commits}
+            if isinstance(old.get("meta", {}).get("reference checkouts"), dict) or commits
+            else "see README.md"
+        ),
+        "targets": f"single step {C.RTOL_STEP:g} relative, {a.iterations}-iteration trajectory "
+        f"{C.RTOL_TRAJECTORY:g} relative (issue 12)",
+        "reading guide": "float32 rows are the issue's targets; [float64] rows repeat them in double precision, "
+        "where rounding is ~1e-16 and any larger difference is a real one. A float32 training "
+        "trajectory diverges from itself when every weight moves by one ulp (the 'ganworks vs "
+        "ganworks' row), so the float32 20-iteration row cannot meet 1e-4; [float64, G eps "
+        "matched] shows the 20 iterations equal to ~1e-13 once the one documented MNIST "
+        "difference (1e-6 in G's output weight norm) is given to ganworks by the harness. "
+        "The side-by-side whole training runs (reference MNIST script vs ganworks train, 30 epochs "
+        "x 3 seeds) are in side_by_side_mnist.md. Not compared: the rest of the ImageNet TF code "
+        "(whole G and D, losses).",
+    }
     if names:
         run = ",".join(names)
-        meta.update({f"run {run}: finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                     f"run {run}: wall time": f"{time.time() - t0:.0f}s",
-                     f"run {run}: load average (1, 5, 15 min) at the end": [round(x, 2) for x in os.getloadavg()]})
+        meta.update(
+            {
+                f"run {run}: finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                f"run {run}: wall time": f"{time.time() - t0:.0f}s",
+                f"run {run}: load average (1, 5, 15 min) at the end": [round(x, 2) for x in os.getloadavg()],
+            }
+        )
     meta = {k: v for k, v in meta.items() if not k.startswith(("last run", "load average at end", "wall time of last"))}
     C.write_results(rows, meta, out.with_suffix(".json"), out.with_suffix(".md"))
     for c in checks:
@@ -149,4 +173,3 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-

@@ -30,13 +30,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import torch
-from torch import nn
-
 import compare as C
 import np_baselines as NB
+import numpy as np
+import torch
 from harness import Section, seed_all
+from torch import nn
 
 UPDATES = 5
 BETA_D = 0.9999  # improved-gan's disc_avg_updates rate 0.0001; ganworks' improved-gan presets ema_d
@@ -45,12 +44,18 @@ LAMBDA = 0.5  # historical-averaging weight (not 1, so that the weight is exerci
 WIDTH = 1 / 16
 BATCH = 4
 
-REF_IGAN = ("improved-gan mnist_svhn_cifar10/train_*_feature_matching.py: disc_param_avg, disc_avg_updates "
-            "(NumPy transcription)")
-REF_CGL = ("chainer-gan-lib progressive/train.py: copy_param, progressive/updater.py + common/misc.py: "
-           "soft_copy_param(gs, gen, 1 − 0.999) (NumPy transcription)")
-REF_HA = ("no reference code (improved-gan never implements historical averaging): NumPy of Improved-GAN §3.3's "
-          "λ‖θ − (1/t)Σθ_i‖²")
+REF_IGAN = (
+    "improved-gan mnist_svhn_cifar10/train_*_feature_matching.py: disc_param_avg, disc_avg_updates "
+    "(NumPy transcription)"
+)
+REF_CGL = (
+    "chainer-gan-lib progressive/train.py: copy_param, progressive/updater.py + common/misc.py: "
+    "soft_copy_param(gs, gen, 1 − 0.999) (NumPy transcription)"
+)
+REF_HA = (
+    "no reference code (improved-gan never implements historical averaging): NumPy of Improved-GAN §3.3's "
+    "λ‖θ − (1/t)Σθ_i‖²"
+)
 
 
 class _Arrays(nn.Module):
@@ -60,8 +65,9 @@ class _Arrays(nn.Module):
     def __init__(self, arrays: dict) -> None:
         super().__init__()
         self.keys = sorted(arrays)
-        self.values = nn.ParameterList([nn.Parameter(torch.from_numpy(np.array(arrays[k])), requires_grad=False)
-                                        for k in self.keys])
+        self.values = nn.ParameterList(
+            [nn.Parameter(torch.from_numpy(np.array(arrays[k])), requires_grad=False) for k in self.keys]
+        )
 
     @torch.no_grad()
     def load(self, arrays: dict) -> None:
@@ -85,7 +91,7 @@ def ema_reference_form(snapshots: list[dict], decay: float) -> list[dict]:
         holder.load(snap)
         ema.update(holder)
         avg = dict(zip(holder.keys, (p.detach().numpy().copy() for p in ema.model.values)))
-        out.append({k: v * v.dtype.type(1.0 - decay ** t) for k, v in avg.items()})
+        out.append({k: v * v.dtype.type(1.0 - decay**t) for k, v in avg.items()})
     return out
 
 
@@ -139,7 +145,7 @@ def _instance(dtype: str, rs_state) -> dict:
         avg = dict(ema.model.named_parameters())
         ours.update({f"igan/it{t}/{k}": avg[k].detach().numpy().copy() for k in snaps[-1]})
     for t, a in enumerate(NB.improved_gan_average(snaps, 0.0001), start=1):
-        ref.update({f"igan/it{t}/{k}": v / v.dtype.type(1.0 - BETA_D ** t) for k, v in a.items()})
+        ref.update({f"igan/it{t}/{k}": v / v.dtype.type(1.0 - BETA_D**t) for k, v in a.items()})
         ref.update({f"igan_raw/it{t}/{k}": v for k, v in a.items()})
     for t, a in enumerate(ema_reference_form(snaps, BETA_D), start=1):
         ours.update({f"igan_raw/it{t}/{k}": v for k, v in a.items()})
@@ -162,7 +168,7 @@ def _instance(dtype: str, rs_state) -> dict:
                 ours[f"cgl_bn/it{t}/{k}"] = v
             else:
                 ours[f"cgl_raw/it{t}/{k}"] = v
-                w = v.dtype.type(SMOOTHING ** t)
+                w = v.dtype.type(SMOOTHING**t)
                 ours[f"cgl/it{t}/{k}"] = w * start[k] + (1 - w) * v
     for t, gs in enumerate(NB.soft_copy_average(start, gsnaps, SMOOTHING), start=1):
         for k, v in gs.items():
@@ -184,8 +190,10 @@ def _instance(dtype: str, rs_state) -> dict:
         _historical(obj, G, D, rs, f32, ours, ref)
     finally:
         torch.set_default_dtype(default)
-    return {"ours": {k: np.asarray(v, dtype=np_dt) for k, v in ours.items()},
-            "ref": {k: np.asarray(v, dtype=np_dt) for k, v in ref.items()}}
+    return {
+        "ours": {k: np.asarray(v, dtype=np_dt) for k, v in ours.items()},
+        "ref": {k: np.asarray(v, dtype=np_dt) for k, v in ref.items()},
+    }
 
 
 def _historical(obj, G, D, rs, f32, ours: dict, ref: dict) -> None:
@@ -201,48 +209,82 @@ def _historical(obj, G, D, rs, f32, ours: dict, ref: dict) -> None:
             grads = torch.autograd.grad(pen, list(params.values()))
             ours[f"ha_{phase}/it{t}/penalty"] = pen.detach().numpy()
             ours.update({f"ha_{phase}/it{t}/grad/{n}": g.numpy() for n, g in zip(params, grads)})
-            ours.update({f"ha_{phase}/it{t}/avg/{n}": v.numpy().copy() for n, v in obj.historical[phase].average.items()})
+            ours.update(
+                {f"ha_{phase}/it{t}/avg/{n}": v.numpy().copy() for n, v in obj.historical[phase].average.items()}
+            )
             _step(model, rs, f32)
             obj.after_step(phase)
         for t, e in enumerate(NB.historical_average(snaps, LAMBDA), start=1):
             ref.update({f"ha_{phase}/it{t}/{k}": v for k, v in e.items()})
 
 
-NOTE_IGAN = ("float64 differences of ~4e-13 relative: ganworks' weight (1 − β)/(1 − β^t) takes 1 − β from β = 0.9999 "
-             "in binary (1.0000000000287557e-4, 2.9e-13 relative from the reference's literal 0.0001), and 1 − β^t "
-             "loses about four digits to cancellation")
+NOTE_IGAN = (
+    "float64 differences of ~4e-13 relative: ganworks' weight (1 − β)/(1 − β^t) takes 1 − β from β = 0.9999 "
+    "in binary (1.0000000000287557e-4, 2.9e-13 relative from the reference's literal 0.0001), and 1 − β^t "
+    "loses about four digits to cancellation"
+)
 
 
 def rows() -> list[dict]:
     return [
-        dict(prefix="igan/", ref=REF_IGAN, ours="train.averaging.EMA (decay 0.9999)",
-             title=f"EMA of D (improved-gan-mnist-d), {UPDATES} updates: ganworks' bias-corrected average vs the "
-                   "reference's a ← a + 0.0001 (p − a) from 0, divided by (1 − 0.9999^t)",
-             note=NOTE_IGAN),
-        dict(prefix="igan_raw/", ref=REF_IGAN, ours="train.averaging.EMA × (1 − 0.9999^t) (sec_averaging.ema_reference_form)",
-             title=f"EMA of D, {UPDATES} updates, in the reference's form: ganworks' average × (1 − 0.9999^t) vs "
-                   "a ← a + 0.0001 (p − a) from 0 (the form the mnist and cifar-md averaged-D rows now take)",
-             note=NOTE_IGAN),
-        dict(prefix="cgl/", ref=REF_CGL, ours="train.averaging.EMA (decay 0.999), recombined β^t p_0 + (1 − β^t) â_t",
-             title=f"EMA of G (sngan-cnn-g, chainer layout), {UPDATES} updates: every parameter of ganworks' average with "
-                   "the starting copy's weight β^t put back, vs chainer-gan-lib's smoothed generator"),
-        dict(prefix="cgl_raw/", ref=REF_CGL, ours="train.averaging.EMA (decay 0.999)", deviation=True,
-             title=f"EMA of G, {UPDATES} updates: ganworks' average as it is vs chainer-gan-lib's smoothed generator",
-             note="by design (train/averaging.py): ganworks' average is bias-corrected and starts from the first "
-                  "update (w_1 = 1), chainer-gan-lib's starts as a copy of G and keeps it with weight 0.999^t; "
-                  "reference − ganworks = 0.999^t (p_0 − â_t), which fades over a few thousand G steps (after "
-                  "5 updates, as here, the reference's average is still 99.5 % the starting copy)"),
-        dict(prefix="cgl_bn/", ref=REF_CGL, ours="train.averaging.EMA (buffers copied)", deviation=True,
-             title=f"EMA of G, {UPDATES} updates: BN running statistics of the averaged G",
-             note="by design (train/averaging.py): ganworks copies the buffers (BN statistics) of the trained G, "
-                  "chainer-gan-lib's soft_copy_param averages avg_mean and avg_var like the parameters"),
-        dict(prefix="ha_d/", ref=REF_HA, ours="objectives.GAN(historical_averaging=0.5): Objective.loss + "
-                                              "after_step → regularizers.HistoricalAverage",
-             title=f"historical averaging of D (BN D, fixed gains left out), {UPDATES} steps: θ̄, λ‖θ − θ̄‖² and its "
-                   "gradient at each step"),
-        dict(prefix="ha_g/", ref=REF_HA, ours="objectives.GAN(historical_averaging=0.5): Objective.loss + "
-                                              "after_step → regularizers.HistoricalAverage",
-             title=f"historical averaging of G, {UPDATES} steps: θ̄, λ‖θ − θ̄‖² and its gradient at each step"),
+        dict(
+            prefix="igan/",
+            ref=REF_IGAN,
+            ours="train.averaging.EMA (decay 0.9999)",
+            title=f"EMA of D (improved-gan-mnist-d), {UPDATES} updates: ganworks' bias-corrected average vs the "
+            "reference's a ← a + 0.0001 (p − a) from 0, divided by (1 − 0.9999^t)",
+            note=NOTE_IGAN,
+        ),
+        dict(
+            prefix="igan_raw/",
+            ref=REF_IGAN,
+            ours="train.averaging.EMA × (1 − 0.9999^t) (sec_averaging.ema_reference_form)",
+            title=f"EMA of D, {UPDATES} updates, in the reference's form: ganworks' average × (1 − 0.9999^t) vs "
+            "a ← a + 0.0001 (p − a) from 0 (the form the mnist and cifar-md averaged-D rows now take)",
+            note=NOTE_IGAN,
+        ),
+        dict(
+            prefix="cgl/",
+            ref=REF_CGL,
+            ours="train.averaging.EMA (decay 0.999), recombined β^t p_0 + (1 − β^t) â_t",
+            title=f"EMA of G (sngan-cnn-g, chainer layout), {UPDATES} updates: every parameter of ganworks' average with "
+            "the starting copy's weight β^t put back, vs chainer-gan-lib's smoothed generator",
+        ),
+        dict(
+            prefix="cgl_raw/",
+            ref=REF_CGL,
+            ours="train.averaging.EMA (decay 0.999)",
+            deviation=True,
+            title=f"EMA of G, {UPDATES} updates: ganworks' average as it is vs chainer-gan-lib's smoothed generator",
+            note="by design (train/averaging.py): ganworks' average is bias-corrected and starts from the first "
+            "update (w_1 = 1), chainer-gan-lib's starts as a copy of G and keeps it with weight 0.999^t; "
+            "reference − ganworks = 0.999^t (p_0 − â_t), which fades over a few thousand G steps (after "
+            "5 updates, as here, the reference's average is still 99.5 % the starting copy)",
+        ),
+        dict(
+            prefix="cgl_bn/",
+            ref=REF_CGL,
+            ours="train.averaging.EMA (buffers copied)",
+            deviation=True,
+            title=f"EMA of G, {UPDATES} updates: BN running statistics of the averaged G",
+            note="by design (train/averaging.py): ganworks copies the buffers (BN statistics) of the trained G, "
+            "chainer-gan-lib's soft_copy_param averages avg_mean and avg_var like the parameters",
+        ),
+        dict(
+            prefix="ha_d/",
+            ref=REF_HA,
+            ours="objectives.GAN(historical_averaging=0.5): Objective.loss + "
+            "after_step → regularizers.HistoricalAverage",
+            title=f"historical averaging of D (BN D, fixed gains left out), {UPDATES} steps: θ̄, λ‖θ − θ̄‖² and its "
+            "gradient at each step",
+        ),
+        dict(
+            prefix="ha_g/",
+            ref=REF_HA,
+            ours="objectives.GAN(historical_averaging=0.5): Objective.loss + "
+            "after_step → regularizers.HistoricalAverage",
+            title=f"historical averaging of G, {UPDATES} steps: θ̄, λ‖θ − θ̄‖² and its gradient at each step",
+        ),
     ]
 
 
@@ -258,9 +300,24 @@ def checks_of(runs: dict) -> list[C.Check]:
     for r in rows():
         keys = sorted(k for k in r64 if k.startswith(r["prefix"]))
         dev, note = r.get("deviation", False), r.get("note", "")
-        secs["float64"].check(r["title"], r["ref"], r["ours"], C.pair_up({k: o64[k] for k in keys}, {k: r64[k] for k in keys}),
-                              rtol=C.RTOL_FLOAT64, deviation=dev, note=note)
-        secs["float32"].checks.append(C.check_measured(r["title"], r["ref"], r["ours"],
-                                                       {k: (o32[k], r32[k], o64[k], r64[k]) for k in keys},
-                                                       deviation=dev, note=note, section=secs["float32"].name))
+        secs["float64"].check(
+            r["title"],
+            r["ref"],
+            r["ours"],
+            C.pair_up({k: o64[k] for k in keys}, {k: r64[k] for k in keys}),
+            rtol=C.RTOL_FLOAT64,
+            deviation=dev,
+            note=note,
+        )
+        secs["float32"].checks.append(
+            C.check_measured(
+                r["title"],
+                r["ref"],
+                r["ours"],
+                {k: (o32[k], r32[k], o64[k], r64[k]) for k in keys},
+                deviation=dev,
+                note=note,
+                section=secs["float32"].name,
+            )
+        )
     return secs["float64"].checks + secs["float32"].checks

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import compare as C
 import numpy as np
 import torch
-
-import compare as C
 from harness import Section, run_reference, seed_all
 from sec_sn_baselines import BATCH, WIDTH, _d_names, _fill
 
@@ -43,8 +42,11 @@ def _instance(dtype: str, rs_state) -> tuple[dict, dict]:
     np_dt = np.dtype(dtype).type
     tdt = torch.float64 if dtype == "float64" else torch.float32
     f32 = lambda x: np.asarray(x).astype(np.float32).astype(np_dt)  # noqa: E731
-    x, x2, r = (f32(rs.uniform(-1, 1, (BATCH, 3, 32, 32))), f32(rs.uniform(-1, 1, (BATCH, 3, 32, 32))),
-                f32(rs.randn(BATCH)))
+    x, x2, r = (
+        f32(rs.uniform(-1, 1, (BATCH, 3, 32, 32))),
+        f32(rs.uniform(-1, 1, (BATCH, 3, 32, 32))),
+        f32(rs.randn(BATCH)),
+    )
     torch.manual_seed(0)
     D = build_model("sngan-cnn-d", layout="chainer", width=WIDTH, norm="batch").to(tdt).train()
     names = _d_names(D)
@@ -74,8 +76,15 @@ def section(a, tmp: Path) -> list[C.Check]:
     runs = {}
     for dt in ("float64", "float32"):
         inp, ours = _instance(dt, rs_state)
-        ref = run_reference(a.chainer_python, "ref_dcgan_bn.py", ["--chainer-gan-lib", a.chainer_gan_lib], inp, {},
-                            tmp, "bn-dcgan-" + dt)
+        ref = run_reference(
+            a.chainer_python,
+            "ref_dcgan_bn.py",
+            ["--chainer-gan-lib", a.chainer_gan_lib],
+            inp,
+            {},
+            tmp,
+            "bn-dcgan-" + dt,
+        )
         runs[dt] = (ours, ref)
     secs = {dt: Section("bn-dcgan", dt) for dt in runs}
     ref_fn = "chainer-gan-lib common/net.py: DCGANDiscriminator (L.BatchNormalization use_gamma=False)"
@@ -84,20 +93,43 @@ def section(a, tmp: Path) -> list[C.Check]:
     grads = [k for k in keys if k.startswith("grad")]
     bn_fed = [k for k in grads if k.startswith("grad/c") and k.endswith("/b") and not k.startswith("grad/c0_0")]
     groups = [
-        ("SN Table 2 batch-norm D (training mode): logits and BN running statistics after the forward", ours_fn,
-         ["logits"] + [k for k in keys if k.startswith("run")], False, ""),
-        ("SN Table 2 batch-norm D (training mode): gradients of Σ r·D(x) w.r.t. every parameter and x",
-         ours_fn + " + autograd", grads, True,
-         f"{len(bn_fed)} conv biases feed a BN: exact gradient 0, rounding noise on both sides, judged in float64 "
-         "against the row's largest gradient (+atol)"),
+        (
+            "SN Table 2 batch-norm D (training mode): logits and BN running statistics after the forward",
+            ours_fn,
+            ["logits"] + [k for k in keys if k.startswith("run")],
+            False,
+            "",
+        ),
+        (
+            "SN Table 2 batch-norm D (training mode): gradients of Σ r·D(x) w.r.t. every parameter and x",
+            ours_fn + " + autograd",
+            grads,
+            True,
+            f"{len(bn_fed)} conv biases feed a BN: exact gradient 0, rounding noise on both sides, judged in float64 "
+            "against the row's largest gradient (+atol)",
+        ),
         ("SN Table 2 batch-norm D: eval-mode logits on the running statistics", ours_fn, ["eval_logits"], False, ""),
     ]
     o64, r64 = runs["float64"]
     o32, r32 = runs["float32"]
     for title, ours_name, ks, atol_of_check, note in groups:
-        secs["float64"].check(title, ref_fn, ours_name, C.pair_up({k: o64[k] for k in ks}, {k: r64[k] for k in ks}),
-                              rtol=C.RTOL_FLOAT64, atol_of_check=atol_of_check, note=note)
-        secs["float32"].checks.append(C.check_measured(title, ref_fn, ours_name,
-                                                       {k: (o32[k], r32[k], o64[k], r64[k]) for k in ks},
-                                                       note=note, section=secs["float32"].name))
+        secs["float64"].check(
+            title,
+            ref_fn,
+            ours_name,
+            C.pair_up({k: o64[k] for k in ks}, {k: r64[k] for k in ks}),
+            rtol=C.RTOL_FLOAT64,
+            atol_of_check=atol_of_check,
+            note=note,
+        )
+        secs["float32"].checks.append(
+            C.check_measured(
+                title,
+                ref_fn,
+                ours_name,
+                {k: (o32[k], r32[k], o64[k], r64[k]) for k in ks},
+                note=note,
+                section=secs["float32"].name,
+            )
+        )
     return secs["float64"].checks + secs["float32"].checks

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import torch
-
 import compare as C
 import harness as H
+import numpy as np
+import torch
 from harness import Draws, npy, run_reference
 
 
@@ -23,6 +22,7 @@ def cifar_section(a, tmp: Path) -> list[C.Check]:
     from ganworks.nn.minibatch_discrimination import MinibatchDiscrimination
     from ganworks.nn.weight_norm import data_dependent_init
     from ganworks.objectives import OBJECTIVES
+
     H.DTYPE = np.float32
     sec = "improved-gan-cifar"
     ref_file = "mnist_svhn_cifar10/train_cifar_feature_matching.py"
@@ -33,16 +33,31 @@ def cifar_section(a, tmp: Path) -> list[C.Check]:
 
     # ---- minibatch discrimination on its own (nn.MinibatchLayer), incl. its data-dependent init ----
     md = MinibatchDiscrimination(24, num_kernels=10, dim_per_kernel=5)
-    inp.update(md_theta=npy(md.theta), md_lws=npy(md.log_weight_scale), md_b=npy(md.bias),
-               md_x_init=rs.randn(16, 24).astype(np.float32), md_x=rs.randn(n, 24).astype(np.float32),
-               md_R=rs.randn(n, 34).astype(np.float32))
-    md_ours = {"md_init_out": npy(md.data_dependent_init_(torch.from_numpy(inp["md_x_init"]))),
-               "md_init_lws": npy(md.log_weight_scale), "md_init_b": npy(md.bias)}
+    inp.update(
+        md_theta=npy(md.theta),
+        md_lws=npy(md.log_weight_scale),
+        md_b=npy(md.bias),
+        md_x_init=rs.randn(16, 24).astype(np.float32),
+        md_x=rs.randn(n, 24).astype(np.float32),
+        md_R=rs.randn(n, 34).astype(np.float32),
+    )
+    md_ours = {
+        "md_init_out": npy(md.data_dependent_init_(torch.from_numpy(inp["md_x_init"]))),
+        "md_init_lws": npy(md.log_weight_scale),
+        "md_init_b": npy(md.bias),
+    }
     x = torch.from_numpy(inp["md_x"]).requires_grad_(True)
     y = md(x)
     g = torch.autograd.grad((y * torch.from_numpy(inp["md_R"])).sum(), [md.theta, md.log_weight_scale, md.bias, x])
-    md_ours.update({"md_out": npy(y), "md_grad_theta": npy(g[0]), "md_grad_lws": npy(g[1]), "md_grad_b": npy(g[2]),
-                    "md_grad_x": npy(g[3])})
+    md_ours.update(
+        {
+            "md_out": npy(y),
+            "md_grad_theta": npy(g[0]),
+            "md_grad_lws": npy(g[1]),
+            "md_grad_b": npy(g[2]),
+            "md_grad_x": npy(g[3]),
+        }
+    )
 
     # ---- the CIFAR-10 feature-matching G and D -----------------------------------------------
     G = build_model(name="improved-gan-cifar-g").train()
@@ -71,7 +86,7 @@ def cifar_section(a, tmp: Path) -> list[C.Check]:
             V, gg = w.original1.detach().double(), w.original0.detach().double().reshape(-1)
             if eps_adjust:
                 nv = V.square().sum(dim=red).sqrt()
-                gg = gg * torch.sqrt(nv ** 2 + EPS) / nv
+                gg = gg * torch.sqrt(nv**2 + EPS) / nv
             P[prefix + "_W"] = to_ref(npy(V))
             P[prefix + "_g"], P[prefix + "_b"] = npy(gg), npy(layer.bias)
 
@@ -111,20 +126,37 @@ def cifar_section(a, tmp: Path) -> list[C.Check]:
             h = D.register_forward_hook(lambda m, i, o: outs.append(o))
             loss, _ = obj.g_loss({"x_unl2": x_unl})
             h.remove()
-            gparams = {"g1_W": G.dense.weight, "g1_b": G.norm0.bias, "g3_W": G.deconv1.weight, "g3_b": G.norm1.bias,
-                       "g4_W": G.deconv2.weight, "g4_b": G.norm2.bias,
-                       "g5_W": G.out.parametrizations.weight.original1, "g5_g": G.out.parametrizations.weight.original0,
-                       "g5_b": G.out.bias}
+            gparams = {
+                "g1_W": G.dense.weight,
+                "g1_b": G.norm0.bias,
+                "g3_W": G.deconv1.weight,
+                "g3_b": G.norm1.bias,
+                "g4_W": G.deconv2.weight,
+                "g4_b": G.norm2.bias,
+                "g5_W": G.out.parametrizations.weight.original1,
+                "g5_g": G.out.parametrizations.weight.original0,
+                "g5_b": G.out.bias,
+            }
             gr = torch.autograd.grad(loss, list(gparams.values()))
         with torch.no_grad():
             g_out = G(z)
     finally:
         torch.nn.Dropout.forward = orig_dropout
     flip = lambda v: np.ascontiguousarray(v[:, :, ::-1, ::-1])  # noqa: E731
-    conv_g = {"g1_W": lambda v: np.ascontiguousarray(v.T), "g3_W": flip, "g4_W": flip, "g5_W": flip,
-              "g5_g": lambda v: v.reshape(-1)}
-    ours_step = {"d_logits_lab": npy(logits), "g_out": npy(g_out), "feat_mean_unl": npy(outs[0][1].mean(0)),
-                 "feat_mean_gen": npy(outs[1][1].mean(0)), "loss_gen": npy(loss)}
+    conv_g = {
+        "g1_W": lambda v: np.ascontiguousarray(v.T),
+        "g3_W": flip,
+        "g4_W": flip,
+        "g5_W": flip,
+        "g5_g": lambda v: v.reshape(-1),
+    }
+    ours_step = {
+        "d_logits_lab": npy(logits),
+        "g_out": npy(g_out),
+        "feat_mean_unl": npy(outs[0][1].mean(0)),
+        "feat_mean_gen": npy(outs[1][1].mean(0)),
+        "loss_gen": npy(loss),
+    }
     ours_gg = {f"grad_g_{k}": conv_g.get(k, lambda v: v)(npy(t)) for k, t in zip(gparams, gr)}
     # masks per dropout layer: init, then lab (D(x_lab)), unl, gen (the objective's two feature passes)
     n_drop = len(drop_keys)
@@ -140,49 +172,86 @@ def cifar_section(a, tmp: Path) -> list[C.Check]:
 
     compiledir = Path(a.theano_compiledir).expanduser()
     flags = f"device=cpu,floatX=float32,blas.ldflags=,base_compiledir={compiledir}"
-    ref = run_reference(a.theano_python, "ref_improved_gan_cifar.py",
-                        ["--improved-gan", a.improved_gan, "--lasagne", a.lasagne], inp,
-                        {"THEANO_FLAGS": flags}, tmp, "cifar")
+    ref = run_reference(
+        a.theano_python,
+        "ref_improved_gan_cifar.py",
+        ["--improved-gan", a.improved_gan, "--lasagne", a.lasagne],
+        inp,
+        {"THEANO_FLAGS": flags},
+        tmp,
+        "cifar",
+    )
 
     checks = []
 
     def ck(*args, **kw):
         checks.append(C.check(*args, section=sec, **kw))
 
-    ck("Minibatch discrimination: data-dependent init (log scale, bias, output)", "nn.py: MinibatchLayer (init=True)",
-       "nn.minibatch_discrimination.MinibatchDiscrimination.data_dependent_init_",
-       {k: (md_ours["md_init_" + k], ref["md_init_" + k]) for k in ("out", "lws", "b")})
-    ck("Minibatch discrimination: forward and gradients (θ, log scale, bias, input)", "nn.py: MinibatchLayer",
-       "nn.minibatch_discrimination.MinibatchDiscrimination",
-       {k: (md_ours["md_" + k], ref["md_" + k]) for k in ("out", "grad_theta", "grad_lws", "grad_b", "grad_x")})
+    ck(
+        "Minibatch discrimination: data-dependent init (log scale, bias, output)",
+        "nn.py: MinibatchLayer (init=True)",
+        "nn.minibatch_discrimination.MinibatchDiscrimination.data_dependent_init_",
+        {k: (md_ours["md_init_" + k], ref["md_init_" + k]) for k in ("out", "lws", "b")},
+    )
+    ck(
+        "Minibatch discrimination: forward and gradients (θ, log scale, bias, input)",
+        "nn.py: MinibatchLayer",
+        "nn.minibatch_discrimination.MinibatchDiscrimination",
+        {k: (md_ours["md_" + k], ref["md_" + k]) for k in ("out", "grad_theta", "grad_lws", "grad_b", "grad_x")},
+    )
 
     def eff(P, k, eps):
         W, gg = P[k + "_W"].astype(np.float64), P[k + "_g"].astype(np.float64)
         axes = (0, 2, 3) if k == "g5" else ((1, 2, 3) if W.ndim == 4 else (0,))
-        return gg / np.sqrt((W ** 2).sum(axis=axes) + eps)
+        return gg / np.sqrt((W**2).sum(axis=axes) + eps)
 
     wn_names = [f"d{i}" for i in ref_idx] + ["d14", "g5"]
-    ck("CIFAR-10 data-dependent init: effective scale g/‖V‖ and bias of every weight-normalised layer (D and G)",
-       f"{ref_file}: init_updates (nn.WeightNormLayer init=True)", "nn.weight_norm.data_dependent_init",
-       {**{f"{k}_scale": (eff(post_plain, k, 0.0), eff({**pre, **{k + "_g": ref[f"init_{k}_g"]}}, k, EPS))
-           for k in wn_names},
-        **{f"{k}_b": (post_plain[k + "_b"], ref[f"init_{k}_b"]) for k in wn_names}})
-    ck("CIFAR-10 weight-norm scale g after init (raw parameter)", f"{ref_file}: init_updates",
-       "nn.weight_norm.data_dependent_init",
-       {f"{k}_g": (post_plain[k + "_g"], ref[f"init_{k}_g"]) for k in wn_names}, deviation=True,
-       note="by design (README 'Weight-norm epsilon'): the reference divides by √(‖V‖² + 1e-6), ganworks by ‖V‖, "
-            "so the same effective weight needs a g larger by √(1 + 1e-6/‖V‖²) on the reference side; for the "
-            "first conv (‖V‖² ≈ 27·0.05² ≈ 0.07) that is ~7e-6 — the row above shows the effective weights agree")
-    ck("CIFAR-10 D forward, dropout masks injected (logits on a labeled batch)",
-       f"{ref_file}: disc_layers (get_output deterministic=False)", "models.improved_gan_cifar.CifarDiscriminator",
-       {"d_logits_lab": (ours_step["d_logits_lab"], ref["step_d_logits_lab"])},
-       note="reference's g set to the value with the same effective weight (see the init rows)")
-    ck("CIFAR-10 G forward (BN batch statistics)", f"{ref_file}: gen_dat", "models.improved_gan_cifar.CifarGenerator",
-       {"g_out": (ours_step["g_out"], ref["step_g_out"])})
-    ck("CIFAR-10 feature-matching G loss (L1 of the feature means) and the matched means",
-       f"{ref_file}: loss_gen = mean|m1 − m2|", "objectives.SemiSupervisedGAN.g_loss (feature_matching='l1')",
-       {k: (ours_step[k], ref["step_" + k]) for k in ("loss_gen", "feat_mean_unl", "feat_mean_gen")})
-    ck("CIFAR-10 G gradients of the feature-matching loss w.r.t. every parameter",
-       f"{ref_file}: T.grad(loss_gen, gen_params)", "autograd",
-       C.pair_up(ours_gg, {k[5:]: v for k, v in ref.items() if k.startswith("step_grad_g_")}), atol_of_check=True)
+    ck(
+        "CIFAR-10 data-dependent init: effective scale g/‖V‖ and bias of every weight-normalised layer (D and G)",
+        f"{ref_file}: init_updates (nn.WeightNormLayer init=True)",
+        "nn.weight_norm.data_dependent_init",
+        {
+            **{
+                f"{k}_scale": (eff(post_plain, k, 0.0), eff({**pre, **{k + "_g": ref[f"init_{k}_g"]}}, k, EPS))
+                for k in wn_names
+            },
+            **{f"{k}_b": (post_plain[k + "_b"], ref[f"init_{k}_b"]) for k in wn_names},
+        },
+    )
+    ck(
+        "CIFAR-10 weight-norm scale g after init (raw parameter)",
+        f"{ref_file}: init_updates",
+        "nn.weight_norm.data_dependent_init",
+        {f"{k}_g": (post_plain[k + "_g"], ref[f"init_{k}_g"]) for k in wn_names},
+        deviation=True,
+        note="by design (README 'Weight-norm epsilon'): the reference divides by √(‖V‖² + 1e-6), ganworks by ‖V‖, "
+        "so the same effective weight needs a g larger by √(1 + 1e-6/‖V‖²) on the reference side; for the "
+        "first conv (‖V‖² ≈ 27·0.05² ≈ 0.07) that is ~7e-6 — the row above shows the effective weights agree",
+    )
+    ck(
+        "CIFAR-10 D forward, dropout masks injected (logits on a labeled batch)",
+        f"{ref_file}: disc_layers (get_output deterministic=False)",
+        "models.improved_gan_cifar.CifarDiscriminator",
+        {"d_logits_lab": (ours_step["d_logits_lab"], ref["step_d_logits_lab"])},
+        note="reference's g set to the value with the same effective weight (see the init rows)",
+    )
+    ck(
+        "CIFAR-10 G forward (BN batch statistics)",
+        f"{ref_file}: gen_dat",
+        "models.improved_gan_cifar.CifarGenerator",
+        {"g_out": (ours_step["g_out"], ref["step_g_out"])},
+    )
+    ck(
+        "CIFAR-10 feature-matching G loss (L1 of the feature means) and the matched means",
+        f"{ref_file}: loss_gen = mean|m1 − m2|",
+        "objectives.SemiSupervisedGAN.g_loss (feature_matching='l1')",
+        {k: (ours_step[k], ref["step_" + k]) for k in ("loss_gen", "feat_mean_unl", "feat_mean_gen")},
+    )
+    ck(
+        "CIFAR-10 G gradients of the feature-matching loss w.r.t. every parameter",
+        f"{ref_file}: T.grad(loss_gen, gen_params)",
+        "autograd",
+        C.pair_up(ours_gg, {k[5:]: v for k, v in ref.items() if k.startswith("step_grad_g_")}),
+        atol_of_check=True,
+    )
     return checks

@@ -10,14 +10,12 @@ import contextlib
 import copy
 from pathlib import Path
 
-import numpy as np
-import torch
-
 import compare as C
 import harness as H
-from harness import Draws, LAST_OURS, npy, run_reference
+import numpy as np
+import torch
+from harness import LAST_OURS, Draws, npy, run_reference
 from sec_averaging import ema_reference_form
-
 
 _IGAN_EPS = 1e-6  # inside the reference WeightNormLayer's square root
 _IGAN_D_CONVS = [2, 3, 4, 6, 7, 8, 10, 11, 12]  # WeightNormLayer conv indices in the scripts' disc_layers
@@ -44,13 +42,19 @@ def _igan_conv_params(G, D) -> dict:
     dense = 14
     if D.minibatch is not None:
         mb = D.minibatch
-        out.update(d14_theta=(mb.theta, ident, None), d14_lws=(mb.log_weight_scale, ident, None),
-                   d14_b=(mb.bias, ident, None))
+        out.update(
+            d14_theta=(mb.theta, ident, None), d14_lws=(mb.log_weight_scale, ident, None), d14_b=(mb.bias, ident, None)
+        )
         dense = 15
     wn(f"d{dense}", D.out, tr, (1,))
-    out.update(g1_W=(G.dense.weight, tr, None), g1_b=(G.norm0.bias, ident, None),
-               g3_W=(G.deconv1.weight, flip, None), g3_b=(G.norm1.bias, ident, None),
-               g4_W=(G.deconv2.weight, flip, None), g4_b=(G.norm2.bias, ident, None))
+    out.update(
+        g1_W=(G.dense.weight, tr, None),
+        g1_b=(G.norm0.bias, ident, None),
+        g3_W=(G.deconv1.weight, flip, None),
+        g3_b=(G.norm1.bias, ident, None),
+        g4_W=(G.deconv2.weight, flip, None),
+        g4_b=(G.norm2.bias, ident, None),
+    )
     wn("g5", G.out, flip, (0, 2, 3))
     return out
 
@@ -63,7 +67,7 @@ def _igan_conv_layout(G, D, eps_adjust: bool = False) -> dict:
         if wn is not None and eps_adjust:
             V, red = wn
             nv = V.detach().double().square().sum(dim=red).sqrt().reshape(-1)
-            P[name] = npy(p.detach().double().reshape(-1) * torch.sqrt(nv ** 2 + _IGAN_EPS) / nv)
+            P[name] = npy(p.detach().double().reshape(-1) * torch.sqrt(nv**2 + _IGAN_EPS) / nv)
         else:
             P[name] = to_ref(npy(p))
     return P
@@ -78,13 +82,13 @@ def _igan_wn_axes(name: str, W: np.ndarray) -> tuple:
 
 def _igan_eff_scale(P: dict, k: str, eps: float) -> np.ndarray:
     W, g = P[k + "_W"].astype(np.float64), P[k + "_g"].astype(np.float64)
-    return g / np.sqrt((W ** 2).sum(axis=_igan_wn_axes(k, W)) + eps)
+    return g / np.sqrt((W**2).sum(axis=_igan_wn_axes(k, W)) + eps)
 
 
 def _igan_ref_g_as_ours(P_ref: dict, k: str) -> np.ndarray:
     """the reference's g expressed as ganworks' g of the same effective weight: g·‖V‖/√(‖V‖² + 1e-6)"""
     W = P_ref[k + "_W"].astype(np.float64)
-    nv2 = (W ** 2).sum(axis=_igan_wn_axes(k, W))
+    nv2 = (W**2).sum(axis=_igan_wn_axes(k, W))
     return P_ref[k + "_g"] * np.sqrt(nv2 / (nv2 + _IGAN_EPS))
 
 
@@ -130,9 +134,15 @@ def _igan_models(dataset: str, variant: str, tdt):
 def _igan_theano(a, script: str, mode: str, inp: dict, dtype: str, tmp: Path, tag: str) -> dict:
     compiledir = Path(a.theano_compiledir).expanduser()
     flags = f"device=cpu,floatX={dtype},blas.ldflags=,base_compiledir={compiledir}"
-    return run_reference(a.theano_python, "ref_improved_gan_conv.py",
-                         ["--improved-gan", a.improved_gan, "--lasagne", a.lasagne, "--script", script,
-                          "--mode", mode], inp, {"THEANO_FLAGS": flags}, tmp, tag)
+    return run_reference(
+        a.theano_python,
+        "ref_improved_gan_conv.py",
+        ["--improved-gan", a.improved_gan, "--lasagne", a.lasagne, "--script", script, "--mode", mode],
+        inp,
+        {"THEANO_FLAGS": flags},
+        tmp,
+        tag,
+    )
 
 
 def _igan_losses_and_grads(G, D, z, x_lab, y_lab, x_unl, x_unl2, fm: bool):
@@ -153,8 +163,14 @@ def _igan_losses_and_grads(G, D, z, x_lab, y_lab, x_unl, x_unl2, fm: bool):
             total, logs = obj.d_loss({"x_lab": x_lab, "y_lab": y_lab, "x_unl": x_unl})
             dn = {k: v for k, v in names.items() if k.startswith("d") and v[0].requires_grad}
             dg = torch.autograd.grad(total, [v[0] for v in dn.values()])
-        ours = {"d_logits_lab": npy(d_outs[0]), "d_logits_unl": npy(d_outs[1]), "d_logits_gen": npy(d_outs[2]),
-                "g_out": npy(g_outs[0]), "loss_lab": npy(logs["loss_lab"]), "loss_unl": npy(logs["loss_unl"])}
+        ours = {
+            "d_logits_lab": npy(d_outs[0]),
+            "d_logits_unl": npy(d_outs[1]),
+            "d_logits_gen": npy(d_outs[2]),
+            "g_out": npy(g_outs[0]),
+            "loss_lab": npy(logs["loss_lab"]),
+            "loss_unl": npy(logs["loss_unl"]),
+        }
         ours_gd = {f"grad_d_{k}": v[1](npy(g)) for (k, v), g in zip(dn.items(), dg)}
         d_outs.clear()
         with parametrize.cached():
@@ -170,10 +186,12 @@ def _igan_losses_and_grads(G, D, z, x_lab, y_lab, x_unl, x_unl2, fm: bool):
     return ours, ours_gd, ours_gg
 
 
-def _igan_conv_grads(a, tmp: Path, dtype: str, dataset: str, variant: str, script: str, sec: str,
-                     tag: str, match_eps: bool = False) -> list[C.Check]:
+def _igan_conv_grads(
+    a, tmp: Path, dtype: str, dataset: str, variant: str, script: str, sec: str, tag: str, match_eps: bool = False
+) -> list[C.Check]:
     """Init, D and G forward, D loss and G loss with their gradients: ganworks vs ``script``."""
     from ganworks.nn.weight_norm import data_dependent_init
+
     tdt = torch.float64 if dtype == "float64" else torch.float32
     fm = variant == "fm"
     torch.manual_seed(0 if fm else 1)
@@ -207,8 +225,9 @@ def _igan_conv_grads(a, tmp: Path, dtype: str, dataset: str, variant: str, scrip
             G64, D64 = copy.deepcopy(G).double(), copy.deepcopy(D).double()
             H.DTYPE = np.float64
             try:
-                wide64 = _igan_losses_and_grads(G64, D64, z.double(), x_lab.double(), y_lab, x_unl.double(),
-                                                x_unl2.double(), fm)
+                wide64 = _igan_losses_and_grads(
+                    G64, D64, z.double(), x_lab.double(), y_lab, x_unl.double(), x_unl2.double(), fm
+                )
             finally:
                 H.DTYPE = np.float32
             assert all(not q for q in draws.replay.values())
@@ -216,8 +235,16 @@ def _igan_conv_grads(a, tmp: Path, dtype: str, dataset: str, variant: str, scrip
             draws.record.update(rec)
     # per noise layer: the D loss's lab, unl, gen passes; then the G loss's passes
     g_passes = ("fmunl", "fmgen") if fm else ("gen",)
-    inp = {"n": n, "z_init": npy(z_init), "x_init": npy(x_init), "z": npy(z), "x_lab": npy(x_lab),
-           "y_lab": y_lab.numpy().astype(np.int32), "x_unl": npy(x_unl), "x_unl2": npy(x_unl2)}
+    inp = {
+        "n": n,
+        "z_init": npy(z_init),
+        "x_init": npy(x_init),
+        "z": npy(z),
+        "x_lab": npy(x_lab),
+        "y_lab": y_lab.numpy().astype(np.int32),
+        "x_unl": npy(x_unl),
+        "x_unl2": npy(x_unl2),
+    }
     for k in range(n_noise):
         inp[f"ipass_init_{k}"] = npy(init_draws[f"noise{k}"])
         rec = draws.record[f"noise{k}"]
@@ -239,55 +266,96 @@ def _igan_conv_grads(a, tmp: Path, dtype: str, dataset: str, variant: str, scrip
         checks.append(C.check(f"{what} {component}{tag}", *args, section=sec, **kw))
 
     wn_names = sorted({k[:-2] for k in names if k.endswith("_g")})
-    pairs = {f"{k}_scale": (_igan_eff_scale(post_plain, k, 0.0),
-                            _igan_eff_scale({**pre, k + "_g": ref[f"init_{k}_g"]}, k, _IGAN_EPS)) for k in wn_names}
+    pairs = {
+        f"{k}_scale": (
+            _igan_eff_scale(post_plain, k, 0.0),
+            _igan_eff_scale({**pre, k + "_g": ref[f"init_{k}_g"]}, k, _IGAN_EPS),
+        )
+        for k in wn_names
+    }
     pairs.update({f"{k}_b": (post_plain[k + "_b"], ref[f"init_{k}_b"]) for k in wn_names})
     if not fm:
         pairs.update({k: (post_plain[k], ref["init_" + k]) for k in ("d14_lws", "d14_b")})
-    ck("data-dependent init: effective scale g/‖V‖ and bias of every weight-normalised layer (D and G)"
-       + ("" if fm else ", minibatch layer's log scale and bias"),
-       f"{ref_file}: init_param (init_updates)", "nn.weight_norm.data_dependent_init", pairs,
-       note="the raw g differs by design by √(1 + 1e-6/‖V‖²) (the reference's weight-norm epsilon; see the "
-            "CIFAR-10 rows); from here on the reference's g is set to give ganworks' effective weight")
+    ck(
+        "data-dependent init: effective scale g/‖V‖ and bias of every weight-normalised layer (D and G)"
+        + ("" if fm else ", minibatch layer's log scale and bias"),
+        f"{ref_file}: init_param (init_updates)",
+        "nn.weight_norm.data_dependent_init",
+        pairs,
+        note="the raw g differs by design by √(1 + 1e-6/‖V‖²) (the reference's weight-norm epsilon; see the "
+        "CIFAR-10 rows); from here on the reference's g is set to give ganworks' effective weight",
+    )
     noise = "dropout masks" if fm else "Gaussian input noise and dropout masks"
-    ck(f"D forward, {noise} injected: logits on labeled, unlabeled, generated batches",
-       f"{ref_file}: output_before_softmax_{{lab,unl,gen}}", dname,
-       {k: (ours[k], ref["step_" + k]) for k in ("d_logits_lab", "d_logits_unl", "d_logits_gen")})
-    ck("G forward (BN batch statistics)", f"{ref_file}: gen_dat", "models.improved_gan_cifar.CifarGenerator",
-       {"g_out": (ours["g_out"], ref["step_g_out"])})
-    ck("semi-supervised D loss (supervised and unsupervised parts)", f"{ref_file}: loss_lab, loss_unl",
-       "objectives.SemiSupervisedGAN.d_loss", {k: (ours[k], ref["step_" + k]) for k in ("loss_lab", "loss_unl")})
-    ck("D gradients of loss_lab + loss_unl w.r.t. every parameter",
-       f"{ref_file}: T.grad(loss_lab + unlabeled_weight·loss_unl, disc_params)", "autograd",
-       C.pair_up(ours_gd, {k[5:]: v for k, v in ref.items() if k.startswith("step_grad_d_")}), atol_of_check=True,
-       note="" if wide64 is None else
-       "float32: where this row misses 1e-5 it is rounding — see the 'vs ganworks in float64 (same instance)' info "
-       "rows: ganworks' float32 gradients of the first convs differ from its own float64 ones as much (PyTorch's "
-       "float32 conv backward: measured 9e-5 with oneDNN, 7e-4 with torch.backends.mkldnn disabled, SVHN MD), "
-       "while the [float64, WN eps matched] rows agree to ~1e-14")
+    ck(
+        f"D forward, {noise} injected: logits on labeled, unlabeled, generated batches",
+        f"{ref_file}: output_before_softmax_{{lab,unl,gen}}",
+        dname,
+        {k: (ours[k], ref["step_" + k]) for k in ("d_logits_lab", "d_logits_unl", "d_logits_gen")},
+    )
+    ck(
+        "G forward (BN batch statistics)",
+        f"{ref_file}: gen_dat",
+        "models.improved_gan_cifar.CifarGenerator",
+        {"g_out": (ours["g_out"], ref["step_g_out"])},
+    )
+    ck(
+        "semi-supervised D loss (supervised and unsupervised parts)",
+        f"{ref_file}: loss_lab, loss_unl",
+        "objectives.SemiSupervisedGAN.d_loss",
+        {k: (ours[k], ref["step_" + k]) for k in ("loss_lab", "loss_unl")},
+    )
+    ck(
+        "D gradients of loss_lab + loss_unl w.r.t. every parameter",
+        f"{ref_file}: T.grad(loss_lab + unlabeled_weight·loss_unl, disc_params)",
+        "autograd",
+        C.pair_up(ours_gd, {k[5:]: v for k, v in ref.items() if k.startswith("step_grad_d_")}),
+        atol_of_check=True,
+        note=""
+        if wide64 is None
+        else "float32: where this row misses 1e-5 it is rounding — see the 'vs ganworks in float64 (same instance)' info "
+        "rows: ganworks' float32 gradients of the first convs differ from its own float64 ones as much (PyTorch's "
+        "float32 conv backward: measured 9e-5 with oneDNN, 7e-4 with torch.backends.mkldnn disabled, SVHN MD), "
+        "while the [float64, WN eps matched] rows agree to ~1e-14",
+    )
     if fm:
-        ck("feature-matching G loss (L1 of the feature means) and the matched means",
-           f"{ref_file}: loss_gen = mean|m1 − m2|", "objectives.SemiSupervisedGAN.g_loss (feature_matching='l1')",
-           {k: (ours[k], ref["step_" + k]) for k in ("loss_gen", "feat_mean_unl", "feat_mean_gen")})
+        ck(
+            "feature-matching G loss (L1 of the feature means) and the matched means",
+            f"{ref_file}: loss_gen = mean|m1 − m2|",
+            "objectives.SemiSupervisedGAN.g_loss (feature_matching='l1')",
+            {k: (ours[k], ref["step_" + k]) for k in ("loss_gen", "feat_mean_unl", "feat_mean_gen")},
+        )
     else:
-        ck("G loss −mean softplus(logsumexp(D(G(z))))", f"{ref_file}: loss_gen = −mean(softplus(l_gen))",
-           "objectives.SemiSupervisedGAN.g_loss (feature_matching='': losses.g_loss_minimax)",
-           {"loss_gen": (ours["loss_gen"], ref["step_loss_gen"])})
-    ck("G gradients of the G loss w.r.t. every parameter", f"{ref_file}: T.grad(loss_gen, gen_params)", "autograd",
-       C.pair_up(ours_gg, {k[5:]: v for k, v in ref.items() if k.startswith("step_grad_g_")}), atol_of_check=True,
-       note="G's dense/deconv layers feed a BN: gradients that are zero by construction are judged against the "
-            "check's largest gradient (compare.py)")
+        ck(
+            "G loss −mean softplus(logsumexp(D(G(z))))",
+            f"{ref_file}: loss_gen = −mean(softplus(l_gen))",
+            "objectives.SemiSupervisedGAN.g_loss (feature_matching='': losses.g_loss_minimax)",
+            {"loss_gen": (ours["loss_gen"], ref["step_loss_gen"])},
+        )
+    ck(
+        "G gradients of the G loss w.r.t. every parameter",
+        f"{ref_file}: T.grad(loss_gen, gen_params)",
+        "autograd",
+        C.pair_up(ours_gg, {k[5:]: v for k, v in ref.items() if k.startswith("step_grad_g_")}),
+        atol_of_check=True,
+        note="G's dense/deconv layers feed a BN: gradients that are zero by construction are judged against the "
+        "check's largest gradient (compare.py)",
+    )
     if wide64 is not None:
         _, gd64, gg64 = wide64
         for role, mine, w64 in (("D", ours_gd, gd64), ("G", ours_gg, gg64)):
             rr = {k[5:]: v for k, v in ref.items() if k.startswith(f"step_grad_{role.lower()}_")}
             for who, grads_of in (("ganworks float32", mine), ("reference float32", rr)):
-                ck(f"{role} gradients, {who} vs ganworks in float64 (same instance)", "ganworks in float64",
-                   "autograd" if who.startswith("ganworks") else "reference in float32",
-                   C.pair_up(grads_of, w64), atol_of_check=True, info=True,
-                   note="diagnostic: the float64 computation is the closest thing to exact here (it carries the "
-                        "weight-norm epsilon difference of ~1e-5 on the first conv's gradients, see the [float64] "
-                        "rows); a float32 side far from it carries float32 rounding")
+                ck(
+                    f"{role} gradients, {who} vs ganworks in float64 (same instance)",
+                    "ganworks in float64",
+                    "autograd" if who.startswith("ganworks") else "reference in float32",
+                    C.pair_up(grads_of, w64),
+                    atol_of_check=True,
+                    info=True,
+                    note="diagnostic: the float64 computation is the closest thing to exact here (it carries the "
+                    "weight-norm epsilon difference of ~1e-5 on the first conv's gradients, see the [float64] "
+                    "rows); a float32 side far from it carries float32 rounding",
+                )
     return checks
 
 
@@ -317,6 +385,7 @@ def cifar_md_section(a, tmp: Path, dtype: str = "float32", match_eps: bool = Fal
     from ganworks.train.averaging import EMA
     from ganworks.train.loop import train_iteration
     from ganworks.train.optim import build_optimizer
+
     H.DTYPE = np.dtype(dtype).type
     wide = dtype == "float64"
     sec = "improved-gan-cifar-md" + ("-float64" if wide else "") + ("-eps" if match_eps else "")
@@ -351,8 +420,10 @@ def cifar_md_section(a, tmp: Path, dtype: str = "float32", match_eps: bool = Fal
             and D's average as ganworks keeps it for testing"""
             names = _igan_conv_params(G, D)
             obj = OBJECTIVES["semi-supervised"](G, D, feature_matching="", unlabeled_weight=1.0, g_steps=g_steps)
-            params = {"d": [p for p in D.parameters() if p.requires_grad],
-                      "g": [p for p in G.parameters() if p.requires_grad]}
+            params = {
+                "d": [p for p in D.parameters() if p.requires_grad],
+                "g": [p for p in G.parameters() if p.requires_grad],
+            }
             after = {}
 
             class Opt:
@@ -367,15 +438,24 @@ def cifar_md_section(a, tmp: Path, dtype: str = "float32", match_eps: bool = Fal
                 def step(self):
                     self.opt.step()
                     after["d" if self.role == "d" else f"g{self.k}"] = {
-                        k: v[1](npy(v[0])) for k, v in names.items() if k[0] == self.role[0] and v[0].requires_grad}
+                        k: v[1](npy(v[0])) for k, v in names.items() if k[0] == self.role[0] and v[0].requires_grad
+                    }
                     self.k += 1
 
             ema = {"d": EMA(D, beta)}
             exp = types.SimpleNamespace(
-                position={"epoch": 0, "index": 0, "iteration": 0}, G=G, D=D,
-                stream=types.SimpleNamespace(batch=lambda epoch, index: batch, batches_per_epoch=10 ** 9),
-                objective=obj, params=params, phase_context=lambda phase: contextlib.nullcontext(),
-                optimizers={"d": Opt("d"), "g": Opt("g")}, ema=ema, schedulers={}, phase_loss=None)
+                position={"epoch": 0, "index": 0, "iteration": 0},
+                G=G,
+                D=D,
+                stream=types.SimpleNamespace(batch=lambda epoch, index: batch, batches_per_epoch=10**9),
+                objective=obj,
+                params=params,
+                phase_context=lambda phase: contextlib.nullcontext(),
+                optimizers={"d": Opt("d"), "g": Opt("g")},
+                ema=ema,
+                schedulers={},
+                phase_loss=None,
+            )
             return train_iteration(exp), after, ema["d"]
 
         logs, after, ema = iterate(G, D)
@@ -387,14 +467,20 @@ def cifar_md_section(a, tmp: Path, dtype: str = "float32", match_eps: bool = Fal
                 draws.replay[k].extend(v)
             with torch.no_grad():
                 for p in list(G0.parameters()) + list(D0.parameters()):
-                    p.mul_(1 + 2.0 ** -23)
+                    p.mul_(1 + 2.0**-23)
             _, after_ulp, _ = iterate(G0, D0)
             assert all(not q for q in draws.replay.values())
             draws.record.clear()
             draws.record.update(rec)
     assert [ph for ph, _ in logs] == ["d"] + ["g"] * g_steps
-    inp = {"n": n, "g_steps": g_steps, "lr": optim["lr"], "x_lab": npy(x_lab), "y_lab": y_lab.numpy().astype(np.int32),
-           "x_unl": npy(x_unl)}
+    inp = {
+        "n": n,
+        "g_steps": g_steps,
+        "lr": optim["lr"],
+        "x_lab": npy(x_lab),
+        "y_lab": y_lab.numpy().astype(np.int32),
+        "x_unl": npy(x_unl),
+    }
     z = draws.record["z"]
     assert len(z) == 1 + g_steps
     inp["z_d"] = npy(z[0])
@@ -423,73 +509,110 @@ def cifar_md_section(a, tmp: Path, dtype: str = "float32", match_eps: bool = Fal
         checks.append(C.check(f"CIFAR-10 MD whole iteration: {component}{tag}", *args, section=sec, **kw))
 
     def ref_after(prefix):
-        P = {k[len(prefix):]: v for k, v in ref.items() if k.startswith(prefix)}
+        P = {k[len(prefix) :]: v for k, v in ref.items() if k.startswith(prefix)}
         if match_eps:
             return P
         return {k: (_igan_ref_g_as_ours(P, k[:-2]) if k.endswith("_g") else v) for k, v in P.items()}
 
     d_logs = logs[0][1]
-    ck("D step losses", f"{ref_file}: train_batch_disc outputs loss_lab, loss_unl", "train.loop.train_iteration",
-       {k: (npy(d_logs[k]), ref["dstep_" + k]) for k in ("loss_lab", "loss_unl")})
-    note_g = ("trainable weight-norm scales g are compared as ganworks' g of the same effective weight: the "
-              "reference's g·‖V‖/√(‖V‖² + 1e-6)") if not match_eps else (
-              "the harness gives every weight-normalised layer of ganworks the reference's formula "
-              "g·V/√(‖V‖² + 1e-6), to show that nothing else differs")
+    ck(
+        "D step losses",
+        f"{ref_file}: train_batch_disc outputs loss_lab, loss_unl",
+        "train.loop.train_iteration",
+        {k: (npy(d_logs[k]), ref["dstep_" + k]) for k in ("loss_lab", "loss_unl")},
+    )
+    note_g = (
+        (
+            "trainable weight-norm scales g are compared as ganworks' g of the same effective weight: the "
+            "reference's g·‖V‖/√(‖V‖² + 1e-6)"
+        )
+        if not match_eps
+        else (
+            "the harness gives every weight-normalised layer of ganworks the reference's formula "
+            "g·V/√(‖V‖² + 1e-6), to show that nothing else differs"
+        )
+    )
     # float64 without the matched epsilon: what is left is the weight-norm epsilon (a documented deviation,
     # shown to be the only difference by the [float64, WN eps matched] rows); float32: rounding, see the 1-ulp row
     eps_dev = wide and not match_eps
     if eps_dev:
-        note_g += ("; what differs is the weight-norm epsilon (README 'Weight-norm epsilon'): it changes the "
-                   "gradients w.r.t. V by ~ε/‖V‖² (1e-5 on the first conv), which Adam's first step turns into "
-                   "larger relative changes of entries with tiny gradients; with the epsilon matched the same "
-                   "iteration agrees to ~1e-13")
+        note_g += (
+            "; what differs is the weight-norm epsilon (README 'Weight-norm epsilon'): it changes the "
+            "gradients w.r.t. V by ~ε/‖V‖² (1e-5 on the first conv), which Adam's first step turns into "
+            "larger relative changes of entries with tiny gradients; with the epsilon matched the same "
+            "iteration agrees to ~1e-13"
+        )
     elif not wide:
-        note_g += ("; float32: the target cannot be met by a whole Adam iteration — the 1-ulp row (ganworks "
-                   "against itself) moves the same arrays by the same order (abs 1e-4 to 6e-4, a fraction of lr); "
-                   "the worst arrays are G's BN shifts, which start at 0, so their scale is ~lr; the "
-                   "[float64, WN eps matched] rows agree to ~1e-13")
-    ck("every D parameter after the D update (semi-supervised loss, Adam with ε inside √, β1 0.5)",
-       f"{ref_file}: train_batch_disc (nn.adam_updates)", "train.loop.train_iteration + train.optim.AdamEpsInsideSqrt",
-       C.pair_up(after["d"], ref_after("after_d_")), note=note_g, deviation=eps_dev)
+        note_g += (
+            "; float32: the target cannot be met by a whole Adam iteration — the 1-ulp row (ganworks "
+            "against itself) moves the same arrays by the same order (abs 1e-4 to 6e-4, a fraction of lr); "
+            "the worst arrays are G's BN shifts, which start at 0, so their scale is ~lr; the "
+            "[float64, WN eps matched] rows agree to ~1e-13"
+        )
+    ck(
+        "every D parameter after the D update (semi-supervised loss, Adam with ε inside √, β1 0.5)",
+        f"{ref_file}: train_batch_disc (nn.adam_updates)",
+        "train.loop.train_iteration + train.optim.AdamEpsInsideSqrt",
+        C.pair_up(after["d"], ref_after("after_d_")),
+        note=note_g,
+        deviation=eps_dev,
+    )
     for j in range(g_steps):
-        ck(f"every G parameter after G update {j + 1} of {g_steps} (−mean softplus(l_gen), fresh z and D noise)",
-           f"{ref_file}: train_batch_gen (nn.adam_updates)",
-           "train.loop.train_iteration + objectives.SemiSupervisedGAN.g_loss (feature_matching='')",
-           C.pair_up(after[f"g{j}"], ref_after(f"after_g{j}_")), rtol=C.RTOL_STEP, note=note_g if j == 0 else "",
-           deviation=eps_dev)
+        ck(
+            f"every G parameter after G update {j + 1} of {g_steps} (−mean softplus(l_gen), fresh z and D noise)",
+            f"{ref_file}: train_batch_gen (nn.adam_updates)",
+            "train.loop.train_iteration + objectives.SemiSupervisedGAN.g_loss (feature_matching='')",
+            C.pair_up(after[f"g{j}"], ref_after(f"after_g{j}_")),
+            rtol=C.RTOL_STEP,
+            note=note_g if j == 0 else "",
+            deviation=eps_dev,
+        )
     avg_file = f"{ref_file}: disc_param_avg, disc_avg_updates"
     d_keys = [k for k in post if "avg_" + k in ref]  # the script averages its trainable D parameters
     assert d_keys and len(d_keys) == sum(k.startswith("avg_") for k in ref), d_keys
     form = ema_reference_form([{k: np.asarray(post[k]) for k in d_keys}], beta)[0]
-    ck("averaged D after the D update, as the reference keeps it: ganworks' EMA fed the parameters before the step, "
-       "× (1 − 0.9999)",
-       avg_file, "train.averaging.EMA (sec_averaging.ema_reference_form) on ganworks' initial D parameters",
-       {k: (form[k], ref["avg_" + k]) for k in d_keys},
-       note="the script's average starts at 0 and is a ← a + 0.0001 (p − a), with p the parameters from BEFORE "
-            "the D step (Theano applies all of train_batch_disc's updates at once): after one step it is "
-            "0.0001 × the initial D parameters; here ganworks' EMA module is given those parameters and its "
-            "bias-corrected average put in the reference's form; the MNIST rows check the same over 20 iterations")
-    ck("averaged D after the D update: ganworks' (bias-corrected) vs the reference's divided by (1 − 0.9999)",
-       avg_file, "train.averaging.EMA", {k: (avg_ours[k], ref["avg_" + k] / (1.0 - beta)) for k in d_keys},
-       deviation=True,
-       note="by design (README 'Deliberate deviations'): ganworks bias-corrects the average and updates it after "
-            "the optimizer step, so after one step it is the parameters after that step; the reference's, "
-            "corrected, is those before it. The difference is one Adam step (~lr = 3e-4 per entry) and fades as "
-            "thousands of steps are averaged")
-    ck("test-time D on the averaged parameters (logits and error; dropout and noise off), ganworks' average "
-       "put into the reference's disc_param_avg",
-       f"{ref_file}: test_batch (givens disc_avg_givens, deterministic=True)",
-       "train.averaging.EMA.model + metrics.classification.count_errors (D in eval mode)",
-       {"logits": (npy(test_logits), ref["test_logits_avg"]), "test_err": (npy(test_err), ref["test_err_avg"])},
-       rtol=C.RTOL_STEP)
+    ck(
+        "averaged D after the D update, as the reference keeps it: ganworks' EMA fed the parameters before the step, "
+        "× (1 − 0.9999)",
+        avg_file,
+        "train.averaging.EMA (sec_averaging.ema_reference_form) on ganworks' initial D parameters",
+        {k: (form[k], ref["avg_" + k]) for k in d_keys},
+        note="the script's average starts at 0 and is a ← a + 0.0001 (p − a), with p the parameters from BEFORE "
+        "the D step (Theano applies all of train_batch_disc's updates at once): after one step it is "
+        "0.0001 × the initial D parameters; here ganworks' EMA module is given those parameters and its "
+        "bias-corrected average put in the reference's form; the MNIST rows check the same over 20 iterations",
+    )
+    ck(
+        "averaged D after the D update: ganworks' (bias-corrected) vs the reference's divided by (1 − 0.9999)",
+        avg_file,
+        "train.averaging.EMA",
+        {k: (avg_ours[k], ref["avg_" + k] / (1.0 - beta)) for k in d_keys},
+        deviation=True,
+        note="by design (README 'Deliberate deviations'): ganworks bias-corrects the average and updates it after "
+        "the optimizer step, so after one step it is the parameters after that step; the reference's, "
+        "corrected, is those before it. The difference is one Adam step (~lr = 3e-4 per entry) and fades as "
+        "thousands of steps are averaged",
+    )
+    ck(
+        "test-time D on the averaged parameters (logits and error; dropout and noise off), ganworks' average "
+        "put into the reference's disc_param_avg",
+        f"{ref_file}: test_batch (givens disc_avg_givens, deterministic=True)",
+        "train.averaging.EMA.model + metrics.classification.count_errors (D in eval mode)",
+        {"logits": (npy(test_logits), ref["test_logits_avg"]), "test_err": (npy(test_err), ref["test_err_avg"])},
+        rtol=C.RTOL_STEP,
+    )
     if after_ulp is not None:
-        ck("ganworks vs ganworks with every weight moved by 1 ulp (no reference): every parameter after each update",
-           "ganworks (same batch and draws)", "train.loop.train_iteration",
-           {f"{s_}/{k}": (after_ulp[s_][k], v) for s_ in after for k, v in after[s_].items()}, deviation=True,
-           note="float32 sensitivity of one whole iteration: Adam's first step g/√(g² + 1e-8) turns a gradient entry "
-                "near 1e-4 or below into an update of order lr, so float32 rounding in such entries (relative to the "
-                "array's largest gradient) moves parameters by a sizeable fraction of lr; the [float64] rows show "
-                "what is left without rounding")
+        ck(
+            "ganworks vs ganworks with every weight moved by 1 ulp (no reference): every parameter after each update",
+            "ganworks (same batch and draws)",
+            "train.loop.train_iteration",
+            {f"{s_}/{k}": (after_ulp[s_][k], v) for s_ in after for k, v in after[s_].items()},
+            deviation=True,
+            note="float32 sensitivity of one whole iteration: Adam's first step g/√(g² + 1e-8) turns a gradient entry "
+            "near 1e-4 or below into an update of order lr, so float32 rounding in such entries (relative to the "
+            "array's largest gradient) moves parameters by a sizeable fraction of lr; the [float64] rows show "
+            "what is left without rounding",
+        )
     return checks
 
 

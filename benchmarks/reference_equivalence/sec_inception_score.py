@@ -15,9 +15,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 import compare as C
+import numpy as np
 from harness import Section, run_reference, seed_all
 
 CASES = {  # name: (N, splits, logit scale)
@@ -38,31 +37,51 @@ def section(a, tmp: Path) -> list[C.Check]:
     from ganworks.metrics.inception_score import inception_score
 
     rs = seed_all(0)
-    logits = {name: (rs.randn(n, K) * scale).astype(np.float32).astype(np.float64)
-              for name, (n, _, scale) in CASES.items()}
+    logits = {
+        name: (rs.randn(n, K) * scale).astype(np.float32).astype(np.float64) for name, (n, _, scale) in CASES.items()
+    }
     inp, ours = {}, {}
     for name, (n, splits, _) in CASES.items():
         p = _softmax(logits[name])
         assert p.min() > 1e-300, "a probability underflows: the reference would take log 0"
         inp[f"{name}/probs"], inp[f"{name}/splits"] = p, np.asarray(splits)
-        inp[f"f32_{name}/probs"], inp[f"f32_{name}/splits"] = _softmax(logits[name]).astype(np.float32), np.asarray(splits)
+        inp[f"f32_{name}/probs"], inp[f"f32_{name}/splits"] = (
+            _softmax(logits[name]).astype(np.float32),
+            np.asarray(splits),
+        )
         r = inception_score(logits[name], splits=splits)
         r32 = inception_score(logits[name].astype(np.float32), splits=splits)
-        ours.update({f"{name}/IS": r["IS"], f"{name}/IS_std": r["IS_std"],
-                     f"f32_{name}/IS": r32["IS"], f"f32_{name}/IS_std": r32["IS_std"]})
-    ref = run_reference(a.is_python, "ref_inception_score.py", ["--improved-gan", a.improved_gan], inp, {}, tmp,
-                        "inception-score")
+        ours.update(
+            {
+                f"{name}/IS": r["IS"],
+                f"{name}/IS_std": r["IS_std"],
+                f"f32_{name}/IS": r32["IS"],
+                f"f32_{name}/IS_std": r32["IS_std"],
+            }
+        )
+    ref = run_reference(
+        a.is_python, "ref_inception_score.py", ["--improved-gan", a.improved_gan], inp, {}, tmp, "inception-score"
+    )
     sec, sec32 = Section("inception-score", "float64"), Section("inception-score", "float32")
     ref_fn = "improved-gan inception_score/model.py: get_inception_score (splits, KL, np.mean / np.std)"
     for name, (n, splits, scale) in CASES.items():
         keys = [f"{name}/IS", f"{name}/IS_std"]
-        sec.check(f"Inception Score arithmetic, N={n}, {splits} split(s), logits × {scale:g}: mean and std",
-                  ref_fn, "metrics.inception_score", {k: (np.asarray(ours[k]), ref[k]) for k in keys},
-                  rtol=C.RTOL_FLOAT64,
-                  note="identical probabilities on both sides (the Inception network is not compared); "
-                       f"IS = {float(ref[keys[0]]):.6g} ± {float(ref[keys[1]]):.3g}")
-        sec32.check(f"Inception Score arithmetic, N={n}, {splits} split(s): reference on float32 probabilities "
-                  f"(as its TF session returns them), ganworks on float32 logits", ref_fn, "metrics.inception_score",
-                  {k: (np.asarray(ours["f32_" + k]), ref["f32_" + k]) for k in keys}, info=True,
-                  note="diagnostic: the size of float32 inputs' rounding in the score")
+        sec.check(
+            f"Inception Score arithmetic, N={n}, {splits} split(s), logits × {scale:g}: mean and std",
+            ref_fn,
+            "metrics.inception_score",
+            {k: (np.asarray(ours[k]), ref[k]) for k in keys},
+            rtol=C.RTOL_FLOAT64,
+            note="identical probabilities on both sides (the Inception network is not compared); "
+            f"IS = {float(ref[keys[0]]):.6g} ± {float(ref[keys[1]]):.3g}",
+        )
+        sec32.check(
+            f"Inception Score arithmetic, N={n}, {splits} split(s): reference on float32 probabilities "
+            f"(as its TF session returns them), ganworks on float32 logits",
+            ref_fn,
+            "metrics.inception_score",
+            {k: (np.asarray(ours["f32_" + k]), ref["f32_" + k]) for k in keys},
+            info=True,
+            note="diagnostic: the size of float32 inputs' rounding in the score",
+        )
     return sec.checks + sec32.checks

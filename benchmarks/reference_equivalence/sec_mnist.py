@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import torch
-
 import compare as C
 import harness as H
+import numpy as np
+import torch
 from harness import Draws, npy, run_reference
 from sec_averaging import ema_reference_form
 
@@ -78,7 +77,9 @@ def mnist_section(a, tmp: Path, dtype: str = "float32", match_g_eps: bool = Fals
         init_noise = [draws.record.pop(f"unnamed{id(m)}")[0] for m in noise_mods]
         assert not draws.record, list(draws.record)
         orig_sample_z = G.sample_z
-        G.sample_z = lambda n, device=None: draws.draw("z", lambda: orig_sample_z(n, device=device).to(D.out.bias.dtype))
+        G.sample_z = lambda n, device=None: draws.draw(
+            "z", lambda: orig_sample_z(n, device=device).to(D.out.bias.dtype)
+        )
         batches = []
         orig_batch = exp.stream.batch
 
@@ -115,8 +116,15 @@ def mnist_section(a, tmp: Path, dtype: str = "float32", match_g_eps: bool = Fals
 
         def g_param_names(G) -> dict:
             w = G.out.parametrizations.weight
-            return {G.body[0].weight: "g0_W", G.body[1].bias: "g0_bnb", G.body[3].weight: "g1_W",
-                    G.body[4].bias: "g1_bnb", w.original1: "g2_W", w.original0: "g2_scale", G.out.bias: "g2_b"}
+            return {
+                G.body[0].weight: "g0_W",
+                G.body[1].bias: "g0_bnb",
+                G.body[3].weight: "g1_W",
+                G.body[4].bias: "g1_bnb",
+                w.original1: "g2_W",
+                w.original0: "g2_scale",
+                G.out.bias: "g2_b",
+            }
 
         def to_ref_shape(name, t):
             x = npy(t)
@@ -127,8 +135,16 @@ def mnist_section(a, tmp: Path, dtype: str = "float32", match_g_eps: bool = Fals
             return x
 
         post = ref_layout(G, D)
-        pre = {k: (np.ones_like(v) if k.startswith("d") and k.endswith("_scale") else
-                   np.zeros_like(v) if k.startswith("d") and k.endswith("_b") else v) for k, v in post.items()}
+        pre = {
+            k: (
+                np.ones_like(v)
+                if k.startswith("d") and k.endswith("_scale")
+                else np.zeros_like(v)
+                if k.startswith("d") and k.endswith("_b")
+                else v
+            )
+            for k, v in post.items()
+        }
 
         # ---- one step on our side: D loss, G loss, their gradients (iteration 0's batch and draws) ----
         state0 = exp.state_dict()
@@ -147,9 +163,14 @@ def mnist_section(a, tmp: Path, dtype: str = "float32", match_g_eps: bool = Fals
         if fused:
             assert len(d_outs) == 1 and d_outs[0].shape[0] == 3 * n_b
             d_outs[:] = d_outs[0].split(n_b)
-        ours_step = {"d_logits_lab": npy(d_outs[0]), "d_logits_unl": npy(d_outs[1]), "d_logits_fake": npy(d_outs[2]),
-                     "g_out_dstep": npy(g_outs[0]).reshape(g_outs[0].shape[0], -1),
-                     "loss_lab": npy(logs["loss_lab"]), "loss_unl": npy(logs["loss_unl"])}
+        ours_step = {
+            "d_logits_lab": npy(d_outs[0]),
+            "d_logits_unl": npy(d_outs[1]),
+            "d_logits_fake": npy(d_outs[2]),
+            "g_out_dstep": npy(g_outs[0]).reshape(g_outs[0].shape[0], -1),
+            "loss_lab": npy(logs["loss_lab"]),
+            "loss_unl": npy(logs["loss_unl"]),
+        }
         ours_gd = {f"grad_d_{n}": to_ref_shape(n, g) for (p, n), g in zip(dnames.items(), dgrads)}
         d_outs.clear(), g_outs.clear()
         with parametrize.cached():
@@ -157,9 +178,14 @@ def mnist_section(a, tmp: Path, dtype: str = "float32", match_g_eps: bool = Fals
             gnames = {p: n for p, n in g_param_names(G).items() if p.requires_grad}
             ggrads = torch.autograd.grad(gloss, list(gnames))
         hd.remove(), hg.remove()
-        ours_step.update({"g_out_gstep": npy(g_outs[0]).reshape(g_outs[0].shape[0], -1),
-                          "feat_mean_real": npy(d_outs[0][1].mean(0)), "feat_mean_fake": npy(d_outs[1][1].mean(0)),
-                          "loss_gen": npy(gloss)})
+        ours_step.update(
+            {
+                "g_out_gstep": npy(g_outs[0]).reshape(g_outs[0].shape[0], -1),
+                "feat_mean_real": npy(d_outs[0][1].mean(0)),
+                "feat_mean_fake": npy(d_outs[1][1].mean(0)),
+                "loss_gen": npy(gloss),
+            }
+        )
         ours_gg = {f"grad_g_{n}": to_ref_shape(n, g) for (p, n), g in zip(gnames.items(), ggrads)}
 
         # ---- 20 whole iterations (the training loop's train_iteration), replaying iteration 0's draws ----
@@ -184,7 +210,7 @@ def mnist_section(a, tmp: Path, dtype: str = "float32", match_g_eps: bool = Fals
             exp.load_state_dict(state0)
             with torch.no_grad():
                 for p in list(G.parameters()) + list(D.parameters()):
-                    p.mul_(1 + 2.0 ** -23)
+                    p.mul_(1 + 2.0**-23)
             for k, v in draws.record.items():
                 draws.replay[k].extend(v)
             n_rec = {k: len(v) for k, v in draws.record.items()}
@@ -208,9 +234,14 @@ def mnist_section(a, tmp: Path, dtype: str = "float32", match_g_eps: bool = Fals
             assert len(rec) == 3 * n_it
             for i in range(n_it):
                 assert rec[3 * i].shape[0] == 3 * n_b
-                draws.record[f"noise{k}"] += [*rec[3 * i].split(n_b), *rec[3 * i + 1:3 * i + 3]]
-    inp = {"dtype": dtype, "batch_size": cfg["data"]["batch_size"], "unlabeled_weight": cfg["objective"]["unlabeled_weight"],
-           "lr": cfg["optim"]["lr"], "init_x": npy(init_inputs[0]).reshape(init_inputs[0].shape[0], -1)}
+                draws.record[f"noise{k}"] += [*rec[3 * i].split(n_b), *rec[3 * i + 1 : 3 * i + 3]]
+    inp = {
+        "dtype": dtype,
+        "batch_size": cfg["data"]["batch_size"],
+        "unlabeled_weight": cfg["objective"]["unlabeled_weight"],
+        "lr": cfg["optim"]["lr"],
+        "init_x": npy(init_inputs[0]).reshape(init_inputs[0].shape[0], -1),
+    }
     inp.update({f"pre_{k}": v for k, v in pre.items()})
     inp.update({f"post_{k}": v for k, v in post.items()})
     for k in range(len(noise_mods)):
@@ -231,11 +262,17 @@ def mnist_section(a, tmp: Path, dtype: str = "float32", match_g_eps: bool = Fals
     p0 = rs.randn(50, 20).astype(H.DTYPE)
     grads = rs.randn(4, 50, 20).astype(H.DTYPE) * np.logspace(-7, 0, 20, dtype=H.DTYPE)
     grads[:, :3, :] = 0.0
-    inp.update(adam_p0=p0, adam_grads=grads, adam_lr=cfg["optim"]["lr"], adam_b1=cfg["optim"]["beta1"],
-               adam_b2=cfg["optim"]["beta2"])
+    inp.update(
+        adam_p0=p0,
+        adam_grads=grads,
+        adam_lr=cfg["optim"]["lr"],
+        adam_b1=cfg["optim"]["beta1"],
+        adam_b2=cfg["optim"]["beta2"],
+    )
     p = torch.nn.Parameter(torch.from_numpy(p0.copy()))
-    opt = AdamEpsInsideSqrt([p], lr=cfg["optim"]["lr"], betas=(cfg["optim"]["beta1"], cfg["optim"]["beta2"]),
-                            eps=cfg["optim"]["eps"])
+    opt = AdamEpsInsideSqrt(
+        [p], lr=cfg["optim"]["lr"], betas=(cfg["optim"]["beta1"], cfg["optim"]["beta2"]), eps=cfg["optim"]["eps"]
+    )
     adam_ours = []
     for g in grads:
         p.grad = torch.from_numpy(g.copy())
@@ -244,9 +281,15 @@ def mnist_section(a, tmp: Path, dtype: str = "float32", match_g_eps: bool = Fals
 
     compiledir = Path(a.theano_compiledir).expanduser()
     flags = f"device=cpu,floatX={dtype},blas.ldflags=,base_compiledir={compiledir}"
-    ref = run_reference(a.theano_python, "ref_improved_gan_mnist.py",
-                        ["--improved-gan", a.improved_gan, "--lasagne", a.lasagne], inp,
-                        {"THEANO_FLAGS": flags}, tmp, "mnist-" + dtype)
+    ref = run_reference(
+        a.theano_python,
+        "ref_improved_gan_mnist.py",
+        ["--improved-gan", a.improved_gan, "--lasagne", a.lasagne],
+        inp,
+        {"THEANO_FLAGS": flags},
+        tmp,
+        "mnist-" + dtype,
+    )
 
     checks = []
 
@@ -254,43 +297,92 @@ def mnist_section(a, tmp: Path, dtype: str = "float32", match_g_eps: bool = Fals
         checks.append(C.check(component + tag, *args, section=sec, **kw))
 
     if not wide:
-      ck("MNIST data-dependent init (D: g and b of all 6 layers)", f"{ref_file}: init_param (nn.DenseLayer init=True)",
-       "nn.weight_norm.data_dependent_init",
-       {f"{k}_{n}": (post[f"{k}_{n}"], ref[f"init_{k}_{n}"]) for k in [f"d{i}" for i in range(6)] for n in ("scale", "b")})
-    ck("MNIST D forward (noise injected): logits on labeled, unlabeled, generated batch",
-       f"{ref_file}: output_before_softmax_{{lab,unl,fake}}", "models.improved_gan_mnist.MnistDiscriminator",
-       {k: (ours_step[k], ref["step_" + k]) for k in ("d_logits_lab", "d_logits_unl", "d_logits_fake")})
-    ck("MNIST G forward (BN batch statistics)", f"{ref_file}: gen_dat", "models.improved_gan_mnist.MnistGenerator",
-       {k: (ours_step[k], ref["step_" + k]) for k in ("g_out_dstep", "g_out_gstep")})
-    ck("MNIST semi-supervised D loss (L_lab, L_unl)", f"{ref_file}: loss_lab, loss_unl",
-       "objectives.SemiSupervisedGAN.d_loss", {k: (ours_step[k], ref["step_" + k]) for k in ("loss_lab", "loss_unl")})
-    ck("MNIST D gradients w.r.t. every trainable parameter", f"{ref_file}: T.grad(loss_lab + w·loss_unl, disc_params)",
-       "autograd", C.pair_up(ours_gd, {k[5:]: v for k, v in ref.items() if k.startswith("step_grad_d_")}))
-    ck("MNIST feature-matching G loss (and the matched feature means)", f"{ref_file}: loss_gen, mom_gen, mom_real",
-       "objectives.SemiSupervisedGAN.g_loss",
-       {k: (ours_step[k], ref["step_" + k]) for k in ("loss_gen", "feat_mean_real", "feat_mean_fake")})
-    ck("MNIST G gradients w.r.t. every trainable parameter", f"{ref_file}: T.grad(loss_gen, gen_params)", "autograd",
-       C.pair_up(ours_gg, {k[5:]: v for k, v in ref.items() if k.startswith("step_grad_g_")}))
-    ck("Adam with eps inside the sqrt, 4 steps on given gradients (lr 0.003, β1 0.5)", "nn.py: adam_updates",
-       "train.optim.AdamEpsInsideSqrt", {f"step{t + 1}": (adam_ours[t], ref[f"adam_p{t}"]) for t in range(len(grads))})
+        ck(
+            "MNIST data-dependent init (D: g and b of all 6 layers)",
+            f"{ref_file}: init_param (nn.DenseLayer init=True)",
+            "nn.weight_norm.data_dependent_init",
+            {
+                f"{k}_{n}": (post[f"{k}_{n}"], ref[f"init_{k}_{n}"])
+                for k in [f"d{i}" for i in range(6)]
+                for n in ("scale", "b")
+            },
+        )
+    ck(
+        "MNIST D forward (noise injected): logits on labeled, unlabeled, generated batch",
+        f"{ref_file}: output_before_softmax_{{lab,unl,fake}}",
+        "models.improved_gan_mnist.MnistDiscriminator",
+        {k: (ours_step[k], ref["step_" + k]) for k in ("d_logits_lab", "d_logits_unl", "d_logits_fake")},
+    )
+    ck(
+        "MNIST G forward (BN batch statistics)",
+        f"{ref_file}: gen_dat",
+        "models.improved_gan_mnist.MnistGenerator",
+        {k: (ours_step[k], ref["step_" + k]) for k in ("g_out_dstep", "g_out_gstep")},
+    )
+    ck(
+        "MNIST semi-supervised D loss (L_lab, L_unl)",
+        f"{ref_file}: loss_lab, loss_unl",
+        "objectives.SemiSupervisedGAN.d_loss",
+        {k: (ours_step[k], ref["step_" + k]) for k in ("loss_lab", "loss_unl")},
+    )
+    ck(
+        "MNIST D gradients w.r.t. every trainable parameter",
+        f"{ref_file}: T.grad(loss_lab + w·loss_unl, disc_params)",
+        "autograd",
+        C.pair_up(ours_gd, {k[5:]: v for k, v in ref.items() if k.startswith("step_grad_d_")}),
+    )
+    ck(
+        "MNIST feature-matching G loss (and the matched feature means)",
+        f"{ref_file}: loss_gen, mom_gen, mom_real",
+        "objectives.SemiSupervisedGAN.g_loss",
+        {k: (ours_step[k], ref["step_" + k]) for k in ("loss_gen", "feat_mean_real", "feat_mean_fake")},
+    )
+    ck(
+        "MNIST G gradients w.r.t. every trainable parameter",
+        f"{ref_file}: T.grad(loss_gen, gen_params)",
+        "autograd",
+        C.pair_up(ours_gg, {k[5:]: v for k, v in ref.items() if k.startswith("step_grad_g_")}),
+    )
+    ck(
+        "Adam with eps inside the sqrt, 4 steps on given gradients (lr 0.003, β1 0.5)",
+        "nn.py: adam_updates",
+        "train.optim.AdamEpsInsideSqrt",
+        {f"step{t + 1}": (adam_ours[t], ref[f"adam_p{t}"]) for t in range(len(grads))},
+    )
     traj_pairs = {}
     for i, P in enumerate(traj_ours):
         for k, v in P.items():
             if not k.startswith("avg_"):
                 traj_pairs[f"it{i + 1}/{k}"] = (v, ref[f"traj{i}_{k}"])
-    ck(f"MNIST {n_it} whole training iterations: every parameter after each iteration",
-       f"{ref_file}: train_batch_disc + train_batch_gen", "train.loop.train_iteration", traj_pairs,
-       rtol=C.RTOL_TRAJECTORY)
+    ck(
+        f"MNIST {n_it} whole training iterations: every parameter after each iteration",
+        f"{ref_file}: train_batch_disc + train_batch_gen",
+        "train.loop.train_iteration",
+        traj_pairs,
+        rtol=C.RTOL_TRAJECTORY,
+    )
     for i in (0, n_it - 1):
-        ck(f"MNIST training trajectory after iteration {i + 1}", f"{ref_file}: train_batch_disc + train_batch_gen",
-           "train.loop.train_iteration", {k: v for k, v in traj_pairs.items() if k.startswith(f"it{i + 1}/")},
-           rtol=C.RTOL_TRAJECTORY)
+        ck(
+            f"MNIST training trajectory after iteration {i + 1}",
+            f"{ref_file}: train_batch_disc + train_batch_gen",
+            "train.loop.train_iteration",
+            {k: v for k, v in traj_pairs.items() if k.startswith(f"it{i + 1}/")},
+            rtol=C.RTOL_TRAJECTORY,
+        )
     if traj_perturbed:
-        pairs = {f"it{i + 1}/{k}": (traj_perturbed[i][k], traj_ours[i][k]) for i in range(n_it) for k in traj_perturbed[i]}
-        ck(f"MNIST {n_it} iterations, ganworks vs ganworks with every weight moved by 1 ulp (no reference)",
-           "(none: float32 rounding floor)", "train.loop.train_iteration", pairs, rtol=C.RTOL_TRAJECTORY,
-           deviation=True, note="same batches and random draws; measures how far float32 rounding alone carries "
-                                "a training trajectory (ReLU units near 0 flip, Adam rescales small gradient entries)")
+        pairs = {
+            f"it{i + 1}/{k}": (traj_perturbed[i][k], traj_ours[i][k]) for i in range(n_it) for k in traj_perturbed[i]
+        }
+        ck(
+            f"MNIST {n_it} iterations, ganworks vs ganworks with every weight moved by 1 ulp (no reference)",
+            "(none: float32 rounding floor)",
+            "train.loop.train_iteration",
+            pairs,
+            rtol=C.RTOL_TRAJECTORY,
+            deviation=True,
+            note="same batches and random draws; measures how far float32 rounding alone carries "
+            "a training trajectory (ReLU units near 0 flip, Adam rescales small gradient entries)",
+        )
     beta = cfg["train"]["ema_d"]
     avg_raw, avg_corr = {}, {}
     for i, P in enumerate(traj_ours):
@@ -299,16 +391,27 @@ def mnist_section(a, tmp: Path, dtype: str = "float32", match_g_eps: bool = Fals
                 r = ref[f"traj{i}_{k}"]
                 avg_raw[f"it{i + 1}/{k}"] = (v, r)
                 avg_corr[f"it{i + 1}/{k}"] = (v, r / (1.0 - beta ** (i + 1)))
-    ck("MNIST averaged D for testing, as the reference keeps it", f"{ref_file}: disc_avg_updates", "train.averaging.EMA",
-       avg_raw, deviation=True,
-       note="by design: ganworks bias-corrects the average (README 'Deliberate deviations'); the reference's "
-            "average starts at 0 and is a ← a + 1e-4 (p − a), so after t steps it is (1 − 0.9999^t) times ours")
-    ck("MNIST averaged D, reference divided by (1 − 0.9999^t)", f"{ref_file}: disc_avg_updates",
-       "train.averaging.EMA", avg_corr, rtol=C.RTOL_TRAJECTORY, deviation=True,
-       note="still differs after the bias correction: Theano applies all updates of train_batch_disc at once, so "
-            "the reference's a ← a + 1e-4 (p − a) uses the parameters from BEFORE that D step (it averages "
-            "p_0 … p_(t−1)); ganworks' EMA is updated after the optimizer step (p_1 … p_t). A one-step lag, "
-            "negligible once thousands of steps are averaged; see the next row")
+    ck(
+        "MNIST averaged D for testing, as the reference keeps it",
+        f"{ref_file}: disc_avg_updates",
+        "train.averaging.EMA",
+        avg_raw,
+        deviation=True,
+        note="by design: ganworks bias-corrects the average (README 'Deliberate deviations'); the reference's "
+        "average starts at 0 and is a ← a + 1e-4 (p − a), so after t steps it is (1 − 0.9999^t) times ours",
+    )
+    ck(
+        "MNIST averaged D, reference divided by (1 − 0.9999^t)",
+        f"{ref_file}: disc_avg_updates",
+        "train.averaging.EMA",
+        avg_corr,
+        rtol=C.RTOL_TRAJECTORY,
+        deviation=True,
+        note="still differs after the bias correction: Theano applies all updates of train_batch_disc at once, so "
+        "the reference's a ← a + 1e-4 (p − a) uses the parameters from BEFORE that D step (it averages "
+        "p_0 … p_(t−1)); ganworks' EMA is updated after the optimizer step (p_1 … p_t). A one-step lag, "
+        "negligible once thousands of steps are averaged; see the next row",
+    )
     # ganworks' EMA (train.averaging.EMA) fed ganworks' own parameters from BEFORE each D step, in the
     # reference's form (× (1 − 0.9999^t)): the reference's average with its one-step lag
     lagged, prev = {}, [post] + traj_ours[:-1]
@@ -318,9 +421,13 @@ def mnist_section(a, tmp: Path, dtype: str = "float32", match_g_eps: bool = Fals
         for k in d_keys:
             if f"traj{i}_avg_{k}" in ref:
                 lagged[f"it{i + 1}/avg_{k}"] = (form[i][k], ref[f"traj{i}_avg_{k}"])
-    ck("MNIST averaged D: reference = ganworks' EMA of ganworks' parameters before each D step, × (1 − 0.9999^t)",
-       f"{ref_file}: disc_avg_updates", "train.averaging.EMA (sec_averaging.ema_reference_form) on the trajectory above",
-       lagged, rtol=C.RTOL_TRAJECTORY,
-       note="confirms the one-step lag of the reference's average (and that nothing else differs in it), through "
-            "ganworks' own EMA module; its accuracy is bounded by the trajectory row's")
+    ck(
+        "MNIST averaged D: reference = ganworks' EMA of ganworks' parameters before each D step, × (1 − 0.9999^t)",
+        f"{ref_file}: disc_avg_updates",
+        "train.averaging.EMA (sec_averaging.ema_reference_form) on the trajectory above",
+        lagged,
+        rtol=C.RTOL_TRAJECTORY,
+        note="confirms the one-step lag of the reference's average (and that nothing else differs in it), through "
+        "ganworks' own EMA module; its accuracy is bounded by the trajectory row's",
+    )
     return checks

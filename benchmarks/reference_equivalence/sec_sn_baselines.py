@@ -29,13 +29,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import torch
-from torch import nn
-
 import compare as C
 import np_baselines as NB
+import numpy as np
+import torch
 from harness import Section, seed_all
+from torch import nn
 
 BATCH = 4
 WIDTH = 1 / 16
@@ -45,8 +44,10 @@ NORMS = ("none", "batch", "layer", "weight")
 BN_EPS, BN_MOMENTUM, LN_EPS = 2e-5, 0.1, 1e-5  # ganworks' sngan_cnn (Chainer's BN defaults) and GroupNorm's
 CLIP = 0.01
 NO_REF = "no reference code (the SN authors' baseline code is not released): NumPy of the paper's formula"
-NO_REF_BN = ("NumPy of the formula (chainer-gan-lib common/net.py DCGANDiscriminator has this BN, use_gamma=False: "
-             "section bn-dcgan runs it)")
+NO_REF_BN = (
+    "NumPy of the formula (chainer-gan-lib common/net.py DCGANDiscriminator has this BN, use_gamma=False: "
+    "section bn-dcgan runs it)"
+)
 
 
 def _d_names(D) -> dict:
@@ -57,8 +58,12 @@ def _d_names(D) -> dict:
             i = conv
             conv += 1
             if hasattr(m, "parametrizations"):
-                names.update({f"body.{idx}.parametrizations.weight.original1": f"conv{i}.V",
-                              f"body.{idx}.parametrizations.weight.original0": f"conv{i}.g"})
+                names.update(
+                    {
+                        f"body.{idx}.parametrizations.weight.original1": f"conv{i}.V",
+                        f"body.{idx}.parametrizations.weight.original0": f"conv{i}.g",
+                    }
+                )
             else:
                 names[f"body.{idx}.weight"] = f"conv{i}.W"
             names[f"body.{idx}.bias"] = f"conv{i}.b"
@@ -67,7 +72,9 @@ def _d_names(D) -> dict:
             if isinstance(m, nn.BatchNorm2d):
                 names.update({f"body.{idx}.running_mean": f"norm{i}.mean", f"body.{idx}.running_var": f"norm{i}.var"})
     if hasattr(D.out, "parametrizations"):
-        names.update({"out.parametrizations.weight.original1": "out.V", "out.parametrizations.weight.original0": "out.g"})
+        names.update(
+            {"out.parametrizations.weight.original1": "out.V", "out.parametrizations.weight.original0": "out.g"}
+        )
     else:
         names["out.weight"] = "out.W"
     names["out.bias"] = "out.b"
@@ -147,8 +154,13 @@ def _instance(dtype: str, rs_state) -> dict:
         ref.update({f"{norm}/grad/{k}": v for k, v in rg.items()})
         if norm == "batch":
             bufs = dict(D.named_buffers())
-            ours.update({f"{norm}/running/{names[n]}": bufs[n].numpy().copy() for n in names if n in bufs
-                         and not n.endswith("num_batches_tracked")})
+            ours.update(
+                {
+                    f"{norm}/running/{names[n]}": bufs[n].numpy().copy()
+                    for n in names
+                    if n in bufs and not n.endswith("num_batches_tracked")
+                }
+            )
             ref.update({f"{norm}/running/{k}": v for k, v in new_running.items()})
             with torch.no_grad():
                 ours["batch/eval_logits"] = D.eval()(torch.from_numpy(x2)).numpy()
@@ -195,8 +207,10 @@ def _instance(dtype: str, rs_state) -> dict:
                     M = NB.as_matrix(w.detach().numpy(), kind)
                     gram = M @ M.T if M.shape[0] <= M.shape[1] else M.T @ M
                     ours[f"init/{k}"], ref[f"init/{k}"] = gram, np.eye(len(gram))
-    return {"ours": {k: np.asarray(v, dtype=np_dt) for k, v in ours.items()},
-            "ref": {k: np.asarray(v, dtype=np_dt) for k, v in ref.items()}}
+    return {
+        "ours": {k: np.asarray(v, dtype=np_dt) for k, v in ours.items()},
+        "ref": {k: np.asarray(v, dtype=np_dt) for k, v in ref.items()},
+    }
 
 
 def rows(runs: dict) -> list[dict]:
@@ -206,34 +220,70 @@ def rows(runs: dict) -> list[dict]:
     pick = lambda p: [k for k in keys if k.startswith(p)]  # noqa: E731
     out = []
     row = lambda title, ours, ref, ks, **kw: out.append(dict(title=title, ours=ours, ref=ref, keys=ks, **kw))  # noqa: E731
-    what = {"none": "no normalization (the D of weight clipping, WGAN-GP, GAN-GP, orthonormal)",
-            "batch": "batch norm without γ (training mode)", "layer": "layer norm without γ",
-            "weight": "weight norm without γ (W = V/‖V‖)"}
-    module = {"none": "models.sngan_cnn CNNDiscriminator(norm='none')",
-              "batch": "models.sngan_cnn CNNDiscriminator(norm='batch') (nn.BatchNorm2d, weight fixed at 1)",
-              "layer": "models.sngan_cnn CNNDiscriminator(norm='layer') (nn.GroupNorm(1, C), weight fixed at 1)",
-              "weight": "models.sngan_cnn CNNDiscriminator(norm='weight') (nn.weight_norm, g fixed at 1)"}
+    what = {
+        "none": "no normalization (the D of weight clipping, WGAN-GP, GAN-GP, orthonormal)",
+        "batch": "batch norm without γ (training mode)",
+        "layer": "layer norm without γ",
+        "weight": "weight norm without γ (W = V/‖V‖)",
+    }
+    module = {
+        "none": "models.sngan_cnn CNNDiscriminator(norm='none')",
+        "batch": "models.sngan_cnn CNNDiscriminator(norm='batch') (nn.BatchNorm2d, weight fixed at 1)",
+        "layer": "models.sngan_cnn CNNDiscriminator(norm='layer') (nn.GroupNorm(1, C), weight fixed at 1)",
+        "weight": "models.sngan_cnn CNNDiscriminator(norm='weight') (nn.weight_norm, g fixed at 1)",
+    }
     for norm in NORMS:
         refname = NO_REF_BN if norm == "batch" else NO_REF
         fwd = [f"{norm}/logits"] + (pick("batch/running/") if norm == "batch" else [])
-        row(f"SN Table 2 baseline D, {what[norm]}: logits" + (" and BN running statistics after the forward"
-            if norm == "batch" else ""), module[norm], refname, fwd)
-        row(f"SN Table 2 baseline D, {what[norm]}: gradients of Σ r·D(x) w.r.t. every trainable parameter and x",
-            module[norm] + " + autograd", refname, pick(f"{norm}/grad/"), atol_of_check=norm == "batch",
-            note=("the biases of convs 2-7 feed a BN: their exact gradient is 0 (the bias cancels in the "
-                  "normalization) and both sides return rounding noise (≤ 3.4e-16 of the row's largest gradient in "
-                  "float64, ≤ 3.4e-7 in float32), judged in float64 against the row's largest gradient (+atol)")
-            if norm == "batch" else "")
-    row("SN Table 2 baseline D, batch norm without γ: eval-mode logits on the running statistics",
-        module["batch"], NO_REF_BN, ["batch/eval_logits"])
-    row("SN Table 2 weight clipping (c = 0.01) after a D step: every parameter of the plain and the BN D "
-        "(fixed BN gains left at 1)", "objectives.GAN(weight_clip=0.01).after_step('d') → regularizers.clip_weights_",
-        NO_REF, pick("clip/"))
+        row(
+            f"SN Table 2 baseline D, {what[norm]}: logits"
+            + (" and BN running statistics after the forward" if norm == "batch" else ""),
+            module[norm],
+            refname,
+            fwd,
+        )
+        row(
+            f"SN Table 2 baseline D, {what[norm]}: gradients of Σ r·D(x) w.r.t. every trainable parameter and x",
+            module[norm] + " + autograd",
+            refname,
+            pick(f"{norm}/grad/"),
+            atol_of_check=norm == "batch",
+            note=(
+                "the biases of convs 2-7 feed a BN: their exact gradient is 0 (the bias cancels in the "
+                "normalization) and both sides return rounding noise (≤ 3.4e-16 of the row's largest gradient in "
+                "float64, ≤ 3.4e-7 in float32), judged in float64 against the row's largest gradient (+atol)"
+            )
+            if norm == "batch"
+            else "",
+        )
+    row(
+        "SN Table 2 baseline D, batch norm without γ: eval-mode logits on the running statistics",
+        module["batch"],
+        NO_REF_BN,
+        ["batch/eval_logits"],
+    )
+    row(
+        "SN Table 2 weight clipping (c = 0.01) after a D step: every parameter of the plain and the BN D "
+        "(fixed BN gains left at 1)",
+        "objectives.GAN(weight_clip=0.01).after_step('d') → regularizers.clip_weights_",
+        NO_REF,
+        pick("clip/"),
+    )
     for tag, model in (("D", "standard-CNN D"), ("G", "standard-CNN G (transposed convs)")):
-        row(f"SN Table 2 orthonormal regularization Σ‖WᵀW − I‖²_F of the {model}: value and gradient w.r.t. "
-            "every weight", "regularizers.orthonormal_penalty + autograd", NO_REF, pick(f"ortho/{tag}/"))
-    row("SN Table 2 orthonormal initialisation: every weight matrix's Gram (WWᵀ or WᵀW, the smaller) vs I",
-        "regularizers.orthonormal_init_", "no reference code: the identity", pick("init/"), wide_only=True)
+        row(
+            f"SN Table 2 orthonormal regularization Σ‖WᵀW − I‖²_F of the {model}: value and gradient w.r.t. "
+            "every weight",
+            "regularizers.orthonormal_penalty + autograd",
+            NO_REF,
+            pick(f"ortho/{tag}/"),
+        )
+    row(
+        "SN Table 2 orthonormal initialisation: every weight matrix's Gram (WWᵀ or WᵀW, the smaller) vs I",
+        "regularizers.orthonormal_init_",
+        "no reference code: the identity",
+        pick("init/"),
+        wide_only=True,
+    )
     return out
 
 
@@ -250,10 +300,24 @@ def checks_of(runs: dict) -> list[C.Check]:
     o32, r32 = runs["float32"]["ours"], runs["float32"]["ref"]
     for r in rows(runs):
         title, ours_name, ref_name, keys, note = r["title"], r["ours"], r["ref"], r["keys"], r.get("note", "")
-        secs["float64"].check(title, ref_name, ours_name, C.pair_up({k: o64[k] for k in keys}, {k: r64[k] for k in keys}),
-                              rtol=C.RTOL_FLOAT64, atol_of_check=r.get("atol_of_check", False), note=note)
+        secs["float64"].check(
+            title,
+            ref_name,
+            ours_name,
+            C.pair_up({k: o64[k] for k in keys}, {k: r64[k] for k in keys}),
+            rtol=C.RTOL_FLOAT64,
+            atol_of_check=r.get("atol_of_check", False),
+            note=note,
+        )
         if not r.get("wide_only"):
-            secs["float32"].checks.append(C.check_measured(title, ref_name, ours_name,
-                                                           {k: (o32[k], r32[k], o64[k], r64[k]) for k in keys},
-                                                           note=note, section=secs["float32"].name))
+            secs["float32"].checks.append(
+                C.check_measured(
+                    title,
+                    ref_name,
+                    ours_name,
+                    {k: (o32[k], r32[k], o64[k], r64[k]) for k in keys},
+                    note=note,
+                    section=secs["float32"].name,
+                )
+            )
     return secs["float64"].checks + secs["float32"].checks

@@ -9,11 +9,10 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-import numpy as np
-import torch
-
 import compare as C
 import harness as H
+import numpy as np
+import torch
 from harness import LAST_OURS, npy, run_reference
 
 
@@ -31,8 +30,12 @@ def _chainer_names(model: torch.nn.Module, links: dict[str, tuple[str, bool]]) -
 
 def _sn_modules(model):
     from torch.nn.utils import parametrize
-    return {n: m for n, m in model.named_modules() if parametrize.is_parametrized(m, "weight")
-            and hasattr(m.parametrizations.weight[0], "_u")}
+
+    return {
+        n: m
+        for n, m in model.named_modules()
+        if parametrize.is_parametrized(m, "weight") and hasattr(m.parametrizations.weight[0], "_u")
+    }
 
 
 def _float32_conditioning(G, D, z, x, d_loss) -> tuple[dict, dict, str]:
@@ -56,6 +59,7 @@ def _float32_conditioning(G, D, z, x, d_loss) -> tuple[dict, dict, str]:
                 outs[name] = out
                 pre[name] = out.detach().clone()
                 return out.clone()
+
             return f
 
         handles = [m.register_forward_hook(hook(n)) for n, m in layers.items()]
@@ -97,10 +101,12 @@ def _float32_conditioning(G, D, z, x, d_loss) -> tuple[dict, dict, str]:
         meas = float(np.abs(g32[n + ".bias"] - g64[n + ".bias"]).max() / np.abs(g64[n + ".bias"]).max())
         worst.append((exp_rel, n, meas))
     worst.sort(reverse=True)
-    note = (f"measured on this instance: {flips} of {total} pre-activations of D's layers change sign between "
-            f"float32 and float64 ({', '.join(per_layer) or 'none'}); bias-gradient cancellation: expected float32 "
-            f"error ε₃₂·max Σ|δ| / max |Σδ| vs measured, per layer (worst 3): "
-            + "; ".join(f"{n}: {e:.2g} vs {m:.2g}" for e, n, m in worst[:3]))
+    note = (
+        f"measured on this instance: {flips} of {total} pre-activations of D's layers change sign between "
+        f"float32 and float64 ({', '.join(per_layer) or 'none'}); bias-gradient cancellation: expected float32 "
+        f"error ε₃₂·max Σ|δ| / max |Σδ| vs measured, per layer (worst 3): "
+        + "; ".join(f"{n}: {e:.2g} vs {m:.2g}" for e, n, m in worst[:3])
+    )
     names = {k: k for k in g64}
     return {names[k]: g32[k] for k in g32}, {names[k]: g64[k] for k in g64}, note
 
@@ -112,6 +118,7 @@ def sngan_section(a, tmp: Path, dtype: str = "float32") -> list[C.Check]:
     from ganworks.models import build_model
     from ganworks.nn.spectral_norm import spectral_norm, spectral_norms
     from ganworks.train.optim import ADAM_SETTINGS, build_optimizer
+
     H.DTYPE = np.dtype(dtype).type
     wide = dtype == "float64"
     tdt = torch.float64 if wide else torch.float32
@@ -123,8 +130,11 @@ def sngan_section(a, tmp: Path, dtype: str = "float32") -> list[C.Check]:
     n = 8
 
     # ---- one power iteration from the same u: linear, conv, embedding ----------------------------
-    layers = {"linear": torch.nn.Linear(64, 32), "conv": torch.nn.Conv2d(16, 24, 3, padding=1),
-              "embed": torch.nn.Embedding(10, 48)}
+    layers = {
+        "linear": torch.nn.Linear(64, 32),
+        "conv": torch.nn.Conv2d(16, 24, 3, padding=1),
+        "embed": torch.nn.Embedding(10, 48),
+    }
     for kind, layer in layers.items():
         layer.to(tdt)
         spectral_norm(layer)
@@ -153,10 +163,21 @@ def sngan_section(a, tmp: Path, dtype: str = "float32") -> list[C.Check]:
         res_g.update({f"blocks.{i}.{b}": (f"/block{i + 2}/{b}", True) for b in ("b1", "b2")})
     res_d = {f"blocks.{i}.{c}": (f"/block{i + 1}/{c}", False) for i in range(4) for c in ("c1", "c2", "c_sc")}
     res_d["out"] = ("/l5", False)
-    cnn_g = {"dense": ("/l0", False), "dense_post.0": ("/bn0", True), "body.0": ("/dc1", False), "body.1": ("/bn1", True),
-             "body.3": ("/dc2", False), "body.4": ("/bn2", True), "body.6": ("/dc3", False), "body.7": ("/bn3", True),
-             "out": ("/dc4", False)}
-    cnn_d = {f"body.{2 * j}": (f"/{c}", False) for j, c in enumerate(["c0_0", "c0_1", "c1_0", "c1_1", "c2_0", "c2_1", "c3_0"])}
+    cnn_g = {
+        "dense": ("/l0", False),
+        "dense_post.0": ("/bn0", True),
+        "body.0": ("/dc1", False),
+        "body.1": ("/bn1", True),
+        "body.3": ("/dc2", False),
+        "body.4": ("/bn2", True),
+        "body.6": ("/dc3", False),
+        "body.7": ("/bn3", True),
+        "out": ("/dc4", False),
+    }
+    cnn_d = {
+        f"body.{2 * j}": (f"/{c}", False)
+        for j, c in enumerate(["c0_0", "c0_1", "c1_0", "c1_1", "c2_0", "c2_1", "c3_0"])
+    }
     cnn_d["out"] = ("/l4", False)
     # G's last layer: our 3x3 Conv2d vs the code's stride-1 Deconvolution2D (transposed, flipped kernel)
     flip = {"/dc4/W": lambda w: np.ascontiguousarray(w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])}
@@ -164,7 +185,17 @@ def sngan_section(a, tmp: Path, dtype: str = "float32") -> list[C.Check]:
     pairs_spec = [
         ("resh", "sngan-resnet-g", {}, "sngan-resnet-d", {}, res_g, res_d, "hinge", "normal"),
         ("resn", "sngan-resnet-g", {}, "sngan-resnet-d", {}, res_g, res_d, "ns", "normal"),
-        ("cnn", "sngan-cnn-g", {"layout": "chainer"}, "sngan-cnn-d", {"layout": "chainer"}, cnn_g, cnn_d, "ns", "uniform"),
+        (
+            "cnn",
+            "sngan-cnn-g",
+            {"layout": "chainer"},
+            "sngan-cnn-d",
+            {"layout": "chainer"},
+            cnn_g,
+            cnn_d,
+            "ns",
+            "uniform",
+        ),
     ]
     results_models, conditioning = {}, {}
     for prefix, gname, gkw, dname, dkw, gmap, dmap, loss, zdist in pairs_spec:
@@ -189,8 +220,9 @@ def sngan_section(a, tmp: Path, dtype: str = "float32") -> list[C.Check]:
         inp[prefix + "z"], inp[prefix + "x_real"] = z.astype(H.DTYPE), x_real.astype(H.DTYPE)
         zt, xt = torch.from_numpy(inp[prefix + "z"]), torch.from_numpy(inp[prefix + "x_real"])
         if not wide:  # the float32 error's cause, measured on this instance before anything steps u
-            conditioning[prefix] = _float32_conditioning(G, D, zt, xt, losses.d_loss_hinge if loss == "hinge"
-                                                         else losses.d_loss_standard)
+            conditioning[prefix] = _float32_conditioning(
+                G, D, zt, xt, losses.d_loss_hinge if loss == "hinge" else losses.d_loss_standard
+            )
         d_loss = losses.d_loss_hinge if loss == "hinge" else losses.d_loss_standard
         g_loss = losses.g_loss_hinge if loss == "hinge" else losses.g_loss_nonsaturating
         o = {}
@@ -221,27 +253,43 @@ def sngan_section(a, tmp: Path, dtype: str = "float32") -> list[C.Check]:
         grads = tiny_grads if name.endswith("tiny") else normal_grads
         inp.update({f"adam_{name}_lr": lr, f"adam_{name}_b1": b1, f"adam_{name}_b2": b2, f"adam_{name}_grads": grads})
         p = torch.nn.Parameter(torch.from_numpy(p0.copy()))
-        opt = build_optimizer([p], {"name": "adam", "beta1": b1, "beta2": b2, "eps": 1e-8, "eps_inside_sqrt": False}, lr)
+        opt = build_optimizer(
+            [p], {"name": "adam", "beta1": b1, "beta2": b2, "eps": 1e-8, "eps_inside_sqrt": False}, lr
+        )
         for t, g in enumerate(grads):
             p.grad = torch.from_numpy(g.copy())
             opt.step()
             adam_ours[f"adam_{name}_p{t}"] = npy(p)
 
     LAST_OURS["sngan-" + dtype] = results_models  # kept for ad hoc inspection (e.g. float32 vs float64)
-    ref = run_reference(a.chainer_python, "ref_sngan.py",
-                        ["--sngan-projection", a.sngan_projection, "--chainer-gan-lib", a.chainer_gan_lib],
-                        inp, {}, tmp, "sngan")
+    ref = run_reference(
+        a.chainer_python,
+        "ref_sngan.py",
+        ["--sngan-projection", a.sngan_projection, "--chainer-gan-lib", a.chainer_gan_lib],
+        inp,
+        {},
+        tmp,
+        "sngan",
+    )
 
     ref64 = None
     if not wide:
         # the reference again, in float64 on the same (upcast) weights and inputs: tells float32
         # rounding on either side apart from a real difference
-        inp64 = {k: (v.astype(np.float64) if isinstance(v, np.ndarray) and v.dtype == np.float32 else v)
-                 for k, v in ((k, np.asarray(v)) for k, v in inp.items())}
+        inp64 = {
+            k: (v.astype(np.float64) if isinstance(v, np.ndarray) and v.dtype == np.float32 else v)
+            for k, v in ((k, np.asarray(v)) for k, v in inp.items())
+        }
         inp64["dtype"] = "float64"
-        ref64 = run_reference(a.chainer_python, "ref_sngan.py",
-                              ["--sngan-projection", a.sngan_projection, "--chainer-gan-lib", a.chainer_gan_lib],
-                              inp64, {}, tmp, "sngan-ref64")
+        ref64 = run_reference(
+            a.chainer_python,
+            "ref_sngan.py",
+            ["--sngan-projection", a.sngan_projection, "--chainer-gan-lib", a.chainer_gan_lib],
+            inp64,
+            {},
+            tmp,
+            "sngan-ref64",
+        )
 
     checks = []
 
@@ -249,67 +297,137 @@ def sngan_section(a, tmp: Path, dtype: str = "float32") -> list[C.Check]:
         checks.append(C.check(component + tag, *args, section=sec, **kw))
 
     snp, cgl = "sngan_projection", "chainer-gan-lib"
-    for kind, ref_fn in (("linear", "source/links/sn_linear.py: SNLinear.W_bar"),
-                         ("conv", "source/links/sn_convolution_2d.py: SNConvolution2D.W_bar"),
-                         ("embed", "source/links/sn_embed_id.py: SNEmbedID.W_bar")):
-        ck(f"SN one power iteration, {kind}: updated u", f"{snp} {ref_fn}", "nn.spectral_norm",
-           {"u": (ours[f"pi_{kind}_u"], ref[f"pi_{kind}_u"])})
-        ck(f"SN one power iteration, {kind}: σ and W/σ", f"{snp} {ref_fn} (max_sv.max_singular_value)",
-           "nn.spectral_norm", {"sigma": (ours[f"pi_{kind}_sigma"], ref[f"pi_{kind}_sigma"]),
-                                "W_bar": (ours[f"pi_{kind}_Wbar"], ref[f"pi_{kind}_Wbar"])}, deviation=True,
-           note="by design (nn/spectral_norm.py docstring): PyTorch's half-steps run u then v, Chainer's v then u, "
-                "so from the same u one step gives σ = ‖Wᵀu₁‖ vs ‖Wv₁‖ (both lower bounds of σ(W) that converge "
-                "at the same rate); equal once u has converged (see the model rows)")
-    labels = {"resh": ("ResNet 32x32, hinge loss", f"{snp} gen_models/resnet_32.py: ResNetGenerator",
-                      f"{snp} dis_models/snresnet_32.py: SNResNetProjectionDiscriminator", "models.sngan_resnet",
-                      f"{snp} updater.py: loss_hinge_dis / loss_hinge_gen", "losses.d_loss_hinge / g_loss_hinge"),
-              "resn": ("ResNet 32x32, non-saturating loss", f"{snp} gen_models/resnet_32.py: ResNetGenerator",
-                         f"{snp} dis_models/snresnet_32.py: SNResNetProjectionDiscriminator", "models.sngan_resnet",
-                         f"{snp} updater.py: loss_dcgan_dis / loss_dcgan_gen",
-                         "losses.d_loss_standard / g_loss_nonsaturating"),
-              "cnn": ("standard CNN (layout=chainer), non-saturating loss", f"{cgl} common/net.py: DCGANGenerator",
-                      f"{cgl} common/net.py: SNDCGANDiscriminator", "models.sngan_cnn",
-                      f"{snp} updater.py: loss_dcgan_dis / loss_dcgan_gen",
-                      "losses.d_loss_standard / g_loss_nonsaturating")}
+    for kind, ref_fn in (
+        ("linear", "source/links/sn_linear.py: SNLinear.W_bar"),
+        ("conv", "source/links/sn_convolution_2d.py: SNConvolution2D.W_bar"),
+        ("embed", "source/links/sn_embed_id.py: SNEmbedID.W_bar"),
+    ):
+        ck(
+            f"SN one power iteration, {kind}: updated u",
+            f"{snp} {ref_fn}",
+            "nn.spectral_norm",
+            {"u": (ours[f"pi_{kind}_u"], ref[f"pi_{kind}_u"])},
+        )
+        ck(
+            f"SN one power iteration, {kind}: σ and W/σ",
+            f"{snp} {ref_fn} (max_sv.max_singular_value)",
+            "nn.spectral_norm",
+            {
+                "sigma": (ours[f"pi_{kind}_sigma"], ref[f"pi_{kind}_sigma"]),
+                "W_bar": (ours[f"pi_{kind}_Wbar"], ref[f"pi_{kind}_Wbar"]),
+            },
+            deviation=True,
+            note="by design (nn/spectral_norm.py docstring): PyTorch's half-steps run u then v, Chainer's v then u, "
+            "so from the same u one step gives σ = ‖Wᵀu₁‖ vs ‖Wv₁‖ (both lower bounds of σ(W) that converge "
+            "at the same rate); equal once u has converged (see the model rows)",
+        )
+    labels = {
+        "resh": (
+            "ResNet 32x32, hinge loss",
+            f"{snp} gen_models/resnet_32.py: ResNetGenerator",
+            f"{snp} dis_models/snresnet_32.py: SNResNetProjectionDiscriminator",
+            "models.sngan_resnet",
+            f"{snp} updater.py: loss_hinge_dis / loss_hinge_gen",
+            "losses.d_loss_hinge / g_loss_hinge",
+        ),
+        "resn": (
+            "ResNet 32x32, non-saturating loss",
+            f"{snp} gen_models/resnet_32.py: ResNetGenerator",
+            f"{snp} dis_models/snresnet_32.py: SNResNetProjectionDiscriminator",
+            "models.sngan_resnet",
+            f"{snp} updater.py: loss_dcgan_dis / loss_dcgan_gen",
+            "losses.d_loss_standard / g_loss_nonsaturating",
+        ),
+        "cnn": (
+            "standard CNN (layout=chainer), non-saturating loss",
+            f"{cgl} common/net.py: DCGANGenerator",
+            f"{cgl} common/net.py: SNDCGANDiscriminator",
+            "models.sngan_cnn",
+            f"{snp} updater.py: loss_dcgan_dis / loss_dcgan_gen",
+            "losses.d_loss_standard / g_loss_nonsaturating",
+        ),
+    }
     for prefix, o in results_models.items():
         title, gref, dref, ourmod, lref, lours = labels[prefix]
-        r = {k[len(prefix):]: v for k, v in ref.items() if k.startswith(prefix)}
+        r = {k[len(prefix) :]: v for k, v in ref.items() if k.startswith(prefix)}
         if prefix in ("resh", "cnn"):
-            ck(f"SN-GAN {title.split(',')[0]}: G forward (BN training mode)", gref, ourmod, {"g_out": (o["g_out"], r["g_out"])})
-            ck(f"SN-GAN {title.split(',')[0]}: D forward on real and generated batches", dref, ourmod,
-               {k: (o[k], r[k]) for k in ("d_real", "d_fake")})
+            ck(
+                f"SN-GAN {title.split(',')[0]}: G forward (BN training mode)",
+                gref,
+                ourmod,
+                {"g_out": (o["g_out"], r["g_out"])},
+            )
+            ck(
+                f"SN-GAN {title.split(',')[0]}: D forward on real and generated batches",
+                dref,
+                ourmod,
+                {k: (o[k], r[k]) for k in ("d_real", "d_fake")},
+            )
         ck(f"SN-GAN {title}: D loss and G loss", lref, lours, {k: (o[k], r[k]) for k in ("loss_d", "loss_g")})
-        ck(f"SN-GAN {title}: D gradients w.r.t. every parameter (through σ)", f"{dref} + {lref.split(':')[0]}",
-           "autograd", C.pair_up({k: v for k, v in o.items() if k.startswith("D_grad")},
-                                 {k: v for k, v in r.items() if k.startswith("D_grad")}), atol_of_check=True)
-        ck(f"SN-GAN {title}: G gradients w.r.t. every parameter", f"{gref} + D + loss", "autograd",
-           C.pair_up({k: v for k, v in o.items() if k.startswith("G_grad")},
-                     {k: v for k, v in r.items() if k.startswith("G_grad")}), atol_of_check=True,
-           note="G's conv biases feed a BN, so their exact gradient is 0 and both sides return rounding noise: "
-                "such arrays are judged against the check's largest gradient (see compare.py)")
+        ck(
+            f"SN-GAN {title}: D gradients w.r.t. every parameter (through σ)",
+            f"{dref} + {lref.split(':')[0]}",
+            "autograd",
+            C.pair_up(
+                {k: v for k, v in o.items() if k.startswith("D_grad")},
+                {k: v for k, v in r.items() if k.startswith("D_grad")},
+            ),
+            atol_of_check=True,
+        )
+        ck(
+            f"SN-GAN {title}: G gradients w.r.t. every parameter",
+            f"{gref} + D + loss",
+            "autograd",
+            C.pair_up(
+                {k: v for k, v in o.items() if k.startswith("G_grad")},
+                {k: v for k, v in r.items() if k.startswith("G_grad")},
+            ),
+            atol_of_check=True,
+            note="G's conv biases feed a BN, so their exact gradient is 0 and both sides return rounding noise: "
+            "such arrays are judged against the check's largest gradient (see compare.py)",
+        )
         if prefix in conditioning:
             g32, g64, note = conditioning[prefix]
-            ck(f"SN-GAN {title}: D gradients, ganworks float32 vs ganworks float64 (same instance): the float32 "
-               f"error's cause", f"{dref} (not run: a measurement of ganworks alone)", "autograd",
-               {k: (g32[k], g64[k]) for k in g64}, atol_of_check=True, info=True, note=note)
+            ck(
+                f"SN-GAN {title}: D gradients, ganworks float32 vs ganworks float64 (same instance): the float32 "
+                f"error's cause",
+                f"{dref} (not run: a measurement of ganworks alone)",
+                "autograd",
+                {k: (g32[k], g64[k]) for k in g64},
+                atol_of_check=True,
+                info=True,
+                note=note,
+            )
         if ref64 is not None:
-            r64 = {k[len(prefix):]: v for k, v in ref64.items() if k.startswith(prefix)}
+            r64 = {k[len(prefix) :]: v for k, v in ref64.items() if k.startswith(prefix)}
             for who, grads_of in (("ganworks float32", o), ("reference float32", r)):
                 for role in ("D", "G"):
                     ks = [k for k in r64 if k.startswith(role + "_grad")]
-                    ck(f"SN-GAN {title}: {role} gradients, {who} vs the reference in float64 (same instance)",
-                       f"{dref if role == 'D' else gref} (run in float64)", "autograd" if who.startswith("ganworks")
-                       else "reference in float32", {k: (grads_of[k], r64[k]) for k in ks}, atol_of_check=True,
-                       info=True, note="diagnostic: the float64 reference is the closest thing to exact here; "
-                                       "whichever float32 side is far from it carries the float32 error")
+                    ck(
+                        f"SN-GAN {title}: {role} gradients, {who} vs the reference in float64 (same instance)",
+                        f"{dref if role == 'D' else gref} (run in float64)",
+                        "autograd" if who.startswith("ganworks") else "reference in float32",
+                        {k: (grads_of[k], r64[k]) for k in ks},
+                        atol_of_check=True,
+                        info=True,
+                        note="diagnostic: the float64 reference is the closest thing to exact here; "
+                        "whichever float32 side is far from it carries the float32 error",
+                    )
     for name in ADAM_SETTINGS:
         lr, b1, b2, _ = ADAM_SETTINGS[name]
-        ck(f"Adam setting {name} (lr {lr:g}, β1 {b1}, β2 {b2}), 3 steps", "chainer.optimizers.Adam (Chainer 7.8.1)",
-           "train.optim.build_optimizer (torch.optim.Adam)",
-           {f"step{t + 1}": (adam_ours[f"adam_{name}_p{t}"], ref[f"adam_{name}_p{t}"]) for t in range(3)})
-    ck("Adam setting C, 3 steps on gradients of size 1e-8", "chainer.optimizers.Adam (Chainer 7.8.1)",
-       "train.optim.build_optimizer (torch.optim.Adam)",
-       {f"step{t + 1}": (adam_ours[f"adam_C_tiny_p{t}"], ref[f"adam_C_tiny_p{t}"]) for t in range(3)},
-       deviation=True, note="by design of the frameworks: Chainer adds eps to √v, PyTorch to √v̂ = √v/√(1−β2^t); "
-                            "visible only where √v is of order eps (1e-8)")
+        ck(
+            f"Adam setting {name} (lr {lr:g}, β1 {b1}, β2 {b2}), 3 steps",
+            "chainer.optimizers.Adam (Chainer 7.8.1)",
+            "train.optim.build_optimizer (torch.optim.Adam)",
+            {f"step{t + 1}": (adam_ours[f"adam_{name}_p{t}"], ref[f"adam_{name}_p{t}"]) for t in range(3)},
+        )
+    ck(
+        "Adam setting C, 3 steps on gradients of size 1e-8",
+        "chainer.optimizers.Adam (Chainer 7.8.1)",
+        "train.optim.build_optimizer (torch.optim.Adam)",
+        {f"step{t + 1}": (adam_ours[f"adam_C_tiny_p{t}"], ref[f"adam_C_tiny_p{t}"]) for t in range(3)},
+        deviation=True,
+        note="by design of the frameworks: Chainer adds eps to √v, PyTorch to √v̂ = √v/√(1−β2^t); "
+        "visible only where √v is of order eps (1e-8)",
+    )
     return checks

@@ -8,23 +8,49 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import torch
-
 import compare as C
 import harness as H
+import numpy as np
+import torch
 from harness import LAST_OURS, npy, run_reference
 from sec_sngan import _chainer_names, _sn_modules
-
 
 #: conditional model pairs: prefix -> (image size, G width, D width, D conditioning, Chainer G module,
 #: Chainer D module and class, G's last BN / conv link names); widths are small so that a pair runs in
 #: seconds; the Chainer ``ch`` that gives the same channel counts is passed to the reference script.
 COND_PAIRS = {
-    "p32": (32, 1 / 16, 1 / 8, "projection", "gen_models/resnet_32.py", "dis_models/snresnet_32.py: SNResNetProjectionDiscriminator"),
-    "p64": (64, 1 / 16, 1 / 16, "projection", "gen_models/resnet_64.py", "dis_models/snresnet_64.py: SNResNetProjectionDiscriminator"),
-    "p128": (128, 1 / 16, 1 / 16, "projection", "gen_models/resnet.py", "dis_models/snresnet.py: SNResNetProjectionDiscriminator"),
-    "c128": (128, 1 / 16, 1 / 16, "concat", "gen_models/resnet.py", "dis_models/snresnet.py: SNResNetConcatDiscriminator"),
+    "p32": (
+        32,
+        1 / 16,
+        1 / 8,
+        "projection",
+        "gen_models/resnet_32.py",
+        "dis_models/snresnet_32.py: SNResNetProjectionDiscriminator",
+    ),
+    "p64": (
+        64,
+        1 / 16,
+        1 / 16,
+        "projection",
+        "gen_models/resnet_64.py",
+        "dis_models/snresnet_64.py: SNResNetProjectionDiscriminator",
+    ),
+    "p128": (
+        128,
+        1 / 16,
+        1 / 16,
+        "projection",
+        "gen_models/resnet.py",
+        "dis_models/snresnet.py: SNResNetProjectionDiscriminator",
+    ),
+    "c128": (
+        128,
+        1 / 16,
+        1 / 16,
+        "concat",
+        "gen_models/resnet.py",
+        "dis_models/snresnet.py: SNResNetConcatDiscriminator",
+    ),
 }
 COND_CLASSES = 10
 
@@ -62,6 +88,7 @@ def sngan_cond_section(a, tmp: Path, dtype: str = "float32") -> list[C.Check]:
     from ganworks import losses
     from ganworks.models import build_model
     from ganworks.nn.conditional_batch_norm import CategoricalConditionalBatchNorm2d
+
     H.DTYPE = np.dtype(dtype).type
     wide = dtype == "float64"
     tdt = torch.float64 if wide else torch.float32
@@ -79,9 +106,9 @@ def sngan_cond_section(a, tmp: Path, dtype: str = "float32") -> list[C.Check]:
     inp["cbn_betas"] = (0.3 * rs.randn(K, Cc)).astype(H.DTYPE)
     inp["cbn_x"] = (0.5 + 2 * rs.randn(n, Cc, 6, 6)).astype(H.DTYPE)
     inp["cbn_y"] = rs.randint(0, K, n).astype(np.int32)
-    inp["cbn_r"] = rs.randn(n, Cc, 6, 6).astype(H.DTYPE)            # loss = Σ out · r
-    inp["cbn_w"] = rs.dirichlet(np.ones(K), n).astype(H.DTYPE)       # class weights (interpolation)
-    inp["cbn_rmean"] = (0.3 * rs.randn(Cc)).astype(H.DTYPE)          # running statistics for eval mode
+    inp["cbn_r"] = rs.randn(n, Cc, 6, 6).astype(H.DTYPE)  # loss = Σ out · r
+    inp["cbn_w"] = rs.dirichlet(np.ones(K), n).astype(H.DTYPE)  # class weights (interpolation)
+    inp["cbn_rmean"] = (0.3 * rs.randn(Cc)).astype(H.DTYPE)  # running statistics for eval mode
     inp["cbn_rvar"] = rs.uniform(0.5, 2.0, Cc).astype(H.DTYPE)
     with torch.no_grad():
         cbn.gammas.weight.copy_(torch.from_numpy(inp["cbn_gammas"]))
@@ -89,9 +116,19 @@ def sngan_cond_section(a, tmp: Path, dtype: str = "float32") -> list[C.Check]:
     x = torch.from_numpy(inp["cbn_x"]).requires_grad_(True)
     y = torch.from_numpy(inp["cbn_y"]).long()
     out = cbn(x, y)
-    gx, gg, gb = torch.autograd.grad((out * torch.from_numpy(inp["cbn_r"])).sum(), [x, cbn.gammas.weight, cbn.betas.weight])
-    ours.update({"cbn_out": npy(out), "cbn_grad_x": npy(gx), "cbn_grad_gammas": npy(gg), "cbn_grad_betas": npy(gb),
-                 "cbn_avg_mean": npy(cbn.bn.running_mean), "cbn_avg_var": npy(cbn.bn.running_var)})
+    gx, gg, gb = torch.autograd.grad(
+        (out * torch.from_numpy(inp["cbn_r"])).sum(), [x, cbn.gammas.weight, cbn.betas.weight]
+    )
+    ours.update(
+        {
+            "cbn_out": npy(out),
+            "cbn_grad_x": npy(gx),
+            "cbn_grad_gammas": npy(gg),
+            "cbn_grad_betas": npy(gb),
+            "cbn_avg_mean": npy(cbn.bn.running_mean),
+            "cbn_avg_var": npy(cbn.bn.running_var),
+        }
+    )
     with torch.no_grad():
         ours["cbn_out_weights"] = npy(cbn(x, torch.from_numpy(inp["cbn_w"])))
         cbn.bn.running_mean.copy_(torch.from_numpy(inp["cbn_rmean"]))
@@ -103,8 +140,11 @@ def sngan_cond_section(a, tmp: Path, dtype: str = "float32") -> list[C.Check]:
     results_models = {}
     for prefix, (size, gw, dw, cond, _, _) in COND_PAIRS.items():
         G = build_model(name="sngan-resnet-g", image_size=size, width=gw, num_classes=K).train().to(tdt)
-        D = build_model(name="sngan-resnet-d", image_size=size, width=dw, num_classes=K,
-                        conditioning=cond).train().to(tdt)
+        D = (
+            build_model(name="sngan-resnet-d", image_size=size, width=dw, num_classes=K, conditioning=cond)
+            .train()
+            .to(tdt)
+        )
         # non-trivial per-class γ, β (they start at 1 and 0 for every class)
         with torch.no_grad():
             for m in G.modules():
@@ -112,8 +152,8 @@ def sngan_cond_section(a, tmp: Path, dtype: str = "float32") -> list[C.Check]:
                     m.gammas.weight.add_(0.2 * torch.randn_like(m.gammas.weight))
                     m.betas.weight.add_(0.2 * torch.randn_like(m.betas.weight))
         gmap, dmap = _cond_links(G, "G", size), _cond_links(D, "D", size)
-        inp[f"{prefix}_ch_g"] = G.blocks[-1].c2.out_channels        # Chainer ch: G's last block width
-        inp[f"{prefix}_ch_d"] = D.blocks[0].c1.out_channels         # Chainer ch: D's first block width
+        inp[f"{prefix}_ch_g"] = G.blocks[-1].c2.out_channels  # Chainer ch: G's last block width
+        inp[f"{prefix}_ch_d"] = D.blocks[0].c1.out_channels  # Chainer ch: D's first block width
         with torch.no_grad():  # converged singular vectors (exact SVD) for every SN layer, both sides
             for mname, m in _sn_modules(D).items():
                 p = m.parametrizations.weight
@@ -151,15 +191,31 @@ def sngan_cond_section(a, tmp: Path, dtype: str = "float32") -> list[C.Check]:
         results_models[prefix] = o
 
     LAST_OURS["sngan-cond-" + dtype] = {"cbn": ours, **results_models}
-    ref = run_reference(a.chainer_python, "ref_sngan_cond.py", ["--sngan-projection", a.sngan_projection],
-                        inp, {}, tmp, "sngan-cond" + ("64" if wide else ""))
+    ref = run_reference(
+        a.chainer_python,
+        "ref_sngan_cond.py",
+        ["--sngan-projection", a.sngan_projection],
+        inp,
+        {},
+        tmp,
+        "sngan-cond" + ("64" if wide else ""),
+    )
     ref64 = None
     if not wide:  # the reference again in float64 on the same (upcast) inputs, as in sngan_section
-        inp64 = {k: (v.astype(np.float64) if v.dtype == np.float32 else v) for k, v in
-                 ((k, np.asarray(v)) for k, v in inp.items())}
+        inp64 = {
+            k: (v.astype(np.float64) if v.dtype == np.float32 else v)
+            for k, v in ((k, np.asarray(v)) for k, v in inp.items())
+        }
         inp64["dtype"] = "float64"
-        ref64 = run_reference(a.chainer_python, "ref_sngan_cond.py", ["--sngan-projection", a.sngan_projection],
-                              inp64, {}, tmp, "sngan-cond-ref64")
+        ref64 = run_reference(
+            a.chainer_python,
+            "ref_sngan_cond.py",
+            ["--sngan-projection", a.sngan_projection],
+            inp64,
+            {},
+            tmp,
+            "sngan-cond-ref64",
+        )
 
     checks = []
 
@@ -167,65 +223,135 @@ def sngan_cond_section(a, tmp: Path, dtype: str = "float32") -> list[C.Check]:
         checks.append(C.check(component + tag, *args, section=sec, **kw))
 
     snp = "sngan_projection"
-    cbn_ref = f"{snp} source/links/categorical_conditional_batch_normalization.py: CategoricalConditionalBatchNormalization"
+    cbn_ref = (
+        f"{snp} source/links/categorical_conditional_batch_normalization.py: CategoricalConditionalBatchNormalization"
+    )
     cbn_ours = "nn.conditional_batch_norm.CategoricalConditionalBatchNorm2d"
-    ck("Categorical conditional BN: forward, training mode (batch statistics, per-class γ, β)", cbn_ref, cbn_ours,
-       {"out": (ours["cbn_out"], ref["cbn_out"])})
-    ck("Categorical conditional BN: gradients w.r.t. input, γ table and β table", cbn_ref, "autograd",
-       {k: (ours[f"cbn_grad_{k}"], ref[f"cbn_grad_{k}"]) for k in ("x", "gammas", "betas")})
-    ck("Categorical conditional BN: forward with class weights (class interpolation)",
-       f"{cbn_ref} (c = all classes, weights=w)", cbn_ours + " (y = class weights)",
-       {"out": (ours["cbn_out_weights"], ref["cbn_out_weights"])})
-    ck("Categorical conditional BN: forward, eval mode (the same running statistics)", cbn_ref, cbn_ours,
-       {"out": (ours["cbn_out_eval"], ref["cbn_out_eval"])})
-    ck("Categorical conditional BN: running mean after one training step", cbn_ref, cbn_ours,
-       {"avg_mean": (ours["cbn_avg_mean"], ref["cbn_avg_mean"])})
-    ck("Categorical conditional BN: running variance after one training step",
-       f"{snp} source/links/conditional_batch_normalization.py: ConditionalBatchNormalization.avg_var", cbn_ours,
-       {"avg_var": (ours["cbn_avg_var"], ref["cbn_avg_var"])}, deviation=True,
-       note="the reference's conditional BN starts its running variance at 0 (numpy.zeros), ganworks (torch "
-            "BatchNorm2d, as Chainer's own L.BatchNormalization) at 1: after t training steps the two differ by "
-            "0.9^t exactly (0.9 here, 0.005 after 50 steps, < 1e-5 after 110); the running statistics are used "
-            "only in eval mode (sample generation), so only samples drawn in the first ~100 iterations differ")
+    ck(
+        "Categorical conditional BN: forward, training mode (batch statistics, per-class γ, β)",
+        cbn_ref,
+        cbn_ours,
+        {"out": (ours["cbn_out"], ref["cbn_out"])},
+    )
+    ck(
+        "Categorical conditional BN: gradients w.r.t. input, γ table and β table",
+        cbn_ref,
+        "autograd",
+        {k: (ours[f"cbn_grad_{k}"], ref[f"cbn_grad_{k}"]) for k in ("x", "gammas", "betas")},
+    )
+    ck(
+        "Categorical conditional BN: forward with class weights (class interpolation)",
+        f"{cbn_ref} (c = all classes, weights=w)",
+        cbn_ours + " (y = class weights)",
+        {"out": (ours["cbn_out_weights"], ref["cbn_out_weights"])},
+    )
+    ck(
+        "Categorical conditional BN: forward, eval mode (the same running statistics)",
+        cbn_ref,
+        cbn_ours,
+        {"out": (ours["cbn_out_eval"], ref["cbn_out_eval"])},
+    )
+    ck(
+        "Categorical conditional BN: running mean after one training step",
+        cbn_ref,
+        cbn_ours,
+        {"avg_mean": (ours["cbn_avg_mean"], ref["cbn_avg_mean"])},
+    )
+    ck(
+        "Categorical conditional BN: running variance after one training step",
+        f"{snp} source/links/conditional_batch_normalization.py: ConditionalBatchNormalization.avg_var",
+        cbn_ours,
+        {"avg_var": (ours["cbn_avg_var"], ref["cbn_avg_var"])},
+        deviation=True,
+        note="the reference's conditional BN starts its running variance at 0 (numpy.zeros), ganworks (torch "
+        "BatchNorm2d, as Chainer's own L.BatchNormalization) at 1: after t training steps the two differ by "
+        "0.9^t exactly (0.9 here, 0.005 after 50 steps, < 1e-5 after 110); the running statistics are used "
+        "only in eval mode (sample generation), so only samples drawn in the first ~100 iterations differ",
+    )
     for prefix, o in results_models.items():
         size, _, _, cond, gfile, dref = COND_PAIRS[prefix]
-        r = {k[len(prefix):]: v for k, v in ref.items() if k.startswith(prefix)}
+        r = {k[len(prefix) :]: v for k, v in ref.items() if k.startswith(prefix)}
         title = f"cond. ResNet {size}x{size}, {cond} D, {K} classes"
         gref = f"{snp} {gfile}: ResNetGenerator(n_classes)"
         dref = f"{snp} {dref}"
         lref = f"{snp} updater.py: loss_hinge_dis / loss_hinge_gen"
-        ck(f"SN-GAN {title}: G(z, y) forward (conditional BN, training mode)", gref,
-           "models.sngan_resnet (num_classes)", {"g_out": (o["g_out"], r["g_out"])})
-        eps_note = ("float64: ~1e-11 rather than ~1e-16 because the power iteration's norm is ‖x‖ + 1e-12 in the "
-                    "reference and max(‖x‖, 1e-12) in ganworks, a relative 1e-12/‖x‖ per normalisation (below float32 "
-                    "rounding); with the reference script's _l2normalize given max(‖x‖, 1e-12) instead, these float64 "
-                    "rows measured 1e-16 to 2e-14 (2026-11-24)") if wide else ""
-        ck(f"SN-GAN {title}: D(x, y) forward on real and generated batches", dref,
-           f"models.sngan_resnet (conditioning={cond})", {k: (o[k], r[k]) for k in ("d_real", "d_fake")}, note=eps_note)
-        ck(f"SN-GAN {title}: D loss and G loss (hinge)", lref, "losses.d_loss_hinge / g_loss_hinge",
-           {k: (o[k], r[k]) for k in ("loss_d", "loss_g")})
-        ck(f"SN-GAN {title}: D gradients w.r.t. every parameter (through σ, incl. the SN class embedding)",
-           f"{dref} + {lref.split(':')[0]}", "autograd",
-           C.pair_up({k: v for k, v in o.items() if k.startswith("D_grad")},
-                     {k: v for k, v in r.items() if k.startswith("D_grad")}), atol_of_check=True, note=eps_note)
-        ck(f"SN-GAN {title}: G gradients w.r.t. every parameter (incl. per-class γ, β)", f"{gref} + D + loss",
-           "autograd", C.pair_up({k: v for k, v in o.items() if k.startswith("G_grad")},
-                                 {k: v for k, v in r.items() if k.startswith("G_grad")}), atol_of_check=True,
-           note="G's conv biases feed a BN, so their exact gradient is 0 and both sides return rounding noise: "
-                "such arrays are judged against the check's largest gradient (see compare.py)")
+        ck(
+            f"SN-GAN {title}: G(z, y) forward (conditional BN, training mode)",
+            gref,
+            "models.sngan_resnet (num_classes)",
+            {"g_out": (o["g_out"], r["g_out"])},
+        )
+        eps_note = (
+            (
+                "float64: ~1e-11 rather than ~1e-16 because the power iteration's norm is ‖x‖ + 1e-12 in the "
+                "reference and max(‖x‖, 1e-12) in ganworks, a relative 1e-12/‖x‖ per normalisation (below float32 "
+                "rounding); with the reference script's _l2normalize given max(‖x‖, 1e-12) instead, these float64 "
+                "rows measured 1e-16 to 2e-14 (2026-11-24)"
+            )
+            if wide
+            else ""
+        )
+        ck(
+            f"SN-GAN {title}: D(x, y) forward on real and generated batches",
+            dref,
+            f"models.sngan_resnet (conditioning={cond})",
+            {k: (o[k], r[k]) for k in ("d_real", "d_fake")},
+            note=eps_note,
+        )
+        ck(
+            f"SN-GAN {title}: D loss and G loss (hinge)",
+            lref,
+            "losses.d_loss_hinge / g_loss_hinge",
+            {k: (o[k], r[k]) for k in ("loss_d", "loss_g")},
+        )
+        ck(
+            f"SN-GAN {title}: D gradients w.r.t. every parameter (through σ, incl. the SN class embedding)",
+            f"{dref} + {lref.split(':')[0]}",
+            "autograd",
+            C.pair_up(
+                {k: v for k, v in o.items() if k.startswith("D_grad")},
+                {k: v for k, v in r.items() if k.startswith("D_grad")},
+            ),
+            atol_of_check=True,
+            note=eps_note,
+        )
+        ck(
+            f"SN-GAN {title}: G gradients w.r.t. every parameter (incl. per-class γ, β)",
+            f"{gref} + D + loss",
+            "autograd",
+            C.pair_up(
+                {k: v for k, v in o.items() if k.startswith("G_grad")},
+                {k: v for k, v in r.items() if k.startswith("G_grad")},
+            ),
+            atol_of_check=True,
+            note="G's conv biases feed a BN, so their exact gradient is 0 and both sides return rounding noise: "
+            "such arrays are judged against the check's largest gradient (see compare.py)",
+        )
         if ref64 is not None:
-            r64 = {k[len(prefix):]: v for k, v in ref64.items() if k.startswith(prefix)}
+            r64 = {k[len(prefix) :]: v for k, v in ref64.items() if k.startswith(prefix)}
             fwd = ("g_out", "d_real", "d_fake", "loss_d", "loss_g")
             for who, vals in (("ganworks float32", o), ("reference float32", r)):
-                note = ("diagnostic: the float64 reference is the closest thing to exact here; whichever float32 "
-                        "side is far from it carries the float32 error")
-                ck(f"SN-GAN {title}: G/D outputs and losses, {who} vs the reference in float64 (same instance)",
-                   f"{gref} + {dref} (run in float64)", "ours" if who.startswith("ganworks") else "reference in float32",
-                   {k: (vals[k], r64[k]) for k in fwd}, info=True, note=note)
+                note = (
+                    "diagnostic: the float64 reference is the closest thing to exact here; whichever float32 "
+                    "side is far from it carries the float32 error"
+                )
+                ck(
+                    f"SN-GAN {title}: G/D outputs and losses, {who} vs the reference in float64 (same instance)",
+                    f"{gref} + {dref} (run in float64)",
+                    "ours" if who.startswith("ganworks") else "reference in float32",
+                    {k: (vals[k], r64[k]) for k in fwd},
+                    info=True,
+                    note=note,
+                )
                 for role in ("D", "G"):
                     ks = [k for k in r64 if k.startswith(role + "_grad")]
-                    ck(f"SN-GAN {title}: {role} gradients, {who} vs the reference in float64 (same instance)",
-                       f"{gref} + {dref} (run in float64)", "autograd" if who.startswith("ganworks") else
-                       "reference in float32", {k: (vals[k], r64[k]) for k in ks}, atol_of_check=True, info=True,
-                       note=note)
+                    ck(
+                        f"SN-GAN {title}: {role} gradients, {who} vs the reference in float64 (same instance)",
+                        f"{gref} + {dref} (run in float64)",
+                        "autograd" if who.startswith("ganworks") else "reference in float32",
+                        {k: (vals[k], r64[k]) for k in ks},
+                        atol_of_check=True,
+                        info=True,
+                        note=note,
+                    )
     return checks

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import compare as C
 import numpy as np
 import torch
-
-import compare as C
 from harness import Section, run_reference, seed_all
 
 BATCH = 4
@@ -34,8 +33,11 @@ def _ours(dtype: str, rs_state) -> tuple[dict, dict]:
     tdt = torch.float64 if dtype == "float64" else torch.float32
     torch.manual_seed(0)
     D = build_model(name="sngan-cnn-d", layout="chainer", norm="none").train()
-    names = {f"body.{2 * j}.{leaf}": f"/{c}/{'W' if leaf == 'weight' else 'b'}"
-             for j, c in enumerate(LINKS) for leaf in ("weight", "bias")}
+    names = {
+        f"body.{2 * j}.{leaf}": f"/{c}/{'W' if leaf == 'weight' else 'b'}"
+        for j, c in enumerate(LINKS)
+        for leaf in ("weight", "bias")
+    }
     names.update({"out.weight": "/l4/W", "out.bias": "/l4/b"})
     assert set(names) == {n for n, _ in D.named_parameters()}, sorted(n for n, _ in D.named_parameters())
     D = D.to(tdt)
@@ -56,8 +58,12 @@ def _ours(dtype: str, rs_state) -> tuple[dict, dict]:
     grads = torch.autograd.grad(loss_w + LAM * gp, list(params.values()))
     x_hat = (al.view(-1, 1, 1, 1) * xr + (1 - al.view(-1, 1, 1, 1)) * xf).requires_grad_(True)
     (g,) = torch.autograd.grad(D(x_hat).sum(), x_hat)
-    ours = {"loss_dis": loss_w.detach().numpy(), "loss_gp": (LAM * gp).detach().numpy(),
-            "g": g.flatten(1).norm(dim=1).mean().detach().numpy(), "loss_gen": (-df.mean()).detach().numpy()}
+    ours = {
+        "loss_dis": loss_w.detach().numpy(),
+        "loss_gp": (LAM * gp).detach().numpy(),
+        "g": g.flatten(1).norm(dim=1).mean().detach().numpy(),
+        "loss_gen": (-df.mean()).detach().numpy(),
+    }
     ours.update({"D_grad" + names[n]: gr.numpy() for n, gr in zip(params, grads)})
     return inp, {k: np.asarray(v, dtype=np_dt) for k, v in ours.items()}
 
@@ -67,21 +73,36 @@ def section(a, tmp: Path) -> list[C.Check]:
     runs = {}
     for dt in ("float64", "float32"):
         inp, ours = _ours(dt, rs_state)
-        ref = run_reference(a.chainer_python, "ref_wgan_gp.py", ["--chainer-gan-lib", a.chainer_gan_lib], inp, {},
-                            tmp, "wgan-gp-" + dt)
+        ref = run_reference(
+            a.chainer_python, "ref_wgan_gp.py", ["--chainer-gan-lib", a.chainer_gan_lib], inp, {}, tmp, "wgan-gp-" + dt
+        )
         runs[dt] = (ours, ref)
     secs = {dt: Section("wgan-gp", dt) for dt in runs}
     ref_fn = "chainer-gan-lib wgan_gp/updater.py: Updater.update_core + common/net.py: WGANDiscriminator"
-    groups = [("WGAN-GP D step: critic loss E D(G(z)) − E D(x), λ·penalty, mean ‖∇D(x̂)‖, G's loss −E D(G(z))",
-               "losses.d_loss_wasserstein + regularizers.gradient_penalty", ["loss_dis", "loss_gp", "g", "loss_gen"]),
-              ("WGAN-GP D step: gradients of critic loss + λ·penalty w.r.t. every D parameter "
-               "(the penalty's double backward vs WGANDiscriminator.differentiable_backward)", "autograd",
-               sorted(k for k in runs["float64"][1] if k.startswith("D_grad")))]
+    groups = [
+        (
+            "WGAN-GP D step: critic loss E D(G(z)) − E D(x), λ·penalty, mean ‖∇D(x̂)‖, G's loss −E D(G(z))",
+            "losses.d_loss_wasserstein + regularizers.gradient_penalty",
+            ["loss_dis", "loss_gp", "g", "loss_gen"],
+        ),
+        (
+            "WGAN-GP D step: gradients of critic loss + λ·penalty w.r.t. every D parameter "
+            "(the penalty's double backward vs WGANDiscriminator.differentiable_backward)",
+            "autograd",
+            sorted(k for k in runs["float64"][1] if k.startswith("D_grad")),
+        ),
+    ]
     o64, r64 = runs["float64"]
     o32, r32 = runs["float32"]
     for title, ours_name, keys in groups:
         secs["float64"].check(title, ref_fn, ours_name, {k: (o64[k], r64[k]) for k in keys}, rtol=C.RTOL_FLOAT64)
-        secs["float32"].checks.append(C.check_measured(title, ref_fn, ours_name,
-                                                       {k: (o32[k], r32[k], o64[k], r64[k]) for k in keys},
-                                                       section=secs["float32"].name))
+        secs["float32"].checks.append(
+            C.check_measured(
+                title,
+                ref_fn,
+                ours_name,
+                {k: (o32[k], r32[k], o64[k], r64[k]) for k in keys},
+                section=secs["float32"].name,
+            )
+        )
     return secs["float64"].checks + secs["float32"].checks

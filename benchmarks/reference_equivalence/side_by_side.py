@@ -44,13 +44,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import warnings
 import os
 import platform
 import subprocess
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +68,8 @@ def preset(labels: int) -> str:
 def result_stem(labels: int) -> Path:
     """benchmarks/results/side_by_side_mnist (100 labels, the issue's runs) or ..._mnist<labels>."""
     return RESULTS / ("side_by_side_mnist" if labels == 100 else f"side_by_side_mnist{labels}")
+
+
 SERIES = {  # key -> (label, side, metrics key)
     "ref_raw": ("reference, raw D", "ref", "test_errors_raw"),
     "ref_avg": ("reference, averaged D (bias-corrected, ganworks' definition)", "ref", "test_errors_avg_corrected"),
@@ -99,9 +101,15 @@ def build_mnist_npz(data_root: Path, path: Path) -> Path:
     y = train.labels.numpy().astype(np.int32)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, x_train=x[:50000], y_train=y[:50000], x_valid=x[50000:], y_valid=y[50000:],
-             x_test=test.images.reshape(-1, 784).numpy().astype(np.float32) / 255.0,
-             y_test=test.labels.numpy().astype(np.int32))
+    np.savez(
+        tmp,
+        x_train=x[:50000],
+        y_train=y[:50000],
+        x_valid=x[50000:],
+        y_valid=y[50000:],
+        x_test=test.images.reshape(-1, 784).numpy().astype(np.float32) / 255.0,
+        y_test=test.labels.numpy().astype(np.int32),
+    )
     tmp.replace(path)
     return path
 
@@ -111,7 +119,9 @@ def ref_done(log: Path, epochs: int) -> bool:
 
 
 def ours_epochs(run: Path) -> int:
-    rows = [r for r in read_jsonl(run / "metrics.jsonl") if "test_errors" in r] if (run / "metrics.jsonl").exists() else []
+    rows = (
+        [r for r in read_jsonl(run / "metrics.jsonl") if "test_errors" in r] if (run / "metrics.jsonl").exists() else []
+    )
     return int(max((r["epoch"] for r in rows), default=0))
 
 
@@ -120,18 +130,53 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def ref_command(a, seed: int, npz: Path, log: Path) -> list[str]:
-    return ["nice", "-n", str(a.nice), a.theano_python, str(HERE / "ref_mnist_train.py"),
-            "--improved-gan", a.improved_gan, "--lasagne", a.lasagne, "--mnist-npz", str(npz),
-            "--epochs", str(a.epochs), "--log", str(log), "--", "--seed", str(seed), "--seed_data", str(seed),
-            "--count", str(a.labels // 10)]  # the script's labels per class
+    return [
+        "nice",
+        "-n",
+        str(a.nice),
+        a.theano_python,
+        str(HERE / "ref_mnist_train.py"),
+        "--improved-gan",
+        a.improved_gan,
+        "--lasagne",
+        a.lasagne,
+        "--mnist-npz",
+        str(npz),
+        "--epochs",
+        str(a.epochs),
+        "--log",
+        str(log),
+        "--",
+        "--seed",
+        str(seed),
+        "--seed_data",
+        str(seed),
+        "--count",
+        str(a.labels // 10),
+    ]  # the script's labels per class
 
 
 def ours_command(a, seed: int, run: Path) -> list[str]:
     base = ["nice", "-n", str(a.nice), sys.executable, "-m", "ganworks"]
     if (run / "config.json").exists():
         return base + ["train", "--resume", str(run), "--epochs", str(a.epochs), "--threads", "1", "--no-progress"]
-    return base + ["train", preset(a.labels), "--epochs", str(a.epochs), "--seed", str(seed), "--set", f"data.seed_data={seed}",
-                   "--threads", "1", "--no-progress", "--out", str(run), "--data-root", str(a.data_root)]
+    return base + [
+        "train",
+        preset(a.labels),
+        "--epochs",
+        str(a.epochs),
+        "--seed",
+        str(seed),
+        "--set",
+        f"data.seed_data={seed}",
+        "--threads",
+        "1",
+        "--no-progress",
+        "--out",
+        str(run),
+        "--data-root",
+        str(a.data_root),
+    ]
 
 
 def worker(name: str, queues: dict, prefer: str, status: dict, lock: threading.Lock) -> None:
@@ -159,38 +204,77 @@ def worker(name: str, queues: dict, prefer: str, status: dict, lock: threading.L
 def cmd_run(a) -> int:
     work = Path(a.work).expanduser()
     npz = build_mnist_npz(Path(a.data_root), work / "mnist.npz")
-    theano_env = one_thread_env({"THEANO_FLAGS": f"device=cpu,floatX=float32,blas.ldflags=,base_compiledir={a.theano_compiledir}"})
+    theano_env = one_thread_env(
+        {"THEANO_FLAGS": f"device=cpu,floatX=float32,blas.ldflags=,base_compiledir={a.theano_compiledir}"}
+    )
     ref_jobs, ours_jobs = [], []
     for s in a.seeds:
         log = work / "reference" / f"seed{s}.jsonl"
         log.parent.mkdir(parents=True, exist_ok=True)
         if not ref_done(log, a.epochs):
-            ref_jobs.append((s, ref_command(a, s, npz, log), theano_env, log.with_suffix(".out"),
-                             lambda log=log: ref_done(log, a.epochs)))
+            ref_jobs.append(
+                (
+                    s,
+                    ref_command(a, s, npz, log),
+                    theano_env,
+                    log.with_suffix(".out"),
+                    lambda log=log: ref_done(log, a.epochs),
+                )
+            )
         run = work / "ganworks" / f"seed{s}"
         run.parent.mkdir(parents=True, exist_ok=True)
         if ours_epochs(run) < a.epochs:
-            ours_jobs.append((s, ours_command(a, s, run), one_thread_env({"PYTHONPATH": str(HERE.parents[1] / "src")}),
-                              run.parent / f"seed{s}.out", lambda run=run: ours_epochs(run) >= a.epochs))
+            ours_jobs.append(
+                (
+                    s,
+                    ours_command(a, s, run),
+                    one_thread_env({"PYTHONPATH": str(HERE.parents[1] / "src")}),
+                    run.parent / f"seed{s}.out",
+                    lambda run=run: ours_epochs(run) >= a.epochs,
+                )
+            )
     settings_file = work / "settings.json"  # several `run`s into one --work add up (e.g. a seed run apart)
     old = json.loads(settings_file.read_text()) if settings_file.exists() else {}
-    settings_file.write_text(json.dumps({"seeds": sorted(set(old.get("seeds", [])) | set(a.seeds)),
-                                         "epochs": max(old.get("epochs", 0), a.epochs), "preset": preset(a.labels),
-                                         "labels": a.labels,
-                                         "started": old.get("started", time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))}))
+    settings_file.write_text(
+        json.dumps(
+            {
+                "seeds": sorted(set(old.get("seeds", [])) | set(a.seeds)),
+                "epochs": max(old.get("epochs", 0), a.epochs),
+                "preset": preset(a.labels),
+                "labels": a.labels,
+                "started": old.get("started", time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())),
+            }
+        )
+    )
     status, lock = {}, threading.Lock()
     queues = {"reference": ref_jobs, "ganworks": ours_jobs}
-    lanes = [threading.Thread(target=worker, args=(f"worker {i + 1}", queues, ("reference", "ganworks")[i % 2], status, lock))
-             for i in range(a.jobs)]
+    lanes = [
+        threading.Thread(
+            target=worker, args=(f"worker {i + 1}", queues, ("reference", "ganworks")[i % 2], status, lock)
+        )
+        for i in range(a.jobs)
+    ]
     print(f"side by side: {len(ref_jobs)} reference and {len(ours_jobs)} ganworks runs to do under {work}", flush=True)
     for t in lanes:
         t.start()
     while any(t.is_alive() for t in lanes):
         time.sleep(a.poll)
-        done = {f"ref{s}": len(read_jsonl(work / "reference" / f"seed{s}.jsonl")) if (work / "reference" / f"seed{s}.jsonl").exists() else 0
-                for s in a.seeds}
+        done = {
+            f"ref{s}": len(read_jsonl(work / "reference" / f"seed{s}.jsonl"))
+            if (work / "reference" / f"seed{s}.jsonl").exists()
+            else 0
+            for s in a.seeds
+        }
         done.update({f"ours{s}": ours_epochs(work / "ganworks" / f"seed{s}") for s in a.seeds})
-        print(time.strftime("%H:%M:%S"), status, "epochs:", done, "load", [round(x, 2) for x in os.getloadavg()], flush=True)
+        print(
+            time.strftime("%H:%M:%S"),
+            status,
+            "epochs:",
+            done,
+            "load",
+            [round(x, 2) for x in os.getloadavg()],
+            flush=True,
+        )
     print(status)
     return 0 if all(v == "done" for v in status.values()) else 1
 
@@ -233,12 +317,23 @@ def verdicts(series: dict, epochs: int) -> list[dict]:
             rows.append({"quantity": name, "verdict": "not enough seeds", "n_ref": len(r), "n_ours": len(o)})
             continue
         sr, so = float(np.std(r, ddof=1)), float(np.std(o, ddof=1))
-        pooled = math.sqrt((sr ** 2 + so ** 2) / 2)
+        pooled = math.sqrt((sr**2 + so**2) / 2)
         diff = float(np.mean(o) - np.mean(r))
-        rows.append({"quantity": name, "epoch": epochs, "ref_mean": float(np.mean(r)), "ref_std": sr,
-                     "ours_mean": float(np.mean(o)), "ours_std": so, "difference": diff, "pooled_std": pooled,
-                     "n_ref": len(r), "n_ours": len(o),
-                     "verdict": "agree" if abs(diff) <= 2 * pooled else "DIFFER"})
+        rows.append(
+            {
+                "quantity": name,
+                "epoch": epochs,
+                "ref_mean": float(np.mean(r)),
+                "ref_std": sr,
+                "ours_mean": float(np.mean(o)),
+                "ours_std": so,
+                "difference": diff,
+                "pooled_std": pooled,
+                "n_ref": len(r),
+                "n_ours": len(o),
+                "verdict": "agree" if abs(diff) <= 2 * pooled else "DIFFER",
+            }
+        )
     return rows
 
 
@@ -281,10 +376,15 @@ def power_of(row: dict, power: float = POWER, alpha: float = ALPHA) -> dict:
         return brentq(lambda ncp: _detect_probability(crit, df, ncp) - power, 0.0, hi, xtol=1e-10) * k * s
 
     c_rule = 2 / k
-    return {"power": power, "df": df, "rule_false_alarm_rate": float(2 * stats.t.sf(c_rule, df)),
-            "detectable_difference_rule": smallest(c_rule),
-            "t_test_alpha": alpha, "detectable_difference_t_test": smallest(float(stats.t.ppf(1 - alpha / 2, df))),
-            "assumption": "normal seed-to-seed spread, the same σ on both sides, σ = pooled std; noncentral t"}
+    return {
+        "power": power,
+        "df": df,
+        "rule_false_alarm_rate": float(2 * stats.t.sf(c_rule, df)),
+        "detectable_difference_rule": smallest(c_rule),
+        "t_test_alpha": alpha,
+        "detectable_difference_t_test": smallest(float(stats.t.ppf(1 - alpha / 2, df))),
+        "assumption": "normal seed-to-seed spread, the same σ on both sides, σ = pooled std; noncentral t",
+    }
 
 
 def plot(series: dict, epochs: int, path: Path) -> None:
@@ -295,10 +395,16 @@ def plot(series: dict, epochs: int, path: Path) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
     x = np.arange(1, epochs + 1)
-    styles = {"ref_raw": ("tab:blue", "-"), "ours_raw": ("tab:orange", "-"), "ref_avg": ("tab:blue", "-"),
-              "ours_avg": ("tab:orange", "-"), "ref_avg_script": ("tab:gray", "--")}
-    for ax, (title, keys) in zip(axes, (("raw D", ["ref_raw", "ours_raw"]),
-                                        ("averaged D", ["ref_avg", "ours_avg", "ref_avg_script"]))):
+    styles = {
+        "ref_raw": ("tab:blue", "-"),
+        "ours_raw": ("tab:orange", "-"),
+        "ref_avg": ("tab:blue", "-"),
+        "ours_avg": ("tab:orange", "-"),
+        "ref_avg_script": ("tab:gray", "--"),
+    }
+    for ax, (title, keys) in zip(
+        axes, (("raw D", ["ref_raw", "ours_raw"]), ("averaged D", ["ref_avg", "ours_avg", "ref_avg_script"]))
+    ):
         for k in keys:
             m = np.nanmean(series[k], axis=0)
             n = np.sum(~np.isnan(series[k]), axis=0)
@@ -325,11 +431,18 @@ def cmd_report(a) -> int:
     seeds, epochs = a.seeds or settings.get("seeds", [1, 2, 3]), a.epochs or settings.get("epochs", 30)
     series, secs = collect(work, seeds, epochs)
     reached = {k: [int(np.sum(~np.isnan(v[i]))) for i in range(len(seeds))] for k, v in series.items()}
+
     # the last epoch at which both sides have at least two seeds (all of them once the runs are done)
     # (with one seed per side: the last epoch both reached; the verdict then says "not enough seeds")
     def common(n_seeds: int) -> int:
-        return next((e for e in range(epochs, 0, -1) if min(int(np.sum(~np.isnan(series[k][:, e - 1])))
-                                                          for k in ("ref_raw", "ours_raw")) >= n_seeds), 0)
+        return next(
+            (
+                e
+                for e in range(epochs, 0, -1)
+                if min(int(np.sum(~np.isnan(series[k][:, e - 1]))) for k in ("ref_raw", "ours_raw")) >= n_seeds
+            ),
+            0,
+        )
 
     final = common(2) or common(1)
     checks = verdicts(series, final) if final else []
@@ -337,25 +450,41 @@ def cmd_report(a) -> int:
     out = result_stem(labels)
     if final:
         plot(series, epochs, out.with_suffix(".png"))
-    per_epoch = {k: {"mean": np.nanmean(v, 0).round(2).tolist(), "std": (np.nanstd(v, 0, ddof=1) if len(seeds) > 1 else 0 * v[0]).round(2).tolist(),
-                     "per_seed": [[None if math.isnan(x) else int(x) for x in row] for row in v]}
-                 for k, v in series.items()}
+    per_epoch = {
+        k: {
+            "mean": np.nanmean(v, 0).round(2).tolist(),
+            "std": (np.nanstd(v, 0, ddof=1) if len(seeds) > 1 else 0 * v[0]).round(2).tolist(),
+            "per_seed": [[None if math.isnan(x) else int(x) for x in row] for row in v],
+        }
+        for k, v in series.items()
+    }
     per_epoch = json.loads(json.dumps(per_epoch).replace("NaN", "null"))
-    sec = {side: {"mean": round(float(np.mean(v)), 1), "std": round(float(np.std(v)), 1), "n_epochs": len(v)} if v else None
-           for side, v in secs.items()}
-    result = {"benchmark": f"side-by-side whole training runs, Improved-GAN MNIST {labels} labels (issue 12)",
-              "reference": "openai/improved-gan mnist_svhn_cifar10/train_mnist_feature_matching.py via ref_mnist_train.py "
-                           f"--count {labels // 10} (Theano 1.0.5, floatX=float32, blas.ldflags=, one thread)",
-              "labels": labels,
-              "ours": f"ganworks train {preset(labels)} --threads 1 (torch {__import__('torch').__version__})",
-              "seeds": seeds, "epochs_planned": epochs, "epochs_reached_per_seed": reached, "compared_at_epoch": final,
-              "seconds_per_epoch": sec, "verdicts": checks,
-              "verdict_rule": "at the compared epoch, |mean_ours - mean_ref| <= 2 * sqrt((std_ref^2 + std_ours^2) / 2), "
-                              "std over seeds (ddof 1)",
-              "device": f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores), one thread per side",
-              "schedule": a.note or "both sides running at the same time (side_by_side.py run)",
-              "load_average_at_report": [round(x, 2) for x in os.getloadavg()],
-              "written": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "per_epoch": per_epoch}
+    sec = {
+        side: {"mean": round(float(np.mean(v)), 1), "std": round(float(np.std(v)), 1), "n_epochs": len(v)}
+        if v
+        else None
+        for side, v in secs.items()
+    }
+    result = {
+        "benchmark": f"side-by-side whole training runs, Improved-GAN MNIST {labels} labels (issue 12)",
+        "reference": "openai/improved-gan mnist_svhn_cifar10/train_mnist_feature_matching.py via ref_mnist_train.py "
+        f"--count {labels // 10} (Theano 1.0.5, floatX=float32, blas.ldflags=, one thread)",
+        "labels": labels,
+        "ours": f"ganworks train {preset(labels)} --threads 1 (torch {__import__('torch').__version__})",
+        "seeds": seeds,
+        "epochs_planned": epochs,
+        "epochs_reached_per_seed": reached,
+        "compared_at_epoch": final,
+        "seconds_per_epoch": sec,
+        "verdicts": checks,
+        "verdict_rule": "at the compared epoch, |mean_ours - mean_ref| <= 2 * sqrt((std_ref^2 + std_ours^2) / 2), "
+        "std over seeds (ddof 1)",
+        "device": f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores), one thread per side",
+        "schedule": a.note or "both sides running at the same time (side_by_side.py run)",
+        "load_average_at_report": [round(x, 2) for x in os.getloadavg()],
+        "written": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "per_epoch": per_epoch,
+    }
     write_report(result, out)
     print(f"wrote {out.with_suffix('.json')}, .md, .png")
     return 0
@@ -373,42 +502,75 @@ def write_report(result: dict, out: Path) -> None:
 
 def render_markdown(result: dict, name: str) -> str:
     checks, per_epoch, sec = result["verdicts"], result["per_epoch"], result["seconds_per_epoch"]
-    labels, seeds, epochs, final = result.get("labels", 100), result["seeds"], result["epochs_planned"], result["compared_at_epoch"]
+    labels, seeds, epochs, final = (
+        result.get("labels", 100),
+        result["seeds"],
+        result["epochs_planned"],
+        result["compared_at_epoch"],
+    )
     title = "" if "labels" not in result else f", {labels} labels"
-    lines = [f"# Side-by-side whole runs: reference MNIST script vs ganworks{title} (issue 12)", "",
-             f"Written {result['written']} by `benchmarks/reference_equivalence/side_by_side.py report`"
-             + (f" (power columns added {result['power_written']} by `side_by_side.py power`, from this JSON)"
-                if result.get("power_written") else "") + ". "
-             f"{result['device']}. Seeds {seeds} (seed = seed_data), {epochs} epochs planned; compared at epoch {final}.",
-             "", f"- reference: {result['reference']}", f"- ganworks: {result['ours']}"]
+    lines = [
+        f"# Side-by-side whole runs: reference MNIST script vs ganworks{title} (issue 12)",
+        "",
+        f"Written {result['written']} by `benchmarks/reference_equivalence/side_by_side.py report`"
+        + (
+            f" (power columns added {result['power_written']} by `side_by_side.py power`, from this JSON)"
+            if result.get("power_written")
+            else ""
+        )
+        + ". "
+        f"{result['device']}. Seeds {seeds} (seed = seed_data), {epochs} epochs planned; compared at epoch {final}.",
+        "",
+        f"- reference: {result['reference']}",
+        f"- ganworks: {result['ours']}",
+    ]
     lines.append(f"- schedule: {result['schedule']}")
-    lines += ["",
-              "| quantity | reference mean ± std | ganworks mean ± std | difference | 2 × pooled std | n (ref, ours) | verdict "
-              f"| rule's false-alarm rate | smallest difference detected {POWER:.0%} of the time: rule; t-test α {ALPHA:g} |",
-              "|---|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "| quantity | reference mean ± std | ganworks mean ± std | difference | 2 × pooled std | n (ref, ours) | verdict "
+        f"| rule's false-alarm rate | smallest difference detected {POWER:.0%} of the time: rule; t-test α {ALPHA:g} |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for c in checks:
         if "ref_mean" in c:
             p = c.get("power")
             rel = lambda d: f"{d:.1f} ({d / c['ref_mean']:.0%} of the reference mean)" if c["ref_mean"] else f"{d:.1f}"  # noqa: E731
-            pw = (f"{p['rule_false_alarm_rate']:.2f} | {rel(p['detectable_difference_rule'])}; "
-                  f"{rel(p['detectable_difference_t_test'])}") if p else " | "
-            lines.append(f"| {c['quantity']} test errors at epoch {c['epoch']} | {c['ref_mean']:.1f} ± {c['ref_std']:.1f} | "
-                         f"{c['ours_mean']:.1f} ± {c['ours_std']:.1f} | {c['difference']:+.1f} | {2 * c['pooled_std']:.1f} | "
-                         f"{c['n_ref']}, {c['n_ours']} | {c['verdict']} | {pw} |")
+            pw = (
+                (
+                    f"{p['rule_false_alarm_rate']:.2f} | {rel(p['detectable_difference_rule'])}; "
+                    f"{rel(p['detectable_difference_t_test'])}"
+                )
+                if p
+                else " | "
+            )
+            lines.append(
+                f"| {c['quantity']} test errors at epoch {c['epoch']} | {c['ref_mean']:.1f} ± {c['ref_std']:.1f} | "
+                f"{c['ours_mean']:.1f} ± {c['ours_std']:.1f} | {c['difference']:+.1f} | {2 * c['pooled_std']:.1f} | "
+                f"{c['n_ref']}, {c['n_ours']} | {c['verdict']} | {pw} |"
+            )
         else:
             lines.append(f"| {c['quantity']} | | | | | {c['n_ref']}, {c['n_ours']} | {c['verdict']} | | |")
-    lines += ["", f"Rule: {result['verdict_rule']}.", "",
-              f"Power: the smallest true difference of the mean test errors that the comparison would detect "
-              f"{POWER:.0%} of the time, with the seeds it has and the seed-to-seed spread it measured (pooled std; "
-              "normal spread, the same σ on both sides; noncentral t, `side_by_side.power_of`): first for the rule above, "
-              f"then for a two-sided t-test at α = {ALPHA:g}. The rule's false-alarm rate is how often it would call two "
-              "sides that do not differ DIFFER. A verdict 'agree' says only that any difference is likely smaller "
-              "than the detectable one.", "",
-              "Seconds per epoch (training + that side's evaluation; the reference's as its script prints it, "
-              "ganworks' from metrics.jsonl wall_time_s, which includes its sample grid and checkpoint): " +
-              ", ".join(f"{side} {v['mean']} ± {v['std']} s over {v['n_epochs']} epochs" for side, v in sec.items() if v) + ".",
-              "", "Per epoch, mean over seeds (test errors of 10,000):", "",
-              "| epoch | " + " | ".join(SERIES[k][0] for k in SERIES) + " |", "|---|" + "---|" * len(SERIES)]
+    lines += [
+        "",
+        f"Rule: {result['verdict_rule']}.",
+        "",
+        f"Power: the smallest true difference of the mean test errors that the comparison would detect "
+        f"{POWER:.0%} of the time, with the seeds it has and the seed-to-seed spread it measured (pooled std; "
+        "normal spread, the same σ on both sides; noncentral t, `side_by_side.power_of`): first for the rule above, "
+        f"then for a two-sided t-test at α = {ALPHA:g}. The rule's false-alarm rate is how often it would call two "
+        "sides that do not differ DIFFER. A verdict 'agree' says only that any difference is likely smaller "
+        "than the detectable one.",
+        "",
+        "Seconds per epoch (training + that side's evaluation; the reference's as its script prints it, "
+        "ganworks' from metrics.jsonl wall_time_s, which includes its sample grid and checkpoint): "
+        + ", ".join(f"{side} {v['mean']} ± {v['std']} s over {v['n_epochs']} epochs" for side, v in sec.items() if v)
+        + ".",
+        "",
+        "Per epoch, mean over seeds (test errors of 10,000):",
+        "",
+        "| epoch | " + " | ".join(SERIES[k][0] for k in SERIES) + " |",
+        "|---|" + "---|" * len(SERIES),
+    ]
     for e in range(epochs):
         cells = []
         for k in SERIES:
@@ -432,9 +594,11 @@ def cmd_power(a) -> int:
         for c in result["verdicts"]:
             if "power" in c:
                 p = c["power"]
-                print(f"{out.name}: {c['quantity']}: {c['verdict']}, difference {c['difference']:+.1f}; detectable "
-                      f"{p['detectable_difference_rule']:.1f} (rule, false-alarm rate {p['rule_false_alarm_rate']:.2f}), "
-                      f"{p['detectable_difference_t_test']:.1f} (t-test α {p['t_test_alpha']:g})")
+                print(
+                    f"{out.name}: {c['quantity']}: {c['verdict']}, difference {c['difference']:+.1f}; detectable "
+                    f"{p['detectable_difference_rule']:.1f} (rule, false-alarm rate {p['rule_false_alarm_rate']:.2f}), "
+                    f"{p['detectable_difference_t_test']:.1f} (t-test α {p['t_test_alpha']:g})"
+                )
         done += 1
     print(f"rewrote {done} results file(s) under {RESULTS}")
     return 0 if done else 1
@@ -445,9 +609,14 @@ def main(argv=None) -> int:
     ap.add_argument("command", choices=["run", "report", "power"])
     ap.add_argument("--seeds", type=int, nargs="+")
     ap.add_argument("--epochs", type=int)
-    ap.add_argument("--labels", type=int, choices=LABELS, default=100,
-                    help="labelled examples (Table 1's rows; the reference's --count is labels/10); report: "
-                         "read from the work folder's settings.json when there")
+    ap.add_argument(
+        "--labels",
+        type=int,
+        choices=LABELS,
+        default=100,
+        help="labelled examples (Table 1's rows; the reference's --count is labels/10); report: "
+        "read from the work folder's settings.json when there",
+    )
     ap.add_argument("--work", default=str(HOME / "side_by_side"))
     ap.add_argument("--data-root", default=os.environ.get("GANWORKS_DATA", "/work/shared/data"))
     ap.add_argument("--improved-gan", default=str(HOME / "refsrc/improved-gan"))

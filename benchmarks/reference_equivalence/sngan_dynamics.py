@@ -36,10 +36,9 @@ import contextlib
 from collections import deque
 from pathlib import Path
 
+import compare as C
 import numpy as np
 import torch
-
-import compare as C
 from harness import Section, as_numpy, run_reference, seed_all
 from sec_sngan import _chainer_names as chainer_names
 
@@ -56,17 +55,33 @@ for _i in range(3):
     RES_G.update({f"blocks.{_i}.{b}": (f"/block{_i + 2}/{b}", True) for b in ("b1", "b2")})
 RES_D = {f"blocks.{i}.{c}": (f"/block{i + 1}/{c}", False) for i in range(4) for c in ("c1", "c2", "c_sc")}
 RES_D["out"] = ("/l5", False)
-CNN_G = {"dense": ("/l0", False), "dense_post.0": ("/bn0", True), "body.0": ("/dc1", False), "body.1": ("/bn1", True),
-         "body.3": ("/dc2", False), "body.4": ("/bn2", True), "body.6": ("/dc3", False), "body.7": ("/bn3", True),
-         "out": ("/dc4", False)}
-CNN_D = {f"body.{2 * j}": (f"/{c}", False) for j, c in enumerate(["c0_0", "c0_1", "c1_0", "c1_1", "c2_0", "c2_1", "c3_0"])}
+CNN_G = {
+    "dense": ("/l0", False),
+    "dense_post.0": ("/bn0", True),
+    "body.0": ("/dc1", False),
+    "body.1": ("/bn1", True),
+    "body.3": ("/dc2", False),
+    "body.4": ("/bn2", True),
+    "body.6": ("/dc3", False),
+    "body.7": ("/bn3", True),
+    "out": ("/dc4", False),
+}
+CNN_D = {
+    f"body.{2 * j}": (f"/{c}", False) for j, c in enumerate(["c0_0", "c0_1", "c1_0", "c1_1", "c2_0", "c2_1", "c3_0"])
+}
 CNN_D["out"] = ("/l4", False)
 #: G's last layer: our 3x3 Conv2d vs chainer-gan-lib's stride-1 Deconvolution2D (transposed, flipped kernel)
 FLIP = {"/dc4/W": lambda w: np.ascontiguousarray(w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])}
 
 MODELS = {  # model: (preset, overrides, G map, D map, reference G ch, reference D ch, lr decay over)
-    "cnn": ("sngan/cifar10-cnn-sn-A", ["model.generator.layout=chainer", "model.discriminator.layout=chainer"],
-            CNN_G, CNN_D, 512 * WIDTH, 512 * WIDTH),
+    "cnn": (
+        "sngan/cifar10-cnn-sn-A",
+        ["model.generator.layout=chainer", "model.discriminator.layout=chainer"],
+        CNN_G,
+        CNN_D,
+        512 * WIDTH,
+        512 * WIDTH,
+    ),
     "resnet": ("sngan/cifar10-resnet-sn-hinge", [], RES_G, RES_D, 256 * WIDTH, 128 * WIDTH),
 }
 LOSSES = {"ns": ("nonsaturating", "dcgan"), "hinge": ("hinge", "hinge")}
@@ -75,13 +90,18 @@ VARIANTS = ("as trained", "same u0", "reference schedule")
 
 def sn_modules(model) -> dict:
     from torch.nn.utils import parametrize
-    return {n: m.parametrizations.weight[0] for n, m in model.named_modules()
-            if parametrize.is_parametrized(m, "weight") and hasattr(m.parametrizations.weight[0], "_u")}
+
+    return {
+        n: m.parametrizations.weight[0]
+        for n, m in model.named_modules()
+        if parametrize.is_parametrized(m, "weight") and hasattr(m.parametrizations.weight[0], "_u")
+    }
 
 
 def reference_power_step(p, eps: float = 1e-12):
     """The reference's SN forward (sngan_projection ``max_sv.max_singular_value``, Ip = 1, then
     W / σ), for one torch SN parametrization ``p``: the harness's stand-in for its forward."""
+
     def forward(weight):
         W = p._reshape_weight_to_matrix(weight)
         if p.training:
@@ -93,6 +113,7 @@ def reference_power_step(p, eps: float = 1e-12):
                 p._u.copy_(u)
                 p._v.copy_(v)
         return weight / torch.dot(p._u.clone(), torch.mv(W, p._v.clone()))
+
     return forward
 
 
@@ -100,6 +121,7 @@ def reference_power_step(p, eps: float = 1e-12):
 def no_parametrize_cache():
     """``parametrize.cached()`` made a no-op: every forward recomputes its SN weight (and steps u)."""
     from torch.nn.utils import parametrize
+
     orig = parametrize.cached
     parametrize.cached = contextlib.nullcontext
     try:
@@ -113,7 +135,7 @@ class _Batches:
 
     def __init__(self, xs: torch.Tensor) -> None:
         self.xs, self.i = xs, 0
-        self.batches_per_epoch = 10 ** 9
+        self.batches_per_epoch = 10**9
 
     def batch(self, epoch: int, index: int) -> dict:
         x = self.xs[self.i]
@@ -138,12 +160,26 @@ def _build(model: str, loss: str, variant: str, dtype: str, rs: np.random.Random
     tdt = torch.float64 if dtype == "float64" else torch.float32
     eps = 1e-8 if variant == "as trained" else EPS_OFF
     decay_T = UPDATES + 1 if model == "resnet" else 0  # ResNet preset: linear decay to 0 over train.iterations
-    cfg = resolve(preset, [*extra, "data.name=synthetic", "data.image_size=32", "data.channels=3",
-                           f"data.batch_size={BATCH}", "data.train_limit=64", "data.test_limit=16",
-                           f"model.generator.width={WIDTH}", f"model.discriminator.width={WIDTH}",
-                           f"objective.loss={LOSSES[loss][0]}", f"objective.n_dis={N_DIS}",
-                           "eval.quality_samples=0", f"train.iterations={decay_T or UPDATES}",
-                           "train.compile=false", f"optim.eps={eps}"])
+    cfg = resolve(
+        preset,
+        [
+            *extra,
+            "data.name=synthetic",
+            "data.image_size=32",
+            "data.channels=3",
+            f"data.batch_size={BATCH}",
+            "data.train_limit=64",
+            "data.test_limit=16",
+            f"model.generator.width={WIDTH}",
+            f"model.discriminator.width={WIDTH}",
+            f"objective.loss={LOSSES[loss][0]}",
+            f"objective.n_dis={N_DIS}",
+            "eval.quality_samples=0",
+            f"train.iterations={decay_T or UPDATES}",
+            "train.compile=false",
+            f"optim.eps={eps}",
+        ],
+    )
     assert cfg["objective"]["n_dis"] == N_DIS, cfg["objective"]
     exp = Experiment(cfg, torch.device("cpu"))
     G, D = exp.G.to(tdt), exp.D.to(tdt)
@@ -163,10 +199,24 @@ def _build(model: str, loss: str, variant: str, dtype: str, rs: np.random.Random
     exp.stream = _Batches(torch.from_numpy(xs))
 
     tag = f"{model}-{loss}-{variant.replace(' ', '_')}"
-    inp = {f"{tag}/cfg/{k}": np.asarray(v) for k, v in dict(
-        dtype=dtype, model=model, loss=LOSSES[loss][1], g_ch=int(g_ch), d_ch=int(d_ch), lr=cfg["optim"]["lr"],
-        beta1=cfg["optim"]["beta1"], beta2=cfg["optim"]["beta2"], eps=eps, n_dis=N_DIS, n_gen=BATCH * mult,
-        decay_T=decay_T, updates=UPDATES).items()}
+    inp = {
+        f"{tag}/cfg/{k}": np.asarray(v)
+        for k, v in dict(
+            dtype=dtype,
+            model=model,
+            loss=LOSSES[loss][1],
+            g_ch=int(g_ch),
+            d_ch=int(d_ch),
+            lr=cfg["optim"]["lr"],
+            beta1=cfg["optim"]["beta1"],
+            beta2=cfg["optim"]["beta2"],
+            eps=eps,
+            n_dis=N_DIS,
+            n_gen=BATCH * mult,
+            decay_T=decay_T,
+            updates=UPDATES,
+        ).items()
+    }
     inp[f"{tag}/z"], inp[f"{tag}/x"] = z, xs
     names = {"G": chainer_names(G, gmap), "D": chainer_names(D, dmap)}
     for role, m in (("G", G), ("D", D)):
@@ -218,11 +268,13 @@ def _orig_name(model, p) -> str:
 
 #: G's output layers: every other bias of both generators feeds a batch norm through linear ops only
 G_OUT_LINKS = ("/c5", "/dc4")
-BN_FED_NOTE = ("every G bias but the output layer's reaches a batch norm through linear ops only (a conv/linear "
-               "followed by BN, or a residual sum followed by the next block's BN), so its exact gradient is 0 and "
-               "G's output does not depend on it; both sides compute rounding noise (~1e-17 in float64), which Adam "
-               "(g/√v) turns into steps of about ±lr of either sign. Not judged; the other G rows leave these "
-               "arrays out")
+BN_FED_NOTE = (
+    "every G bias but the output layer's reaches a batch norm through linear ops only (a conv/linear "
+    "followed by BN, or a residual sum followed by the next block's BN), so its exact gradient is 0 and "
+    "G's output does not depend on it; both sides compute rounding noise (~1e-17 in float64), which Adam "
+    "(g/√v) turns into steps of about ±lr of either sign. Not judged; the other G rows leave these "
+    "arrays out"
+)
 
 
 def _bn_fed_bias(k: str) -> bool:
@@ -243,10 +295,16 @@ def _run(a, tmp: Path, dtype: str) -> tuple[dict, dict]:
                 tag, i, o = _build(model, loss, variant, dtype, rs)
                 inp.update(i)
                 ours_all[tag] = o
-    ref = run_reference(a.chainer_python, "ref_sngan_dynamics.py",
-                        ["--sngan-projection", a.sngan_projection, "--chainer-gan-lib", a.chainer_gan_lib],
-                        inp, {}, tmp, "sngan-dynamics-" + dtype)
-    refs = {tag: {k[len(tag) + 1:]: v for k, v in ref.items() if k.startswith(tag + "/")} for tag in ours_all}
+    ref = run_reference(
+        a.chainer_python,
+        "ref_sngan_dynamics.py",
+        ["--sngan-projection", a.sngan_projection, "--chainer-gan-lib", a.chainer_gan_lib],
+        inp,
+        {},
+        tmp,
+        "sngan-dynamics-" + dtype,
+    )
+    refs = {tag: {k[len(tag) + 1 :]: v for k, v in ref.items() if k.startswith(tag + "/")} for tag in ours_all}
     return ours_all, refs
 
 
@@ -275,8 +333,10 @@ def section(a, tmp: Path) -> list[C.Check]:
         for loss in LOSSES:
             for variant in VARIANTS:
                 tag = f"{model}-{loss}-{variant.replace(' ', '_')}"
-                title = f"SN-GAN dynamics, {'standard CNN' if model == 'cnn' else 'ResNet'}, " \
-                        f"{'non-saturating' if loss == 'ns' else 'hinge'} loss, {variant}"
+                title = (
+                    f"SN-GAN dynamics, {'standard CNN' if model == 'cnn' else 'ResNet'}, "
+                    f"{'non-saturating' if loss == 'ns' else 'hinge'} loss, {variant}"
+                )
                 refname = f"{snp} ({'chainer-gan-lib common/net.py' if model == 'cnn' else 'sngan_projection'} models)"
                 deviation = variant != "reference schedule"
                 o64, r64 = runs["float64"][0][tag], runs["float64"][1][tag]
@@ -289,49 +349,97 @@ def section(a, tmp: Path) -> list[C.Check]:
                         o64.update(s64o), r64.update(s64r)
                     else:
                         o.update(sig_o), r.update(sig_r)
-                    sig_note = "σ̂ = ‖Wᵀu‖ differs by up to " + ", ".join(
-                        f"{100 * w:.3g} % after update {t + 1}" for t, w in enumerate(worst)) + " (worst SN layer)"
+                    sig_note = (
+                        "σ̂ = ‖Wᵀu‖ differs by up to "
+                        + ", ".join(f"{100 * w:.3g} % after update {t + 1}" for t, w in enumerate(worst))
+                        + " (worst SN layer)"
+                    )
                     notes = {
                         "as trained": "documented deviation (nn/spectral_norm.py): ganworks does 1 + n_dis power steps "
-                                      "per update (one per phase, parametrize.cached) from PyTorch's 15-step warm "
-                                      "start, the reference 1 + 2·n_dis (one per D call) from a random u; Adam's eps "
-                                      "is added to √v̂ (PyTorch) vs √v (Chainer). Measured: " + sig_note,
+                        "per update (one per phase, parametrize.cached) from PyTorch's 15-step warm "
+                        "start, the reference 1 + 2·n_dis (one per D call) from a random u; Adam's eps "
+                        "is added to √v̂ (PyTorch) vs √v (Chainer). Measured: " + sig_note,
                         "same u0": "documented deviation: the power-iteration schedule alone (same u0, Adam eps off on "
-                                   "both sides): 1 + n_dis power steps per update in ganworks vs 1 + 2·n_dis in the "
-                                   "reference, and PyTorch's u-then-v half-steps. Measured: " + sig_note,
+                        "both sides): 1 + n_dis power steps per update in ganworks vs 1 + 2·n_dis in the "
+                        "reference, and PyTorch's u-then-v half-steps. Measured: " + sig_note,
                         "reference schedule": "the harness gives ganworks' SN layers the reference's power step on "
-                                              "every D call; everything else is train_iteration's own. " + sig_note,
+                        "every D call; everything else is train_iteration's own. " + sig_note,
                     }
                     u_keys = sorted(k for k in r if k.endswith("/u"))
                     sig_keys = sorted(k for k in r if k.endswith("/sigma"))
                     bn_fed = sorted(k for k in r if _bn_fed_bias(k))
-                    groups = [(f"σ̂ of every SN layer after each of {UPDATES} updates",
-                               "train.loop.train_iteration + nn.spectral_norm", sig_keys, notes[variant]),
-                              ("u of every SN layer after each update", "nn.spectral_norm", u_keys, "")]
+                    groups = [
+                        (
+                            f"σ̂ of every SN layer after each of {UPDATES} updates",
+                            "train.loop.train_iteration + nn.spectral_norm",
+                            sig_keys,
+                            notes[variant],
+                        ),
+                        ("u of every SN layer after each update", "nn.spectral_norm", u_keys, ""),
+                    ]
                     for role in ("D", "G"):
-                        groups.append((f"{role} parameters after each update", "train.loop.train_iteration",
-                                       sorted(k for k in r if k[3:4] == role and not k.endswith(
-                                           ("/u", "/m", "/v", "alpha", "/sigma")) and not _bn_fed_bias(k)), ""))
-                        groups.append((f"{role} Adam moments m, v after each update",
-                                       "torch.optim.Adam exp_avg, exp_avg_sq (vs Chainer Adam m, v)",
-                                       sorted(k for k in r if k[3:4] == role and k.endswith(("/m", "/v"))
-                                              and not _bn_fed_bias(k)), ""))
+                        groups.append(
+                            (
+                                f"{role} parameters after each update",
+                                "train.loop.train_iteration",
+                                sorted(
+                                    k
+                                    for k in r
+                                    if k[3:4] == role
+                                    and not k.endswith(("/u", "/m", "/v", "alpha", "/sigma"))
+                                    and not _bn_fed_bias(k)
+                                ),
+                                "",
+                            )
+                        )
+                        groups.append(
+                            (
+                                f"{role} Adam moments m, v after each update",
+                                "torch.optim.Adam exp_avg, exp_avg_sq (vs Chainer Adam m, v)",
+                                sorted(
+                                    k for k in r if k[3:4] == role and k.endswith(("/m", "/v")) and not _bn_fed_bias(k)
+                                ),
+                                "",
+                            )
+                        )
                     if model == "resnet" and variant == "reference schedule":
-                        groups.append(("learning rate after each update (linear decay)", "train.optim.build_scheduler",
-                                       sorted(k for k in r if k.endswith("alpha")), "vs sngan_projection train.py's "
-                                       "extensions.LinearShift('alpha')"))
+                        groups.append(
+                            (
+                                "learning rate after each update (linear decay)",
+                                "train.optim.build_scheduler",
+                                sorted(k for k in r if k.endswith("alpha")),
+                                "vs sngan_projection train.py's extensions.LinearShift('alpha')",
+                            )
+                        )
                     for what, ours_name, keys, note in groups:
                         comp = f"{title}: {what}"
                         if dt == "float32" and not deviation:
-                            c = C.check_measured(comp, refname, ours_name,
-                                                 {k: (o[k], r[k], o64[k], r64[k]) for k in keys}, note=note,
-                                                 section=sec.name)
+                            c = C.check_measured(
+                                comp,
+                                refname,
+                                ours_name,
+                                {k: (o[k], r[k], o64[k], r64[k]) for k in keys},
+                                note=note,
+                                section=sec.name,
+                            )
                             sec.checks.append(c)
                         else:
-                            sec.check(comp, refname, ours_name, {k: (o[k], r[k]) for k in keys},
-                                      rtol=C.RTOL_FLOAT64 if dt == "float64" else C.RTOL_STEP,
-                                      deviation=deviation, note=note)
-                    sec.check(f"{title}: G biases that feed a BN, with their Adam m, v, after each update", refname,
-                              "train.loop.train_iteration", {k: (o[k], r[k]) for k in bn_fed}, info=True,
-                              atol_of_check=True, note=BN_FED_NOTE)
+                            sec.check(
+                                comp,
+                                refname,
+                                ours_name,
+                                {k: (o[k], r[k]) for k in keys},
+                                rtol=C.RTOL_FLOAT64 if dt == "float64" else C.RTOL_STEP,
+                                deviation=deviation,
+                                note=note,
+                            )
+                    sec.check(
+                        f"{title}: G biases that feed a BN, with their Adam m, v, after each update",
+                        refname,
+                        "train.loop.train_iteration",
+                        {k: (o[k], r[k]) for k in bn_fed},
+                        info=True,
+                        atol_of_check=True,
+                        note=BN_FED_NOTE,
+                    )
     return sections["float64"].checks + sections["float32"].checks

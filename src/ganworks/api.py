@@ -17,9 +17,9 @@ uint8 torch tensors (N, C, H, W). Every function takes a :class:`Run` or a run p
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence, Union
 
 import torch
 from torch import nn
@@ -27,10 +27,22 @@ from torch import nn
 from .classify import Classifier, Predictions, class_names_of
 from .device import pick_device
 
-__all__ = ["Classifier", "Predictions", "Run", "SemiSupervisedClassifier", "classify", "load_classifier",
-           "load_discriminator", "load_generator", "load_run", "metrics", "sample", "train"]
+__all__ = [
+    "Classifier",
+    "Predictions",
+    "Run",
+    "SemiSupervisedClassifier",
+    "classify",
+    "load_classifier",
+    "load_discriminator",
+    "load_generator",
+    "load_run",
+    "metrics",
+    "sample",
+    "train",
+]
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 
 
 @dataclass
@@ -60,7 +72,7 @@ class Run:
         return f"Run({str(self.path)!r}, preset={self.preset!r})"
 
 
-RunLike = Union[Run, PathLike]
+RunLike = Run | PathLike
 
 
 def load_run(path: PathLike) -> Run:
@@ -121,7 +133,7 @@ def sample(run: RunLike, n: int = 64, seed: int = 0, averaged: bool = True, devi
         return generate_images(G, n, run.scale, dev, batch_size=500)
 
 
-def classify(run: Union[RunLike, Classifier], images, averaged: bool = True, device: str = "cpu") -> Predictions:
+def classify(run: RunLike | Classifier, images, averaged: bool = True, device: str = "cpu") -> Predictions:
     """Predictions of a run's classifier for ``images``: a folder of image files (any nesting), an
     .npz with ``x``, a NumPy array or a torch tensor. Returns :class:`Predictions` with ``predicted``
     (class indices), ``names``, ``probs`` (N, K) and ``ids`` (files or indices)."""
@@ -129,8 +141,13 @@ def classify(run: Union[RunLike, Classifier], images, averaged: bool = True, dev
     return classifier.predict(images)
 
 
-def metrics(images: Union[RunLike, torch.Tensor, PathLike], reference: str | None = None,
-            metrics: Sequence[str] = ("is",), num_samples: int = 10000, **options):
+def metrics(
+    images: RunLike | torch.Tensor | PathLike,
+    reference: str | None = None,
+    metrics: Sequence[str] = ("is",),
+    num_samples: int = 10000,
+    **options,
+):
     """IS / FID / KID of ``images`` (a uint8 tensor or array, an image folder, an .npz, or a run,
     whose G makes ``num_samples`` images) against ``reference`` (``"mnist:test"``,
     ``"cifar10:test"``, a statistics .npz; needed for FID/KID). ``options`` are
@@ -153,9 +170,20 @@ def _override(key: str, value) -> str:
     return f"{key}={json.dumps(value)}"
 
 
-def train(preset: str | None, out: PathLike, overrides: dict | Sequence[str] = (), *, epochs: float | None = None,
-          iterations: int | None = None, seed: int | None = None, resume: bool = False, device: str | None = None,
-          data_root: PathLike | None = None, max_minutes: float | None = None, progress: bool = True) -> Run:
+def train(
+    preset: str | None,
+    out: PathLike,
+    overrides: dict | Sequence[str] = (),
+    *,
+    epochs: float | None = None,
+    iterations: int | None = None,
+    seed: int | None = None,
+    resume: bool = False,
+    device: str | None = None,
+    data_root: PathLike | None = None,
+    max_minutes: float | None = None,
+    progress: bool = True,
+) -> Run:
     """Train ``preset`` into the run folder ``out`` (new or empty), exactly as ``ganworks train`` does
     (both call :func:`ganworks.train.run.run`), with a progress bar; returns the :class:`Run`.
 
@@ -167,9 +195,21 @@ def train(preset: str | None, out: PathLike, overrides: dict | Sequence[str] = (
     from .train.run import RunRequest, run
 
     items = [_override(k, v) for k, v in overrides.items()] if isinstance(overrides, dict) else list(overrides)
-    run(RunRequest(preset=preset or None, out=None if resume else out, resume=out if resume else None,
-                   overrides=items, seed=seed, epochs=epochs, iterations=iterations, max_minutes=max_minutes,
-                   device=device, data_root=data_root, progress=progress))
+    run(
+        RunRequest(
+            preset=preset or None,
+            out=None if resume else out,
+            resume=out if resume else None,
+            overrides=items,
+            seed=seed,
+            epochs=epochs,
+            iterations=iterations,
+            max_minutes=max_minutes,
+            device=device,
+            data_root=data_root,
+            progress=progress,
+        )
+    )
     return load_run(out)
 
 
@@ -184,14 +224,21 @@ class SemiSupervisedClassifier:
     ``get_params``/``clone``).
     """
 
-    def __init__(self, preset: str = "improved-gan/own-data", epochs: float | None = 10, out: PathLike | None = None,
-                 overrides: dict | Sequence[str] = (), device: str | None = None, progress: bool = True) -> None:
+    def __init__(
+        self,
+        preset: str = "improved-gan/own-data",
+        epochs: float | None = 10,
+        out: PathLike | None = None,
+        overrides: dict | Sequence[str] = (),
+        device: str | None = None,
+        progress: bool = True,
+    ) -> None:
         self.preset, self.epochs, self.out, self.overrides = preset, epochs, out, overrides
         self.device, self.progress = device, progress
         self.run_: Run | None = None
         self.classifier_: Classifier | None = None
 
-    def fit(self, x_labeled, y, x_unlabeled=None) -> "SemiSupervisedClassifier":
+    def fit(self, x_labeled, y, x_unlabeled=None) -> SemiSupervisedClassifier:
         import tempfile
 
         import numpy as np
@@ -207,14 +254,15 @@ class SemiSupervisedClassifier:
 
             raise DataError(f"{len(y)} labels for {len(lab)} labeled images: give one label per image")
         labels = np.full(len(x), -1, dtype=np.int64)
-        labels[:len(lab)] = np.searchsorted(self.classes_, y)
+        labels[: len(lab)] = np.searchsorted(self.classes_, y)
         out = Path(self.out) if self.out is not None else Path(tempfile.mkdtemp(prefix="ganworks-")) / "run"
         data = out.with_name(out.name + "-data.npz")
         data.parent.mkdir(parents=True, exist_ok=True)
         np.savez(data, x=x.permute(0, 2, 3, 1).numpy(), y=labels, classes=np.array([str(c) for c in self.classes_]))
         extra = dict(self.overrides) if isinstance(self.overrides, dict) else None
-        overrides = ({**extra, "data.path": str(data)} if extra is not None
-                     else [*self.overrides, _override("data.path", data)])
+        overrides = (
+            {**extra, "data.path": str(data)} if extra is not None else [*self.overrides, _override("data.path", data)]
+        )
         self.run_ = train(self.preset, out, overrides, epochs=self.epochs, device=self.device, progress=self.progress)
         self.classifier_ = load_classifier(self.run_, device=self.device or "auto")
         return self

@@ -42,12 +42,18 @@ def save_atomic(obj: dict, path: Path) -> None:
         os.replace(tmp, path)
     except (OSError, RuntimeError) as e:  # torch's zip writer reports a failed write as a RuntimeError
         tmp.unlink(missing_ok=True)
-        why = e.strerror if isinstance(e, OSError) and e.strerror else "the write failed: disk full or a file size limit?"
+        why = (
+            e.strerror if isinstance(e, OSError) and e.strerror else "the write failed: disk full or a file size limit?"
+        )
         last = path.parent / "last.pt"
-        kept = (f"the last good checkpoint {last} is intact" if last.is_file()
-                else "no checkpoint of this run was written before")
-        raise CheckpointError(f"cannot write checkpoint {path} ({why}); {kept}: free space or pick a writable "
-                              f"--out, then --resume") from None
+        kept = (
+            f"the last good checkpoint {last} is intact"
+            if last.is_file()
+            else "no checkpoint of this run was written before"
+        )
+        raise CheckpointError(
+            f"cannot write checkpoint {path} ({why}); {kept}: free space or pick a writable --out, then --resume"
+        ) from None
 
 
 def remove_stale_tmp(run_dir: Path) -> list[Path]:
@@ -97,7 +103,8 @@ def refuse_nonfinite(state: dict, path) -> None:
         more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
         raise CheckpointError(
             f"{path} holds non-finite weights ({', '.join(bad[:3])}{more}): the run diverged before this "
-            f"checkpoint was written; use an earlier checkpoint or train again with a lower optim.lr")
+            f"checkpoint was written; use an earlier checkpoint or train again with a lower optim.lr"
+        )
 
 
 def resolve_checkpoint(path: str | os.PathLike, which: str = "last") -> Path:
@@ -106,7 +113,9 @@ def resolve_checkpoint(path: str | os.PathLike, which: str = "last") -> Path:
     if p.is_dir():
         candidate = p / "checkpoints" / f"{which}.pt"
         if not candidate.is_file():
-            raise CheckpointError(f"{p} holds no checkpoints/{which}.pt: is it a ganworks run directory (made by `ganworks train`)?")
+            raise CheckpointError(
+                f"{p} holds no checkpoints/{which}.pt: is it a ganworks run directory (made by `ganworks train`)?"
+            )
         return candidate
     if not p.exists():
         raise CheckpointError(f"no such run directory or checkpoint: {p}")
@@ -117,8 +126,18 @@ def load_checkpoint(path: str | os.PathLike, which: str = "last") -> dict:
     p = resolve_checkpoint(path, which)
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError,
-            KeyError, IndexError, TypeError, AttributeError) as e:  # a file of garbage trips the unpickler anywhere
+    except (
+        RuntimeError,
+        EOFError,
+        pickle.UnpicklingError,
+        zipfile.BadZipFile,
+        ValueError,
+        OSError,
+        KeyError,
+        IndexError,
+        TypeError,
+        AttributeError,
+    ) as e:  # a file of garbage trips the unpickler anywhere
         other = p.with_name("best.pt" if p.name == "last.pt" else "last.pt")
         raise CheckpointError(
             f"checkpoint {p} is truncated or corrupt ({type(e).__name__}): use {other} if it exists "

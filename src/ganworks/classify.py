@@ -121,7 +121,9 @@ def as_uint8_images(images) -> torch.Tensor:
     if t.dim() == 3:
         t = t.unsqueeze(1)
     if t.dim() != 4 or t.shape[1] not in (1, 3):
-        raise DataError(f"a tensor of images must be (N, C, H, W) with C 1 or 3, or (N, H, W); got {tuple(images.shape)}")
+        raise DataError(
+            f"a tensor of images must be (N, C, H, W) with C 1 or 3, or (N, H, W); got {tuple(images.shape)}"
+        )
     return images_from_array(t.permute(0, 2, 3, 1).numpy(), "images")
 
 
@@ -156,21 +158,27 @@ class Classifier(nn.Module):
         self.eval()
         device = next(self.D.parameters()).device
         try:
-            out = [self.D(to_float(x.to(device), self.scale)).float().cpu()
-                   for x in self.prepare(images).split(self.batch_size)]
+            out = [
+                self.D(to_float(x.to(device), self.scale)).float().cpu()
+                for x in self.prepare(images).split(self.batch_size)
+            ]
         finally:
             self.train(was)
         return torch.cat(out)
 
     def predict(self, source) -> Predictions:
         """:class:`Predictions` for a folder / .npz path, an array or a tensor of images."""
-        return self.predict_inputs(read_input(source, self.class_names, self.image_shape[0])
-                                   if isinstance(source, (str, os.PathLike)) else Inputs(as_uint8_images(source)))
+        return self.predict_inputs(
+            read_input(source, self.class_names, self.image_shape[0])
+            if isinstance(source, (str, os.PathLike))
+            else Inputs(as_uint8_images(source))
+        )
 
     def predict_inputs(self, inputs: Inputs) -> Predictions:
         logits = self.logits(inputs.images)
-        return Predictions(logits.argmax(1).numpy(), torch.softmax(logits, 1).numpy(), self.class_names,
-                           inputs.ids, inputs.id_column)
+        return Predictions(
+            logits.argmax(1).numpy(), torch.softmax(logits, 1).numpy(), self.class_names, inputs.ids, inputs.id_column
+        )
 
 
 def class_names_of(cfg: dict) -> list[str]:
@@ -190,8 +198,11 @@ def load_classifier(run, device="cpu", averaged: bool = True) -> tuple[Classifie
     if not cfg["data"]["labels"]:
         raise CheckpointError(f"{run} is not a semi-supervised run: its discriminator is no classifier")
     use_avg = averaged and D_avg is not None
-    return (Classifier(D_avg if use_avg else D, data_scale(cfg["data"]), class_names_of(cfg),
-                       cfg["eval"]["batch_size"]), cfg, use_avg)
+    return (
+        Classifier(D_avg if use_avg else D, data_scale(cfg["data"]), class_names_of(cfg), cfg["eval"]["batch_size"]),
+        cfg,
+        use_avg,
+    )
 
 
 def looks_like_predictions(path: Path) -> bool:
@@ -209,7 +220,9 @@ def write_csv(predictions: Predictions, out: Path, top_k: int | None = None) -> 
     """Write the predictions to ``out`` atomically (a temporary file renamed over it)."""
     out = Path(out)
     if top_k is not None and not 1 <= top_k <= len(predictions.class_names):
-        raise ConfigError(f"--top-k must be between 1 and {len(predictions.class_names)} (the run's classes), got {top_k}")
+        raise ConfigError(
+            f"--top-k must be between 1 and {len(predictions.class_names)} (the run's classes), got {top_k}"
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     with open(tmp, "w", newline="") as f:

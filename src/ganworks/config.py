@@ -119,8 +119,12 @@ def merge(base: dict, over: dict) -> dict:
     """
     out = copy.deepcopy(base)
     for key, value in over.items():
-        renamed = key in ("generator", "discriminator", "objective") and isinstance(value, dict) and \
-            isinstance(out.get(key), dict) and value.get("name", out[key].get("name")) != out[key].get("name")
+        renamed = (
+            key in ("generator", "discriminator", "objective")
+            and isinstance(value, dict)
+            and isinstance(out.get(key), dict)
+            and value.get("name", out[key].get("name")) != out[key].get("name")
+        )
         if isinstance(value, dict) and isinstance(out.get(key), dict) and not renamed:
             out[key] = merge(out[key], value)
         else:
@@ -140,9 +144,11 @@ def load_preset(name: str, *, shared: bool = False) -> dict:
     """
     if name.rsplit("/", 1)[-1].startswith("_") and not shared:
         users = [p for p in list_presets() if p.rsplit("/", 1)[0] == name.rsplit("/", 1)[0]][:3]
-        raise ConfigError(f"{name!r} holds settings shared by several presets and is no preset of its own (it lacks "
-                          f"a paper row): pick a preset that extends it{', e.g. ' + ', '.join(users) if users else ''} "
-                          f"(`ganworks presets` lists them)")
+        raise ConfigError(
+            f"{name!r} holds settings shared by several presets and is no preset of its own (it lacks "
+            f"a paper row): pick a preset that extends it{', e.g. ' + ', '.join(users) if users else ''} "
+            f"(`ganworks presets` lists them)"
+        )
     data = _read_preset(name)
     unknown = unknown_keys(data)
     if unknown:
@@ -178,7 +184,9 @@ def _free_options(cfg: dict, path: list[str]) -> set[str] | None:
         return None
     if fn is None:
         return set()
-    return {k for k, p in inspect.signature(fn).parameters.items() if p.kind == p.KEYWORD_ONLY or p.default is not p.empty}
+    return {
+        k for k, p in inspect.signature(fn).parameters.items() if p.kind == p.KEYWORD_ONLY or p.default is not p.empty
+    }
 
 
 def _get(cfg: dict, path: list[str]) -> dict:
@@ -228,9 +236,11 @@ def apply_overrides(cfg: dict, overrides: list[str]) -> dict:
                 raise ConfigError(f"config key {key!r} is a table; set one of its keys")
             if node.get(leaf) is not None and not _compatible(node[leaf], value):
                 kind = {bool: "a bool", int: "an int", float: "a float", str: "a string", list: "a list"}.get(
-                    type(node[leaf]), f"a {type(node[leaf]).__name__}")
-                raise ConfigError(f"config key {key!r} expects {kind} like its current value {node[leaf]!r}, "
-                                  f"got {value!r}")
+                    type(node[leaf]), f"a {type(node[leaf]).__name__}"
+                )
+                raise ConfigError(
+                    f"config key {key!r} expects {kind} like its current value {node[leaf]!r}, got {value!r}"
+                )
             if isinstance(node.get(leaf), float) and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
         else:

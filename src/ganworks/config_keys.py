@@ -28,7 +28,7 @@ from .errors import ConfigError
 #: SN-GAN Table 1 (docs/papers.md): Adam (lr, β1, β2) and n_dis, the D steps per G step, by the
 #: name ``optim.setting`` takes; ``config.apply_adam_setting`` applies it.
 ADAM_SETTINGS = {
-    "A": (1e-4, 0.5, 0.9, 5),    # WGAN-GP (Gulrajani et al.)
+    "A": (1e-4, 0.5, 0.9, 5),  # WGAN-GP (Gulrajani et al.)
     "B": (1e-4, 0.5, 0.999, 1),  # Warde-Farley & Bengio
     "C": (2e-4, 0.5, 0.999, 1),  # DCGAN (Radford et al.)
     "D": (1e-3, 0.5, 0.9, 5),
@@ -72,16 +72,30 @@ _ROWS = [
     _k("meta.notes", "", str, "how the preset was built, UNVERIFIED points included"),
     _k("meta.data", "", str, "what a run on your own data found there (filled in by `data/own_recipe.py`)"),
     # ---- data ---------------------------------------------------------------------------------------
-    _k("data.name", "mnist", str, "`mnist`, `cifar10`, `svhn`, `stl10`, `imagefolder`, `imagenet`, `digits`, `own`, "
-       "`synthetic` ([Data](data.md))"),
-    _k("data.path", "", str, "folder of an `imagefolder` / `imagenet` / `own` dataset, relative to the data root or "
-       "absolute"),
+    _k(
+        "data.name",
+        "mnist",
+        str,
+        "`mnist`, `cifar10`, `svhn`, `stl10`, `imagefolder`, `imagenet`, `digits`, `own`, "
+        "`synthetic` ([Data](data.md))",
+    ),
+    _k(
+        "data.path",
+        "",
+        str,
+        "folder of an `imagefolder` / `imagenet` / `own` dataset, relative to the data root or absolute",
+    ),
     _k("data.root", "", str, "data root (`--data-root`; else `$GANWORKS_DATA`, else `~/.cache/ganworks/data`)"),
     _k("data.download", True, bool, "download a missing torchvision dataset"),
     _k("data.labels", 0, int, "labeled examples for semi-supervised runs (0: unsupervised)", 0),
     _k("data.seed_data", 1, int, "seeds the labeled-subset permutation (reference: `--seed_data`)", 0),
-    _k("data.scale", "", str, "pixel scale (`data/scaling.py`); `\"\"` = the dataset's default",
-       choices=("", "zero_one", "improved_gan_cifar", "minus_one_one", "imagenet")),
+    _k(
+        "data.scale",
+        "",
+        str,
+        'pixel scale (`data/scaling.py`); `""` = the dataset\'s default',
+        choices=("", "zero_one", "improved_gan_cifar", "minus_one_one", "imagenet"),
+    ),
     _k("data.batch_size", 64, int, "images per batch; with several processes the global batch", 1),
     _k("data.image_size", 0, int, "resize to this size (e.g. 48 for STL-10); 0 = the dataset's own", 0, 4096),
     _k("data.channels", 1, int, "only for the `synthetic` dataset (tests)", 1, 4),
@@ -92,8 +106,8 @@ _ROWS = [
     _k("data.workers", 4, int, "DataLoader worker processes (lazily read class folders: `imagenet`)", 0, 256),
     _k("data.limit_per_class", 0, int, "only the first N images of each class (smoke runs); 0 = all", 0),
     _k("data.classes", [], list, "a subset of class folder names, relabelled 0..k-1; `[]` = all"),
-    _k("data.class_order", "", str, "a `dirname_to_label.txt` file; `\"\"` = sorted folder names"),
-    _k("data.class_names", [], list, "`data.name = \"own\"`: the classes, filled in from `data.path`"),
+    _k("data.class_order", "", str, 'a `dirname_to_label.txt` file; `""` = sorted folder names'),
+    _k("data.class_names", [], list, '`data.name = "own"`: the classes, filled in from `data.path`'),
     # ---- model ----------------------------------------------------------------------------------------
     _k("model.generator.name", "", str, "the generator builder (`ganworks.models`)"),
     _k("model.discriminator.name", "", str, "the discriminator builder (`ganworks.models`)"),
@@ -101,8 +115,13 @@ _ROWS = [
     # ---- objective ------------------------------------------------------------------------------------
     _k("objective.name", "", str, "what one iteration computes (`ganworks.objectives`)"),
     # ---- optim ----------------------------------------------------------------------------------------
-    _k("optim.setting", "", str, "SN-GAN Table 1 `A`..`F`: sets lr, beta1, beta2 and `objective.n_dis`",
-       choices=("", *ADAM_SETTINGS)),
+    _k(
+        "optim.setting",
+        "",
+        str,
+        "SN-GAN Table 1 `A`..`F`: sets lr, beta1, beta2 and `objective.n_dis`",
+        choices=("", *ADAM_SETTINGS),
+    ),
     _k("optim.name", "adam", str, "the optimizer", choices=("adam",)),
     _k("optim.lr", 2e-4, float, "learning rate of both players", 0.0, low_open=True),
     _k("optim.lr_d", 0.0, float, "D's learning rate; 0 = use lr", 0.0),
@@ -111,49 +130,82 @@ _ROWS = [
     _k("optim.beta2", 0.999, float, "Adam β2", 0.0, 1.0, high_open=True),
     _k("optim.eps", 1e-8, float, "Adam epsilon", 0.0, 1.0),
     _k("optim.eps_inside_sqrt", False, bool, "the Improved-GAN reference's Adam: sqrt(v + eps)"),
-    _k("optim.decay", "constant", str, "`linear`: to 0 between decay_start and decay_end",
-       choices=("constant", "linear")),
+    _k(
+        "optim.decay",
+        "constant",
+        str,
+        "`linear`: to 0 between decay_start and decay_end",
+        choices=("constant", "linear"),
+    ),
     _k("optim.decay_start", 0, int, "first iteration of the decay", 0),
     _k("optim.decay_end", 0, int, "last iteration of the decay; 0 = the last iteration", 0),
     # ---- train ----------------------------------------------------------------------------------------
     _k("train.seed", 1, int, "seeds the model, the noise and the data order (`--seed`)", 0, 2**63 - 1),
     _k("train.epochs", 0.0, float, "length in epochs (`--epochs`)", 0.0, 1e6),
     _k("train.iterations", 0, int, "length in iterations; iterations win when both are set", 0, 10**10),
-    _k("train.ema_d", 0.0, float, "decay of a bias-corrected moving average of D (0 = off)", 0.0, 1.0,
-       high_open=True),
-    _k("train.ema_g", 0.0, float, "decay of a bias-corrected moving average of G (0 = off)", 0.0, 1.0,
-       high_open=True),
+    _k("train.ema_d", 0.0, float, "decay of a bias-corrected moving average of D (0 = off)", 0.0, 1.0, high_open=True),
+    _k("train.ema_g", 0.0, float, "decay of a bias-corrected moving average of G (0 = off)", 0.0, 1.0, high_open=True),
     _k("train.max_minutes", 0.0, float, "wall-clock budget: evaluate, save and stop after it (0 = none)", 0.0, 1e7),
     _k("train.device", "auto", str, "`auto`, `cpu` or `cuda` (`--device`)"),
     _k("train.log_every", 10, int, "iterations between log lines", 1),
     _k("train.sync_bn", False, bool, "several processes: SyncBatchNorm in G (CUDA only; `train/distributed.py`)"),
     _k("train.amp", "none", str, "mixed precision (`train/amp.py`)", choices=("none", "bf16", "fp16")),
-    _k("train.compile", "auto", (bool, str), "torch.compile: `true` (step), `\"optimizer\"` (update only), `false`, "
-       "`\"auto\"` (where measured faster; [Training](training.md#compilation-traincompile))",
-       choices=(True, False, "auto", "optimizer")),
-    _k("train.noise", "global", str, "where the Gaussian-noise layers' draws come from "
-       "([Training](training.md#noise-draws-trainnoise))", choices=("global", "parallel", "prefetch")),
-    _k("train.power_iteration", "per-step", str, "spectral norm's power steps: one per optimizer step (Algorithm 1), "
-       "or one per training-mode D call as chainer-gan-lib ([Fidelity, round two](fidelity-round2.md))",
-       choices=("per-step", "per-call")),
+    _k(
+        "train.compile",
+        "auto",
+        (bool, str),
+        'torch.compile: `true` (step), `"optimizer"` (update only), `false`, '
+        '`"auto"` (where measured faster; [Training](training.md#compilation-traincompile))',
+        choices=(True, False, "auto", "optimizer"),
+    ),
+    _k(
+        "train.noise",
+        "global",
+        str,
+        "where the Gaussian-noise layers' draws come from ([Training](training.md#noise-draws-trainnoise))",
+        choices=("global", "parallel", "prefetch"),
+    ),
+    _k(
+        "train.power_iteration",
+        "per-step",
+        str,
+        "spectral norm's power steps: one per optimizer step (Algorithm 1), "
+        "or one per training-mode D call as chainer-gan-lib ([Fidelity, round two](fidelity-round2.md))",
+        choices=("per-step", "per-call"),
+    ),
     # ---- eval -----------------------------------------------------------------------------------------
     _k("eval.every", 0, int, "iterations between evaluations; 0 = once per epoch", 0),
     _k("eval.grid", 100, int, "samples in the grid PNG written at each evaluation", 0, 10000),
     _k("eval.batch_size", 1000, int, "batch size of evaluation passes", 1),
     _k("eval.best", "", str, "metric that selects best.pt, e.g. `val_error_ema` (needs `data.validation`) or `FID`"),
-    _k("eval.best_mode", "min", str, "whether the best value of `eval.best` is the lowest or the highest",
-       choices=("min", "max")),
+    _k(
+        "eval.best_mode",
+        "min",
+        str,
+        "whether the best value of `eval.best` is the lowest or the highest",
+        choices=("min", "max"),
+    ),
     _k("eval.quality_samples", 0, int, "generated images per sample-quality score (IS/FID/KID); 0 = off", 0, 10**7),
     _k("eval.quality_every", 0, int, "iterations between scores; 0 = at every evaluation", 0),
-    _k("eval.quality_reference", "", str, "real statistics for FID/KID, e.g. `cifar10:test`; `\"\"` = IS only"),
-    _k("eval.quality_extractor", "inception", str, "the feature extractor; `classifier` needs "
-       "`eval.quality_classifier`", choices=("inception", "classifier")),
+    _k("eval.quality_reference", "", str, 'real statistics for FID/KID, e.g. `cifar10:test`; `""` = IS only'),
+    _k(
+        "eval.quality_extractor",
+        "inception",
+        str,
+        "the feature extractor; `classifier` needs `eval.quality_classifier`",
+        choices=("inception", "classifier"),
+    ),
     _k("eval.quality_classifier", "", str, "a `ganworks train-classifier` file: offline scores"),
     _k("eval.quality_weights", "", str, "Inception weights file (else `$GANWORKS_INCEPTION_WEIGHTS`)"),
     _k("eval.quality_metrics", ["is", "fid"], list, "which scores to compute", choices=("is", "fid", "kid")),
     _k("eval.quality_splits", 10, int, "Inception Score splits (sngan_projection: 1 split of 5,000 samples)", 1, 1000),
-    _k("eval.quality_uint8", "round", str, "how samples become uint8 for scoring: `round`, or `truncate` "
-       "(chainer-gan-lib)", choices=("round", "truncate")),
+    _k(
+        "eval.quality_uint8",
+        "round",
+        str,
+        "how samples become uint8 for scoring: `round`, or `truncate` (chainer-gan-lib)",
+        choices=("round", "truncate"),
+    ),
 ]
 
 #: Every configuration key by its dotted name, in the order of the documentation page.
@@ -236,8 +288,10 @@ def check(name: str, value):
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if key.type in (int, float):
         if not number:
-            raise ConfigError(f"config key {name!r} expects {'an int' if key.type is int else 'a float'}, "
-                              f"got {value!r}: it must be {allowed(key)}")
+            raise ConfigError(
+                f"config key {name!r} expects {'an int' if key.type is int else 'a float'}, "
+                f"got {value!r}: it must be {allowed(key)}"
+            )
         ok = math.isfinite(value)
         if ok and key.type is int:
             ok = float(value).is_integer()
@@ -255,8 +309,9 @@ def check(name: str, value):
             raise ConfigError(f"config key {name!r} expects a list, got {value!r}: it must be {allowed(key)}")
         bad = [v for v in value if key.choices and v not in key.choices]
         if bad:
-            raise ConfigError(f"config key {name!r} holds {bad[0]!r}; allowed items: "
-                              f"{', '.join(map(_show, key.choices))}")
+            raise ConfigError(
+                f"config key {name!r} holds {bad[0]!r}; allowed items: {', '.join(map(_show, key.choices))}"
+            )
         return value
     types = key.type if isinstance(key.type, tuple) else (key.type,)
     if not isinstance(value, types) or (bool not in types and isinstance(value, bool)):
@@ -283,8 +338,9 @@ def nearest(name: str, known=()) -> str:
 
 def unknown_key_error(name: str, known=()) -> ConfigError:
     """The one-line error for an unknown key, suggesting the nearest known one."""
-    return ConfigError(f"unknown config key {name!r}; did you mean {nearest(name, known)!r}? "
-                       f"(every key: docs/configuration.md)")
+    return ConfigError(
+        f"unknown config key {name!r}; did you mean {nearest(name, known)!r}? (every key: docs/configuration.md)"
+    )
 
 
 # ---- the documentation page -------------------------------------------------------------------------

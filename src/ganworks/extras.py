@@ -35,5 +35,7 @@ def require(extra: str) -> None:
     """Raise ``MissingExtra`` (one line) when a module of ``extra`` is not installed."""
     absent = missing(extra)
     if absent:
-        raise MissingExtra(f"{PURPOSE[extra]} needs the {extra!r} extra ({', '.join(absent)} is not installed): "
-                           f"pip install 'ganworks[{extra}]'")
+        raise MissingExtra(
+            f"{PURPOSE[extra]} needs the {extra!r} extra ({', '.join(absent)} is not installed): "
+            f"pip install 'ganworks[{extra}]'"
+        )

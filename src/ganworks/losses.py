@@ -37,9 +37,7 @@ def supervised_loss(class_logits: Tensor, labels: Tensor) -> Tensor:
     return F.cross_entropy(class_logits, labels)
 
 
-def unsupervised_loss(
-    logits_real: Tensor, logits_fake: Tensor, real_target: float = 1.0
-) -> Tensor:
+def unsupervised_loss(logits_real: Tensor, logits_fake: Tensor, real_target: float = 1.0) -> Tensor:
     """L_unsupervised = ½·E_real[−log D(x)] + ½·E_fake[−log(1 − D(G(z)))] on class logits.
 
     With l = logsumexp(class logits): −log D = softplus(−l) = −l + softplus(l) and

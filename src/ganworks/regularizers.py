@@ -5,7 +5,6 @@ Each function's docstring names the paper section it implements.
 
 from __future__ import annotations
 
-
 # ---------------------------------------------------------------------------------------------
 # Historical averaging  [Improved-GAN §3.3; docs/papers.md §A.5]
 # ---------------------------------------------------------------------------------------------
@@ -37,9 +36,7 @@ class HistoricalAverage:
             raise ValueError(f"historical-averaging weight must be >= 0, got {weight}")
         self.weight = float(weight)
         self.count = 1
-        self.average = {
-            name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad
-        }
+        self.average = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
 
     def _params(self, model: _nn.Module) -> dict:
         params = dict(model.named_parameters())
@@ -140,7 +137,9 @@ def gradient_penalty(
     if mode not in GRADIENT_PENALTY_MODES:
         raise ValueError(f"gradient-penalty mode must be one of {GRADIENT_PENALTY_MODES}, got {mode!r}")
     if real.shape != fake.shape:
-        raise ValueError(f"real and fake batches must have the same shape, got {tuple(real.shape)} and {tuple(fake.shape)}")
+        raise ValueError(
+            f"real and fake batches must have the same shape, got {tuple(real.shape)} and {tuple(fake.shape)}"
+        )
     n = real.shape[0]
     if alpha is None:
         alpha = _torch.rand(n, device=real.device, dtype=real.dtype)
@@ -173,7 +172,11 @@ def clip_weights_(model: _nn.Module, c: float = WEIGHT_CLIP) -> _nn.Module:
 
 
 def _weight_layers(model: _nn.Module):
-    return [m for m in model.modules() if isinstance(m, _MATRIX_LAYERS) and isinstance(getattr(m, "weight", None), _torch.Tensor)]
+    return [
+        m
+        for m in model.modules()
+        if isinstance(m, _MATRIX_LAYERS) and isinstance(getattr(m, "weight", None), _torch.Tensor)
+    ]
 
 
 def _output_axis(module: _nn.Module) -> int:

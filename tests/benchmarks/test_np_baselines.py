@@ -40,8 +40,12 @@ def _tiny_d_params(rs, norm):
     else:
         p["out.W"] = w
     p["out.b"] = rs.randn(1) * 0.1
-    running = {f"norm{i}.{s}": (rs.randn(c) * 0.1 if s == "mean" else rs.uniform(0.5, 1.5, c))
-               for i, c in enumerate(chans) if i > 0 for s in ("mean", "var")}
+    running = {
+        f"norm{i}.{s}": (rs.randn(c) * 0.1 if s == "mean" else rs.uniform(0.5, 1.5, c))
+        for i, c in enumerate(chans)
+        if i > 0
+        for s in ("mean", "var")
+    }
     return p, running
 
 
@@ -69,8 +73,11 @@ def test_numpy_d_gradients_match_finite_differences(norm):
 
 def test_orthonormal_gradient_matches_finite_differences_and_shapes():
     rs = np.random.RandomState(2)
-    weights = {"tall": (rs.randn(6, 3), "dense"), "wide": (rs.randn(2, 3, 3, 3), "dense"),
-               "deconv": (rs.randn(4, 2, 4, 4), "deconv")}
+    weights = {
+        "tall": (rs.randn(6, 3), "dense"),
+        "wide": (rs.randn(2, 3, 3, 3), "dense"),
+        "deconv": (rs.randn(4, 2, 4, 4), "deconv"),
+    }
     val, grads = NB.orthonormal_penalty(weights)
     assert grads["deconv"].shape == (4, 2, 4, 4)
     for name, (W, _) in weights.items():
@@ -94,7 +101,9 @@ def test_ganworks_orthonormal_penalty_matches_numpy_on_tall_wide_and_transposed_
     ours = regularizers.orthonormal_penalty(model)
     grads = torch.autograd.grad(ours, [m.weight for m in model])
     kinds = ["dense", "dense", "deconv"]
-    val, ref = NB.orthonormal_penalty({str(i): (m.weight.detach().numpy().copy(), k) for i, (m, k) in enumerate(zip(model, kinds))})
+    val, ref = NB.orthonormal_penalty(
+        {str(i): (m.weight.detach().numpy().copy(), k) for i, (m, k) in enumerate(zip(model, kinds))}
+    )
     assert float(ours.detach()) == pytest.approx(float(val), rel=1e-12)
     for i, g in enumerate(grads):
         np.testing.assert_allclose(g.numpy(), ref[str(i)], rtol=1e-10, atol=1e-12)
@@ -129,10 +138,14 @@ def test_sn_baselines_detects_a_wrong_epsilon_and_a_gain(monkeypatch):
         running = {names[n]: state[n].detach().numpy().copy() for n in names if names[n].endswith((".mean", ".var"))}
         eps = {"batch": 2e-5, "layer": 1e-5}[norm]
         ref = NB.cnn_d(params, x, r, norm, 0.2, eps, 0.1, running)[0]
-        good = C.check("D", "numpy", "ours", {"logits": (D(torch.from_numpy(x)).detach().numpy(), ref)}, rtol=C.RTOL_FLOAT64)
+        good = C.check(
+            "D", "numpy", "ours", {"logits": (D(torch.from_numpy(x)).detach().numpy(), ref)}, rtol=C.RTOL_FLOAT64
+        )
         assert good.passed
         spoil(D.body[-2])  # the last norm (an earlier one's scale would be undone by the next norm)
-        bad = C.check("D", "numpy", "ours", {"logits": (D(torch.from_numpy(x)).detach().numpy(), ref)}, rtol=C.RTOL_FLOAT64)
+        bad = C.check(
+            "D", "numpy", "ours", {"logits": (D(torch.from_numpy(x)).detach().numpy(), ref)}, rtol=C.RTOL_FLOAT64
+        )
         assert not bad.passed, norm
 
 
@@ -155,7 +168,7 @@ def test_ema_reference_form_is_improved_gans_average_and_soft_copy_recombines():
         holder.load({"w": s["w"]})
         ema.update(holder)
         avg = ema.model.values[0].detach().numpy()
-        np.testing.assert_allclose(0.9 ** t * start["w"] + (1 - 0.9 ** t) * avg, gs[t - 1]["w"], rtol=1e-12)
+        np.testing.assert_allclose(0.9**t * start["w"] + (1 - 0.9**t) * avg, gs[t - 1]["w"], rtol=1e-12)
 
 
 def test_historical_average_module_matches_the_formula():
@@ -209,8 +222,15 @@ def test_bn_dcgan_maps_every_parameter_to_chainer_gan_libs_links():
     import sec_bn_dcgan
 
     ch = 32
-    convs = {"c0_0": (ch // 8, 3, 3), "c0_1": (ch // 4, ch // 8, 4), "c1_0": (ch // 4, ch // 4, 3),
-             "c1_1": (ch // 2, ch // 4, 4), "c2_0": (ch // 2, ch // 2, 3), "c2_1": (ch, ch // 2, 4), "c3_0": (ch, ch, 3)}
+    convs = {
+        "c0_0": (ch // 8, 3, 3),
+        "c0_1": (ch // 4, ch // 8, 4),
+        "c1_0": (ch // 4, ch // 4, 3),
+        "c1_1": (ch // 2, ch // 4, 4),
+        "c2_0": (ch // 2, ch // 2, 3),
+        "c2_1": (ch, ch // 2, 4),
+        "c3_0": (ch, ch, 3),
+    }
     expected = {f"/{c}/W": (o, i, k, k) for c, (o, i, k) in convs.items()}
     expected.update({f"/{c}/b": (o,) for c, (o, _, _) in convs.items()})
     bn_size = {"bn0_1": ch // 4, "bn1_0": ch // 4, "bn1_1": ch // 2, "bn2_0": ch // 2, "bn2_1": ch, "bn3_0": ch}

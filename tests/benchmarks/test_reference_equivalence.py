@@ -43,7 +43,7 @@ def _numpy_mnist_d(params, x):
     """An independent float64 forward of the MNIST discriminator in eval mode (no noise)."""
     h = x.reshape(len(x), -1)
     for i, (V, g, b) in enumerate(params):
-        W = V * (g.reshape(-1, 1) / np.sqrt((V ** 2).sum(axis=1, keepdims=True)))
+        W = V * (g.reshape(-1, 1) / np.sqrt((V**2).sum(axis=1, keepdims=True)))
         h = h @ W.T + b
         if i < len(params) - 1:
             h = np.maximum(h, 0)
@@ -54,8 +54,13 @@ def _params(D):
     out = []
     for lin in [h[0] for h in D.hidden] + [D.out]:
         w = lin.parametrizations.weight
-        out.append([w.original1.detach().double().numpy().copy(), w.original0.detach().double().numpy().copy(),
-                    lin.bias.detach().double().numpy().copy()])
+        out.append(
+            [
+                w.original1.detach().double().numpy().copy(),
+                w.original0.detach().double().numpy().copy(),
+                lin.bias.detach().double().numpy().copy(),
+            ]
+        )
     return out
 
 
@@ -66,25 +71,37 @@ def test_a_perturbed_weight_fails_the_check():
     with torch.no_grad():
         ours = D(x).numpy()
     params = _params(D)
-    good = C.check("D forward", "numpy", "MnistDiscriminator", {"logits": (ours, _numpy_mnist_d(params, x.double().numpy()))})
+    good = C.check(
+        "D forward", "numpy", "MnistDiscriminator", {"logits": (ours, _numpy_mnist_d(params, x.double().numpy()))}
+    )
     assert good.passed and good.status == "pass"
     V = params[-1][0]  # one weight entry (the largest) of the output layer, changed by 0.1 %
     V[np.unravel_index(np.abs(V).argmax(), V.shape)] *= 1 + 1e-3
-    bad = C.check("D forward", "numpy", "MnistDiscriminator", {"logits": (ours, _numpy_mnist_d(params, x.double().numpy()))})
+    bad = C.check(
+        "D forward", "numpy", "MnistDiscriminator", {"logits": (ours, _numpy_mnist_d(params, x.double().numpy()))}
+    )
     assert not bad.passed and bad.status == "FAIL"
     assert bad.max_rel > C.RTOL_STEP
 
 
 def test_deviation_rows_never_fail_and_results_files(tmp_path):
     a = C.check("same", "ref.py: f", "ours", {"x": (np.ones(3), np.ones(3))}, section="s1")
-    b = C.check("off by design", "ref.py: g", "ours", {"x": (np.ones(3), 2 * np.ones(3))}, deviation=True,
-                note="documented", section="s1")
+    b = C.check(
+        "off by design",
+        "ref.py: g",
+        "ours",
+        {"x": (np.ones(3), 2 * np.ones(3))},
+        deviation=True,
+        note="documented",
+        section="s1",
+    )
     c = C.check("broken", "ref.py: h", "ours", {"y": (np.ones((2, 2)), np.zeros((2, 2)) + 3)}, section="s2")
     assert [r.status for r in (a, b, c)] == ["pass", "deviation", "FAIL"]
     assert math.isclose(b.max_rel, 0.5)
     old = C.merge_rows([], [a, b, c], {"s1", "s2"})
-    rows = C.merge_rows(old, [C.check("same again", "ref.py: f", "ours", {"x": (np.ones(3), np.ones(3))}, section="s1")],
-                        {"s1"})
+    rows = C.merge_rows(
+        old, [C.check("same again", "ref.py: f", "ours", {"x": (np.ones(3), np.ones(3))}, section="s1")], {"s1"}
+    )
     assert [r["component"] for r in rows] == ["broken", "same again"]  # s1 replaced, s2 kept
     C.write_results(rows, {"device": "test"}, tmp_path / "r.json", tmp_path / "r.md")
     data = json.loads((tmp_path / "r.json").read_text())
@@ -94,8 +111,10 @@ def test_deviation_rows_never_fail_and_results_files(tmp_path):
 
 
 def test_zero_by_construction_arrays_are_judged_against_the_checks_largest_array():
-    pairs = {"big": (np.array([1.0, 2.0]), np.array([1.0, 2.0])),
-             "zero": (np.array([3e-9]), np.array([-2e-9]))}  # rounding noise around an exact 0
+    pairs = {
+        "big": (np.array([1.0, 2.0]), np.array([1.0, 2.0])),
+        "zero": (np.array([3e-9]), np.array([-2e-9])),
+    }  # rounding noise around an exact 0
     assert not C.check("g", "r", "o", pairs).passed
     assert C.check("g", "r", "o", pairs, atol_of_check=True).passed
     pairs["zero"] = (np.array([1e-3]), np.array([0.0]))  # a real error is still caught
@@ -179,6 +198,7 @@ def test_report_names_each_checks_worst_array():
 def test_improved_gan_conv_layout_names_shapes_and_epsilon_adjustment():
     """sec_igan_conv.py's mapping of the CIFAR/SVHN models onto the reference scripts' parameters (tiny models)."""
     import sec_igan_conv as R
+
     from ganworks.models import build_model
 
     torch.manual_seed(0)
@@ -193,6 +213,9 @@ def test_improved_gan_conv_layout_names_shapes_and_epsilon_adjustment():
         assert P[dense + "_W"].shape == tuple(D.out.weight.shape[::-1])  # Lasagne's dense W is (in, out)
         adj = R._igan_conv_layout(G, D, eps_adjust=True)
         for k in wn:  # same effective scale: g_ref / sqrt(|V|^2 + eps) == g / |V|
-            np.testing.assert_allclose(R._igan_eff_scale({**P, k + "_g": adj[k + "_g"]}, k, R._IGAN_EPS),
-                                       R._igan_eff_scale(P, k, 0.0), rtol=1e-6)
+            np.testing.assert_allclose(
+                R._igan_eff_scale({**P, k + "_g": adj[k + "_g"]}, k, R._IGAN_EPS),
+                R._igan_eff_scale(P, k, 0.0),
+                rtol=1e-6,
+            )
             np.testing.assert_allclose(R._igan_ref_g_as_ours(adj, k), P[k + "_g"], rtol=1e-6)

@@ -16,17 +16,38 @@ def write_logs(work: Path, seeds, epochs, ref_raw, ours_raw, ref_avg, ours_avg, 
     for i, s in enumerate(seeds):
         ref = work / "reference" / f"seed{s}.jsonl"
         ref.parent.mkdir(parents=True, exist_ok=True)
-        ref.write_text("".join(json.dumps({"epoch": e + 1, "seconds": 60.0 + e, "test_errors_raw": ref_raw[i][e],
-                                           "test_errors_avg_corrected": ref_avg[i][e], "test_errors_avg": 5000}) + "\n"
-                               for e in range(epochs)))
+        ref.write_text(
+            "".join(
+                json.dumps(
+                    {
+                        "epoch": e + 1,
+                        "seconds": 60.0 + e,
+                        "test_errors_raw": ref_raw[i][e],
+                        "test_errors_avg_corrected": ref_avg[i][e],
+                        "test_errors_avg": 5000,
+                    }
+                )
+                + "\n"
+                for e in range(epochs)
+            )
+        )
         run = work / "ganworks" / f"seed{s}"
         run.mkdir(parents=True, exist_ok=True)
         rows, wall = [], 0.0
         for e in range(epochs):
             wall = 40.0 if ours_resumed_at == e else wall + 40.0  # wall_time_s restarts when a run resumes
-            rows.append({"iteration": 600 * (e + 1), "epoch": float(e + 1), "wall_time_s": wall,
-                         "test_errors": ours_raw[i][e], "test_errors_ema": ours_avg[i][e]})
-            rows.append({"iteration": 600 * (e + 1), "epoch": float(e + 1), "loss_d": 0.1})  # rows without test errors are skipped
+            rows.append(
+                {
+                    "iteration": 600 * (e + 1),
+                    "epoch": float(e + 1),
+                    "wall_time_s": wall,
+                    "test_errors": ours_raw[i][e],
+                    "test_errors_ema": ours_avg[i][e],
+                }
+            )
+            rows.append(
+                {"iteration": 600 * (e + 1), "epoch": float(e + 1), "loss_d": 0.1}
+            )  # rows without test errors are skipped
         (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
@@ -61,8 +82,15 @@ def test_verdict_needs_two_seeds_a_side():
 def test_report_writes_table_and_plot(tmp_path, monkeypatch):
     monkeypatch.setattr(S, "RESULTS", tmp_path / "results")
     work = tmp_path / "work"
-    write_logs(work, [1, 2], 3, [[300, 200, 150], [320, 210, 140]], [[310, 190, 145], [305, 205, 150]],
-               [[250, 150, 100], [260, 160, 110]], [[240, 155, 105], [255, 150, 100]])
+    write_logs(
+        work,
+        [1, 2],
+        3,
+        [[300, 200, 150], [320, 210, 140]],
+        [[310, 190, 145], [305, 205, 150]],
+        [[250, 150, 100], [260, 160, 110]],
+        [[240, 155, 105], [255, 150, 100]],
+    )
     (work / "settings.json").write_text(json.dumps({"seeds": [1, 2], "epochs": 3}))
     assert S.main(["report", "--work", str(work)]) == 0
     md = (tmp_path / "results" / "side_by_side_mnist.md").read_text()
@@ -75,8 +103,9 @@ def test_report_writes_table_and_plot(tmp_path, monkeypatch):
 def test_other_label_counts_one_seed_a_side(tmp_path, monkeypatch):
     """--labels 20: the reference gets --count 2, ganworks the 20-label preset; with one seed a side the
     report compares at the last epoch both reached and says the verdict needs more seeds."""
-    a = S.main.__globals__["argparse"].Namespace(nice=5, theano_python="py", improved_gan="ig", lasagne="l",
-                                                 epochs=3, labels=20, data_root="d")
+    a = S.main.__globals__["argparse"].Namespace(
+        nice=5, theano_python="py", improved_gan="ig", lasagne="l", epochs=3, labels=20, data_root="d"
+    )
     cmd = S.ref_command(a, 2, Path("m.npz"), Path("log"))
     assert cmd[cmd.index("--count") + 1] == "2" and cmd[cmd.index("--seed_data") + 1] == "2"
     assert "improved-gan/mnist-20" in S.ours_command(a, 2, tmp_path / "none")
@@ -84,7 +113,8 @@ def test_other_label_counts_one_seed_a_side(tmp_path, monkeypatch):
     work = tmp_path / "work"
     write_logs(work, [2], 3, [[5000, 4800, 4700]], [[5100, 4900, 4600]], [[4900, 4700, 4600]], [[4500, 4300, 4000]])
     (work / "ganworks" / "seed2" / "metrics.jsonl").write_text(
-        "".join(line + "\n" for line in (work / "ganworks" / "seed2" / "metrics.jsonl").read_text().splitlines()[:4]))
+        "".join(line + "\n" for line in (work / "ganworks" / "seed2" / "metrics.jsonl").read_text().splitlines()[:4])
+    )
     (work / "settings.json").write_text(json.dumps({"seeds": [2], "epochs": 3, "labels": 20}))
     assert S.main(["report", "--work", str(work)]) == 0
     res = json.loads((tmp_path / "results" / "side_by_side_mnist20.json").read_text())
@@ -97,17 +127,42 @@ def test_other_label_counts_one_seed_a_side(tmp_path, monkeypatch):
 
 def test_run_schedules_every_seed_of_both_sides_and_skips_finished_ones(tmp_path, monkeypatch):
     """Stand-in commands write the logs the two sides write; a second `run` finds nothing to do."""
+
     def ref_command(a, seed, npz, log):
-        rows = [{"epoch": e + 1, "seconds": 1.0, "test_errors_raw": 100 + seed, "test_errors_avg_corrected": 90,
-                 "test_errors_avg": 95} for e in range(a.epochs)]
-        return [sys.executable, "-c", f"open({str(log)!r}, 'w').write({''.join(json.dumps(r) + chr(10) for r in rows)!r})"]
+        rows = [
+            {
+                "epoch": e + 1,
+                "seconds": 1.0,
+                "test_errors_raw": 100 + seed,
+                "test_errors_avg_corrected": 90,
+                "test_errors_avg": 95,
+            }
+            for e in range(a.epochs)
+        ]
+        return [
+            sys.executable,
+            "-c",
+            f"open({str(log)!r}, 'w').write({''.join(json.dumps(r) + chr(10) for r in rows)!r})",
+        ]
 
     def ours_command(a, seed, run):
-        rows = [{"iteration": 600 * (e + 1), "epoch": e + 1.0, "wall_time_s": 2.0 * (e + 1), "test_errors": 100 + seed,
-                 "test_errors_ema": 90} for e in range(a.epochs)]
+        rows = [
+            {
+                "iteration": 600 * (e + 1),
+                "epoch": e + 1.0,
+                "wall_time_s": 2.0 * (e + 1),
+                "test_errors": 100 + seed,
+                "test_errors_ema": 90,
+            }
+            for e in range(a.epochs)
+        ]
         text = "".join(json.dumps(r) + "\n" for r in rows)
-        return [sys.executable, "-c", f"import os; os.makedirs({str(run)!r}, exist_ok=True); "
-                                      f"open({str(run / 'metrics.jsonl')!r}, 'w').write({text!r})"]
+        return [
+            sys.executable,
+            "-c",
+            f"import os; os.makedirs({str(run)!r}, exist_ok=True); "
+            f"open({str(run / 'metrics.jsonl')!r}, 'w').write({text!r})",
+        ]
 
     monkeypatch.setattr(S, "ref_command", ref_command)
     monkeypatch.setattr(S, "ours_command", ours_command)
@@ -154,9 +209,12 @@ def test_power_detectable_difference_is_detected_80_percent_of_the_time(n):
     assert called_differ(0.0, crit_t) == pytest.approx(0.05, abs=0.01)
     # the detectable difference scales with the spread, and more seeds detect smaller differences
     assert S.power_of({"n_ref": n, "n_ours": n, "pooled_std": 3.0})["detectable_difference_rule"] == pytest.approx(
-        3 * p["detectable_difference_rule"], rel=1e-6)
-    assert S.power_of({"n_ref": n + 3, "n_ours": n + 3, "pooled_std": 1.0})["detectable_difference_t_test"] < \
-        p["detectable_difference_t_test"]
+        3 * p["detectable_difference_rule"], rel=1e-6
+    )
+    assert (
+        S.power_of({"n_ref": n + 3, "n_ours": n + 3, "pooled_std": 1.0})["detectable_difference_t_test"]
+        < p["detectable_difference_t_test"]
+    )
 
 
 def test_power_rewrites_the_markdown_from_the_json_alone(tmp_path, monkeypatch):
@@ -164,8 +222,15 @@ def test_power_rewrites_the_markdown_from_the_json_alone(tmp_path, monkeypatch):
     from it; the rest of the .md is what `report` wrote."""
     monkeypatch.setattr(S, "RESULTS", tmp_path / "results")
     work = tmp_path / "work"
-    write_logs(work, [1, 2, 3], 2, [[300, 200], [320, 210], [310, 190]], [[310, 190], [305, 205], [290, 230]],
-               [[250, 150], [260, 160], [255, 170]], [[240, 155], [255, 150], [250, 140]])
+    write_logs(
+        work,
+        [1, 2, 3],
+        2,
+        [[300, 200], [320, 210], [310, 190]],
+        [[310, 190], [305, 205], [290, 230]],
+        [[250, 150], [260, 160], [255, 170]],
+        [[240, 155], [255, 150], [250, 140]],
+    )
     (work / "settings.json").write_text(json.dumps({"seeds": [1, 2, 3], "epochs": 2}))
     assert S.main(["report", "--work", str(work)]) == 0
     stem = tmp_path / "results" / "side_by_side_mnist"
@@ -175,13 +240,16 @@ def test_power_rewrites_the_markdown_from_the_json_alone(tmp_path, monkeypatch):
         v.pop("power")
     stem.with_suffix(".json").write_text(json.dumps(res))
     import shutil
+
     shutil.rmtree(work)
     assert S.main(["power"]) == 0
     after = stem.with_suffix(".md").read_text()
     res = json.loads(stem.with_suffix(".json").read_text())
     raw = next(v for v in res["verdicts"] if v["quantity"] == "raw D")
-    assert raw["power"]["detectable_difference_rule"] == pytest.approx(
-        S.power_of(raw)["detectable_difference_rule"]) and raw["power"]["df"] == 4
+    assert (
+        raw["power"]["detectable_difference_rule"] == pytest.approx(S.power_of(raw)["detectable_difference_rule"])
+        and raw["power"]["df"] == 4
+    )
     assert f"{raw['power']['detectable_difference_rule']:.1f} (" in after and "false-alarm rate" in after
     drop = lambda md: [line for line in md.splitlines() if not line.startswith("Written")]  # noqa: E731
     assert drop(after) == drop(before)

@@ -1,11 +1,16 @@
-import os
-
 import numpy as np
 import pytest
 import torch
 
-from ganworks.data import (SemiSupervisedStream, UnsupervisedStream, balanced_labeled_subset, load_dataset,
-                           resolve_data_root, to_float, to_uint8)
+from ganworks.data import (
+    SemiSupervisedStream,
+    UnsupervisedStream,
+    balanced_labeled_subset,
+    load_dataset,
+    resolve_data_root,
+    to_float,
+    to_uint8,
+)
 from ganworks.errors import DataError
 
 
@@ -49,7 +54,9 @@ def test_imagefolder_and_its_cache(tmp_path, monkeypatch):
         for c, name in enumerate(["cat", "dog"]):
             (tmp_path / "imgs" / split / name).mkdir(parents=True)
             for i in range(3):
-                Image.fromarray(np.full((6, 6, 3), 40 * c + i, np.uint8)).save(tmp_path / "imgs" / split / name / f"{i}.png")
+                Image.fromarray(np.full((6, 6, 3), 40 * c + i, np.uint8)).save(
+                    tmp_path / "imgs" / split / name / f"{i}.png"
+                )
     data = load_dataset(f"imagefolder:{tmp_path / 'imgs'}", "test")
     assert data.images.shape == (6, 3, 6, 6) and data.labels.tolist() == [0, 0, 0, 1, 1, 1]
     assert data.images[4, 0, 0, 0] == 41
@@ -95,7 +102,7 @@ def test_semi_supervised_stream_tiles_and_is_deterministic():
     assert sorted(unl.tolist()) == list(range(300)) and not torch.equal(unl, unl2)
     # each tile of 20 is a permutation of the labeled set
     for t in range(0, 300, 20):
-        assert sorted(lab_order[t:t + 20].tolist()) == sorted(lab.tolist())
+        assert sorted(lab_order[t : t + 20].tolist()) == sorted(lab.tolist())
     b = s.batch(0, 2)
     assert b["x_lab"].shape == (50, 1, 28, 28) and b["y_lab"].shape == (50,)
     s2 = SemiSupervisedStream(data, lab, 50, "zero_one", seed=5, device="cpu")

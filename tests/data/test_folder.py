@@ -81,10 +81,24 @@ def test_stream_visits_each_example_once_per_epoch_across_ranks(folder):
 
 
 def test_conditional_preset_trains_on_a_folder(folder, tmp_path):
-    over = ["data.name=imagenet", f"data.path={folder}", "data.image_size=32", "data.batch_size=2",
-            "data.workers=1", "data.limit_per_class=2", "model.generator.width=0.04", "model.discriminator.width=0.04",
-            "model.generator.num_classes=3", "model.discriminator.num_classes=3", "objective.n_gen_samples=2",
-            "objective.n_dis=1", "train.iterations=2", "eval.grid=4", "eval.quality_samples=0", "data.scale=imagenet"]
+    over = [
+        "data.name=imagenet",
+        f"data.path={folder}",
+        "data.image_size=32",
+        "data.batch_size=2",
+        "data.workers=1",
+        "data.limit_per_class=2",
+        "model.generator.width=0.04",
+        "model.discriminator.width=0.04",
+        "model.generator.num_classes=3",
+        "model.discriminator.num_classes=3",
+        "objective.n_gen_samples=2",
+        "objective.n_dis=1",
+        "train.iterations=2",
+        "eval.grid=4",
+        "eval.quality_samples=0",
+        "data.scale=imagenet",
+    ]
     cfg = resolve("sngan/cifar10-resnet-projection", over)
     exp = Experiment(cfg, torch.device("cpu"))
     assert len(exp.train_data) == 6 and exp.test_data is None

@@ -56,13 +56,16 @@ def test_own_npz_layouts_and_dtypes_give_the_same_images(tmp_path):
     assert torch.equal(c.images[0], torch.from_numpy(rgb[0]).permute(2, 0, 1))
 
 
-@pytest.mark.parametrize("problem, match", [
-    ("empty_class", "no labeled images for class 'digit2'"),
-    ("mixed_sizes", "images of mixed sizes: .* is 9x8 but .* is 8x8"),
-    ("no_labeled_folder", "has no labeled/ folder"),
-    ("one_class", "at least 2 classes"),
-    ("loose_labeled_file", "is not inside a class folder"),
-])
+@pytest.mark.parametrize(
+    "problem, match",
+    [
+        ("empty_class", "no labeled images for class 'digit2'"),
+        ("mixed_sizes", "images of mixed sizes: .* is 9x8 but .* is 8x8"),
+        ("no_labeled_folder", "has no labeled/ folder"),
+        ("one_class", "at least 2 classes"),
+        ("loose_labeled_file", "is not inside a class folder"),
+    ],
+)
 def test_own_folder_bad_layout_is_one_line(own_folder, problem, match):
     if problem == "empty_class":
         for p in (own_folder / "labeled" / "digit2").iterdir():
@@ -83,11 +86,14 @@ def test_own_folder_bad_layout_is_one_line(own_folder, problem, match):
     assert "\n" not in str(e.value)
 
 
-@pytest.mark.parametrize("y, classes, match", [
-    ([0, -1, -1, -1], ["a", "b", "c"], "1 labeled images for 3 classes"),
-    ([0, 0, 2, -1], None, "no labeled images for class '1'"),
-    ([0, 1, 5, -1], ["a", "b"], "values outside -1..1"),
-])
+@pytest.mark.parametrize(
+    "y, classes, match",
+    [
+        ([0, -1, -1, -1], ["a", "b", "c"], "1 labeled images for 3 classes"),
+        ([0, 0, 2, -1], None, "no labeled images for class '1'"),
+        ([0, 1, 5, -1], ["a", "b"], "values outside -1..1"),
+    ],
+)
 def test_own_npz_bad_labels_are_one_line(tmp_path, y, classes, match):
     extra = {"classes": np.array(classes)} if classes else {}
     np.savez(tmp_path / "d.npz", x=np.zeros((4, 3, 3), np.uint8), y=np.array(y), **extra)

@@ -35,16 +35,37 @@ def test_parser_wiring():
 
 # ------------------------------------------------------------------ tiny classifier on sklearn digits
 
+
 @pytest.fixture(scope="module")
 def digits_classifier(tmp_path_factory):
     pytest.importorskip("sklearn")
     d = tmp_path_factory.mktemp("clf")
-    rc = _run(["train-classifier", "digits", "--epochs", "8", "--width", "8", "--lr", "0.1", "--batch-size", "32", "--quiet",
-               "--out", str(d / "clf.pt"), "--result-json", str(d / "clf.json"), "--device", "cpu"])
+    rc = _run(
+        [
+            "train-classifier",
+            "digits",
+            "--epochs",
+            "8",
+            "--width",
+            "8",
+            "--lr",
+            "0.1",
+            "--batch-size",
+            "32",
+            "--quiet",
+            "--out",
+            str(d / "clf.pt"),
+            "--result-json",
+            str(d / "clf.json"),
+            "--device",
+            "cpu",
+        ]
+    )
     assert rc == 0
     return d / "clf.pt", json.loads((d / "clf.json").read_text())
 
 
+@pytest.mark.slow
 def test_train_classifier_learns(digits_classifier):
     _, info = digits_classifier
     assert info["dataset"] == "digits" and info["epochs"] == 8
@@ -65,13 +86,35 @@ def test_classifier_scores_via_cli(digits_classifier, tmp_path, monkeypatch):
     fake[:, :, :4] = 0  # blank the top half: a visibly different distribution
     np.savez(tmp_path / "fake.npz", fake.numpy())  # NCHW, first array (no 'images' key)
     out = tmp_path / "r.json"
-    rc = _run(["metrics", str(tmp_path / "fake.npz"), "--classifier", str(clf), "--reference", "digits:test",
-               "--is-splits", "3", "--kid-subsets", "5", "--kid-subset-size", "50", "--out", str(out), "--quiet"])
+    rc = _run(
+        [
+            "metrics",
+            str(tmp_path / "fake.npz"),
+            "--classifier",
+            str(clf),
+            "--reference",
+            "digits:test",
+            "--is-splits",
+            "3",
+            "--kid-subsets",
+            "5",
+            "--kid-subset-size",
+            "50",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert rc == 0
     r = json.loads(out.read_text())
     s, p = r["scores"], r["protocol"]
-    assert set(s) == {"digits-classifier-IS", "digits-classifier-IS_std", "digits-classifier-FID",
-                      "digits-classifier-KID", "digits-classifier-KID_std"}
+    assert set(s) == {
+        "digits-classifier-IS",
+        "digits-classifier-IS_std",
+        "digits-classifier-FID",
+        "digits-classifier-KID",
+        "digits-classifier-KID_std",
+    }
     assert not any(k in s for k in ("IS", "FID", "KID"))
     assert p["n_fake"] == len(fake) and p["n_real"] == 297 and p["reference_split"] == "test"
     assert p["extractor"] == "digits-classifier" and len(p["weights_sha256"]) == 64
@@ -84,9 +127,28 @@ def test_classifier_scores_via_cli(digits_classifier, tmp_path, monkeypatch):
     assert s["digits-classifier-FID"] > 0
     # the reference statistics were cached; a second run hits the cache and gives the same numbers
     out2 = tmp_path / "r2.json"
-    assert _run(["metrics", str(tmp_path / "fake.npz"), "--classifier", str(clf), "--reference", "digits:test",
-                 "--is-splits", "3", "--kid-subsets", "5", "--kid-subset-size", "50", "--out", str(out2),
-                 "--quiet"]) == 0
+    assert (
+        _run(
+            [
+                "metrics",
+                str(tmp_path / "fake.npz"),
+                "--classifier",
+                str(clf),
+                "--reference",
+                "digits:test",
+                "--is-splits",
+                "3",
+                "--kid-subsets",
+                "5",
+                "--kid-subset-size",
+                "50",
+                "--out",
+                str(out2),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     r2 = json.loads(out2.read_text())
     assert r2["protocol"]["reference_source"]["cache_hit"] is True
     assert r2["scores"] == pytest.approx(s)
@@ -98,8 +160,15 @@ def test_classifier_fid_of_reference_against_itself_is_zero(digits_classifier, t
 
     clf, _ = digits_classifier
     test = load_dataset("digits", "test").images
-    r = compute_metrics(test, reference="digits:test", metrics=("fid",), classifier=clf, device="cpu",
-                        cache_dir=tmp_path, progress=False)
+    r = compute_metrics(
+        test,
+        reference="digits:test",
+        metrics=("fid",),
+        classifier=clf,
+        device="cpu",
+        cache_dir=tmp_path,
+        progress=False,
+    )
     assert abs(r.scores["digits-classifier-FID"]) < 1e-6
     json.loads(r.to_json())  # serialisable
 
@@ -125,8 +194,13 @@ def test_evaluator_with_classifier(digits_classifier, tmp_path, monkeypatch):
     torch.manual_seed(0)
     ev = SampleQualityEvaluator(60, "digits:test", classifier=str(clf), batch_size=32)
     out = ev(TinyG().eval(), "minus_one_one", "cpu")
-    assert set(out) == {"digits-classifier-IS", "digits-classifier-IS_std", "digits-classifier-FID",
-                        "sample_classes", "quality_weights_sha256"}
+    assert set(out) == {
+        "digits-classifier-IS",
+        "digits-classifier-IS_std",
+        "digits-classifier-FID",
+        "sample_classes",
+        "quality_weights_sha256",
+    }
     assert out.pop("quality_weights_sha256") == ev.last_protocol["weights_sha256"]
     assert all(isinstance(v, float) and np.isfinite(v) for v in out.values())
     assert 1.0 <= out["sample_classes"] <= 10.0
@@ -146,14 +220,32 @@ def test_effective_classes_from_the_predicted_label_histogram():
 
 # ------------------------------------------------------------------ Inception (random weights) via the CLI
 
-def test_cli_npz_and_image_folder_with_random_inception(random_inception_weights, image_tree, fake_images,
-                                                        tmp_path, monkeypatch):
+
+@pytest.mark.slow
+def test_cli_npz_and_image_folder_with_random_inception(
+    random_inception_weights, image_tree, fake_images, tmp_path, monkeypatch
+):
     from PIL import Image
 
     monkeypatch.setenv("GANWORKS_CACHE", str(tmp_path / "cache"))
     ref = f"imagefolder:{image_tree / 'ref'}:test"
-    common = ["--reference", ref, "--inception-weights", str(random_inception_weights), "--metrics", "is,kid",
-              "--is-splits", "2", "--kid-subsets", "3", "--kid-subset-size", "8", "--quiet", "--device", "cpu"]
+    common = [
+        "--reference",
+        ref,
+        "--inception-weights",
+        str(random_inception_weights),
+        "--metrics",
+        "is,kid",
+        "--is-splits",
+        "2",
+        "--kid-subsets",
+        "3",
+        "--kid-subset-size",
+        "8",
+        "--quiet",
+        "--device",
+        "cpu",
+    ]
     assert _run(["metrics", str(image_tree / "fake.npz"), "--out", str(tmp_path / "a.json"), *common]) == 0
     folder = tmp_path / "fakes"
     folder.mkdir()
@@ -171,6 +263,7 @@ def test_cli_npz_and_image_folder_with_random_inception(random_inception_weights
 
 # ------------------------------------------------------------------ bad input: one line, non-zero exit
 
+
 def _one_line_error(capsys, argv):
     rc = _run(argv)
     err = capsys.readouterr().err.strip().splitlines()
@@ -180,15 +273,35 @@ def _one_line_error(capsys, argv):
 
 
 def test_bad_input_path(capsys, tmp_path, random_inception_weights):
-    msg = _one_line_error(capsys, ["metrics", str(tmp_path / "nope"), "--inception-weights",
-                                   str(random_inception_weights), "--metrics", "is", "--quiet"])
+    msg = _one_line_error(
+        capsys,
+        [
+            "metrics",
+            str(tmp_path / "nope"),
+            "--inception-weights",
+            str(random_inception_weights),
+            "--metrics",
+            "is",
+            "--quiet",
+        ],
+    )
     assert "does not exist" in msg
 
 
 def test_wrong_reference_name(capsys, tmp_path, image_tree, random_inception_weights, monkeypatch):
     monkeypatch.setenv("GANWORKS_CACHE", str(tmp_path))
-    msg = _one_line_error(capsys, ["metrics", str(image_tree / "fake.npz"), "--reference", "nosuchset:test",
-                                   "--inception-weights", str(random_inception_weights), "--quiet"])
+    msg = _one_line_error(
+        capsys,
+        [
+            "metrics",
+            str(image_tree / "fake.npz"),
+            "--reference",
+            "nosuchset:test",
+            "--inception-weights",
+            str(random_inception_weights),
+            "--quiet",
+        ],
+    )
     assert "nosuchset" in msg
 
 
@@ -205,14 +318,16 @@ def test_missing_weights_offline(capsys, tmp_path, image_tree, monkeypatch):
 def test_bad_classifier_metric_name_and_dtype(capsys, tmp_path, image_tree, digits_classifier):
     clf, _ = digits_classifier
     assert "classifier" in _one_line_error(
-        capsys, ["metrics", str(image_tree / "fake.npz"), "--classifier", str(tmp_path / "x.pt"), "--quiet"])
+        capsys, ["metrics", str(image_tree / "fake.npz"), "--classifier", str(tmp_path / "x.pt"), "--quiet"]
+    )
     assert "unknown metric" in _one_line_error(
-        capsys, ["metrics", str(image_tree / "fake.npz"), "--classifier", str(clf), "--metrics", "is,isx",
-                 "--quiet"])
+        capsys, ["metrics", str(image_tree / "fake.npz"), "--classifier", str(clf), "--metrics", "is,isx", "--quiet"]
+    )
     bad = tmp_path / "x.npz"
     np.savez(bad, images=np.zeros((4, 8, 8, 1), np.float32))
-    assert "uint8" in _one_line_error(capsys, ["metrics", str(bad), "--classifier", str(clf), "--metrics", "is",
-                                               "--is-splits", "2", "--quiet"])
+    assert "uint8" in _one_line_error(
+        capsys, ["metrics", str(bad), "--classifier", str(clf), "--metrics", "is", "--is-splits", "2", "--quiet"]
+    )
 
 
 def test_npz_layouts(tmp_path):
@@ -236,20 +351,58 @@ def test_metrics_on_a_training_run_and_during_training(digits_classifier, tmp_pa
     monkeypatch.setenv("GANWORKS_CACHE", str(tmp_path / "cache"))
     clf, _ = digits_classifier
     run = tmp_path / "run"
-    sets = tiny_digits + ["eval.quality_samples=60", "eval.quality_reference='digits:test'",
-                          f"eval.quality_classifier='{clf}'", "eval.best=digits-classifier-FID"]
-    assert main(["train", "improved-gan/mnist-100", *[a for s in sets for a in ("--set", s)], "--iterations", "4",
-                 "--out", str(run), "--no-progress"]) == 0
+    sets = tiny_digits + [
+        "eval.quality_samples=60",
+        "eval.quality_reference='digits:test'",
+        f"eval.quality_classifier='{clf}'",
+        "eval.best=digits-classifier-FID",
+    ]
+    assert (
+        main(
+            [
+                "train",
+                "improved-gan/mnist-100",
+                *[a for s in sets for a in ("--set", s)],
+                "--iterations",
+                "4",
+                "--out",
+                str(run),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     row = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
     assert row["digits-classifier-FID"] > 0 and row["digits-classifier-IS"] >= 1
     out = tmp_path / "r.json"
-    assert _run(["metrics", str(run), "--classifier", str(clf), "--reference", "digits:test", "--num-samples", "60",
-                 "--is-splits", "3", "--metrics", "is,fid", "--out", str(out), "--quiet"]) == 0
+    assert (
+        _run(
+            [
+                "metrics",
+                str(run),
+                "--classifier",
+                str(clf),
+                "--reference",
+                "digits:test",
+                "--num-samples",
+                "60",
+                "--is-splits",
+                "3",
+                "--metrics",
+                "is,fid",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     r = json.loads(out.read_text())
     assert r["protocol"]["n_fake"] == 60 and r["scores"]["digits-classifier-FID"] > 0
 
 
 # ------------------------------------------------------------------ issue #22: metrics inputs and --out
+
 
 def _digits_npz(path, n=60):
     from ganworks.data import load_dataset
@@ -277,19 +430,57 @@ def test_metrics_out_never_overwrites_a_users_file(digits_classifier, tmp_path, 
 def test_metrics_reference_none_means_is_only(digits_classifier, tmp_path, capsys):
     clf, _ = digits_classifier
     out = tmp_path / "r.json"
-    assert _run(["metrics", str(_digits_npz(tmp_path / "fake.npz")), "--classifier", str(clf), "--reference", "none",
-                 "--is-splits", "3", "--out", str(out), "--quiet"]) == 0
+    assert (
+        _run(
+            [
+                "metrics",
+                str(_digits_npz(tmp_path / "fake.npz")),
+                "--classifier",
+                str(clf),
+                "--reference",
+                "none",
+                "--is-splits",
+                "3",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert set(json.loads(out.read_text())["scores"]) == {"digits-classifier-IS", "digits-classifier-IS_std"}
     capsys.readouterr()
-    msg = _one_line_error(capsys, ["metrics", str(tmp_path / "fake.npz"), "--classifier", str(clf), "--reference",
-                                   "none", "--metrics", "is,fid", "--quiet"])  # asked for FID by name: still needs one
+    msg = _one_line_error(
+        capsys,
+        [
+            "metrics",
+            str(tmp_path / "fake.npz"),
+            "--classifier",
+            str(clf),
+            "--reference",
+            "none",
+            "--metrics",
+            "is,fid",
+            "--quiet",
+        ],
+    )  # asked for FID by name: still needs one
     assert "FID/KID need a reference" in msg
 
 
 def test_metrics_refuses_too_few_images_per_is_split(digits_classifier, tmp_path, capsys):
     clf, _ = digits_classifier
-    msg = _one_line_error(capsys, ["metrics", str(_digits_npz(tmp_path / "ten.npz", n=10)), "--classifier", str(clf),
-                                   "--reference", "none", "--quiet"])  # the default 10 splits: 1 image each
+    msg = _one_line_error(
+        capsys,
+        [
+            "metrics",
+            str(_digits_npz(tmp_path / "ten.npz", n=10)),
+            "--classifier",
+            str(clf),
+            "--reference",
+            "none",
+            "--quiet",
+        ],
+    )  # the default 10 splits: 1 image each
     assert "10 images in 10 splits has fewer than 2 images per split" in msg and "--is-splits" in msg
 
 
@@ -301,8 +492,9 @@ def test_metrics_folder_whose_first_file_is_not_an_image(digits_classifier, tmp_
     folder.mkdir()
     (folder / "000.png").write_text("this is text, not a PNG")
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(folder / "001.png")
-    msg = _one_line_error(capsys, ["metrics", str(folder), "--classifier", str(clf), "--reference", "none",
-                                   "--is-splits", "1", "--quiet"])
+    msg = _one_line_error(
+        capsys, ["metrics", str(folder), "--classifier", str(clf), "--reference", "none", "--is-splits", "1", "--quiet"]
+    )
     assert "cannot read image" in msg and "000.png" in msg
 
 

@@ -82,18 +82,66 @@ def test_class_grid_and_interpolation():
 
 
 def test_cli_sample_class_grid_and_interpolate(tmp_path, capsys):
-    over = ["data.name=synthetic", "data.image_size=32", "data.channels=3", "data.batch_size=8", "data.train_limit=64",
-            "data.test_limit=16", "model.generator.width=0.04", "model.discriminator.width=0.04",
-            "objective.n_gen_samples=8", "objective.n_dis=1", "train.iterations=1", "eval.grid=4",
-            "eval.quality_samples=0"]
+    over = [
+        "data.name=synthetic",
+        "data.image_size=32",
+        "data.channels=3",
+        "data.batch_size=8",
+        "data.train_limit=64",
+        "data.test_limit=16",
+        "model.generator.width=0.04",
+        "model.discriminator.width=0.04",
+        "objective.n_gen_samples=8",
+        "objective.n_dis=1",
+        "train.iterations=1",
+        "eval.grid=4",
+        "eval.quality_samples=0",
+    ]
     exp = Experiment(resolve("sngan/cifar10-resnet-projection", over), torch.device("cpu"))
     run = tmp_path / "run"
     train(exp, run, progress=False)
-    assert main(["sample", str(run), "--class", "3", "--n", "4", "--out", str(tmp_path / "c3.png"), "--device", "cpu"]) == 0
-    assert main(["interpolate", str(run), "--classes", "1", "7", "--n-z", "2", "--steps", "3",
-                 "--out", str(tmp_path / "i.png"), "--device", "cpu"]) == 0
-    assert main(["class-grid", str(run), "--classes", "0", "1", "--per-class", "3", "--out", str(tmp_path / "g.png"),
-                 "--device", "cpu"]) == 0
+    assert (
+        main(["sample", str(run), "--class", "3", "--n", "4", "--out", str(tmp_path / "c3.png"), "--device", "cpu"])
+        == 0
+    )
+    assert (
+        main(
+            [
+                "interpolate",
+                str(run),
+                "--classes",
+                "1",
+                "7",
+                "--n-z",
+                "2",
+                "--steps",
+                "3",
+                "--out",
+                str(tmp_path / "i.png"),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "class-grid",
+                str(run),
+                "--classes",
+                "0",
+                "1",
+                "--per-class",
+                "3",
+                "--out",
+                str(tmp_path / "g.png"),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     for name in ("c3.png", "i.png", "g.png"):
         assert (tmp_path / name).stat().st_size > 0
     assert main(["sample", str(run), "--class", "10", "--out", str(tmp_path / "bad.png"), "--device", "cpu"]) == 2

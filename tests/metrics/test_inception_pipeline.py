@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import pytest
 import torch
 
@@ -21,21 +20,47 @@ from ganworks.metrics.api import compute_metrics  # noqa: E402
 from ganworks.metrics.inception import InceptionExtractor  # noqa: E402
 
 REAL_WEIGHTS = os.environ.get("GANWORKS_INCEPTION_WEIGHTS")
-needs_real = pytest.mark.skipif(not REAL_WEIGHTS, reason="GANWORKS_INCEPTION_WEIGHTS is unset: the real "
-                                "torch-fidelity Inception weights are not available offline")
+needs_real = pytest.mark.skipif(
+    not REAL_WEIGHTS,
+    reason="GANWORKS_INCEPTION_WEIGHTS is unset: the real torch-fidelity Inception weights are not available offline",
+)
 
 
 def _agreement(weights, fake, real):
     """Our IS (both protocols) / FID / KID vs torch-fidelity on the same images and weights."""
-    common = dict(feature_extractor_weights_path=str(weights), cuda=False, cache=False, verbose=False,
-                  save_cpu_ram=True, batch_size=16)
-    tf = torch_fidelity.calculate_metrics(input1=ImageTensorDataset(fake), input2=ImageTensorDataset(real), isc=True,
-                                          fid=True, kid=True, isc_splits=2, kid_subsets=4, kid_subset_size=12,
-                                          samples_shuffle=False, **common)
+    common = dict(
+        feature_extractor_weights_path=str(weights),
+        cuda=False,
+        cache=False,
+        verbose=False,
+        save_cpu_ram=True,
+        batch_size=16,
+    )
+    tf = torch_fidelity.calculate_metrics(
+        input1=ImageTensorDataset(fake),
+        input2=ImageTensorDataset(real),
+        isc=True,
+        fid=True,
+        kid=True,
+        isc_splits=2,
+        kid_subsets=4,
+        kid_subset_size=12,
+        samples_shuffle=False,
+        **common,
+    )
     ext = InceptionExtractor(weights)
-    ours = compute_metrics(fake, reference=real, metrics=("is", "fid", "kid"), extractor_obj=ext,
-                           is_splits=2, kid_subsets=4, kid_subset_size=12, batch_size=16, progress=False,
-                           use_cache=False)
+    ours = compute_metrics(
+        fake,
+        reference=real,
+        metrics=("is", "fid", "kid"),
+        extractor_obj=ext,
+        is_splits=2,
+        kid_subsets=4,
+        kid_subset_size=12,
+        batch_size=16,
+        progress=False,
+        use_cache=False,
+    )
     # torch-fidelity's shuffled IS protocol from the same features (no second extraction)
     from ganworks.metrics.inception_score import inception_score
 
@@ -61,6 +86,7 @@ def _check(tf, ours, shuffled, tf_shuffled):
     assert ours.protocol["is_protocol"] == "openai" and ours.protocol["is_shuffled"] is False
 
 
+@pytest.mark.slow
 def test_matches_torch_fidelity_random_weights(random_inception_weights, fake_images, real_images):
     tf, ours, shuffled, tf_shuffled = _agreement(random_inception_weights, fake_images, real_images)
     _check(tf, ours, shuffled, tf_shuffled)

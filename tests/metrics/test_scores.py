@@ -13,8 +13,8 @@ from ganworks.metrics.fid import FIDWarning, feature_statistics, fid_from_featur
 from ganworks.metrics.inception_score import inception_score
 from ganworks.metrics.kid import kernel_inception_distance
 
-
 # ---------------------------------------------------------------- Inception Score
+
 
 def _is_reference(logits, splits):
     """Straight transcription of the OpenAI loop (docs/papers.md §A.6), scipy softmax, equal chunks."""
@@ -22,7 +22,7 @@ def _is_reference(logits, splits):
     n = len(p) // splits
     scores = []
     for i in range(splits):
-        part = p[i * n:(i + 1) * n]
+        part = p[i * n : (i + 1) * n]
         py = np.mean(part, 0, keepdims=True)
         kl = part * (np.log(part) - np.log(py))
         scores.append(np.exp(np.mean(np.sum(kl, 1))))
@@ -76,6 +76,7 @@ def test_is_rejects_too_few_samples():
 
 # ---------------------------------------------------------------- FID
 
+
 def _fid_reference(x, y):
     mu1, mu2 = x.mean(0), y.mean(0)
     c1, c2 = np.cov(x.T), np.cov(y.T)
@@ -105,8 +106,12 @@ def test_fid_self_is_zero_and_symmetric():
 def test_fid_is_float64_and_known_gaussians():
     # 1-d: FID = (m1 - m2)^2 + (s1 - s2)^2
     assert frechet_distance([0.0], [[4.0]], [3.0], [[1.0]]) == pytest.approx(9.0 + 1.0)
-    assert isinstance(frechet_distance(np.zeros(3, np.float32), np.eye(3, dtype=np.float32),
-                                       np.ones(3, np.float32), np.eye(3, dtype=np.float32)), float)
+    assert isinstance(
+        frechet_distance(
+            np.zeros(3, np.float32), np.eye(3, dtype=np.float32), np.ones(3, np.float32), np.eye(3, dtype=np.float32)
+        ),
+        float,
+    )
 
 
 def test_fid_fewer_samples_than_dims_warns_but_works():
@@ -142,6 +147,7 @@ def test_feature_statistics_unbiased_covariance():
 
 
 # ---------------------------------------------------------------- KID
+
 
 def _kid_reference(x, y, subsets, size, seed):
     rng = np.random.RandomState(seed)

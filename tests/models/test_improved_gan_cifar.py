@@ -8,10 +8,9 @@ from ganworks.errors import ConfigError
 from ganworks.models import build_model
 from ganworks.models.improved_gan_cifar import BUILDERS
 from ganworks.nn.minibatch_discrimination import MinibatchDiscrimination
-from ganworks.nn.weight_norm import data_dependent_init
 from ganworks.nn.noise import GaussianNoise
 from ganworks.nn.vbn import VirtualBatchNorm
-from ganworks.nn.weight_norm import is_weight_normed, scale
+from ganworks.nn.weight_norm import data_dependent_init, is_weight_normed, scale
 
 
 def _convs(d):
@@ -107,7 +106,7 @@ def test_discriminator_data_dependent_init(variant):
     torch.testing.assert_close(out.std(0, unbiased=False), torch.full((10,), 0.1), atol=1e-5, rtol=0)
     if variant == "md":
         _, feats = d(x, with_features=True)
-        mb = d.minibatch(feats)[:, feats.shape[1]:]
+        mb = d.minibatch(feats)[:, feats.shape[1] :]
         torch.testing.assert_close(mb.mean(0), torch.zeros(6), atol=1e-5, rtol=0)
 
 
@@ -176,4 +175,9 @@ def test_bad_options_raise_config_error():
         build_model("improved-gan-cifar-g", image_size=12)
     # the smallest sizes that work
     assert build_model("improved-gan-cifar-d", image_size=9, width=0.05)(torch.randn(2, 3, 9, 9)).shape == (2, 10)
-    assert build_model("improved-gan-cifar-g", image_size=8, channels=1, width=0.05)(torch.rand(2, 100)).shape == (2, 1, 8, 8)
+    assert build_model("improved-gan-cifar-g", image_size=8, channels=1, width=0.05)(torch.rand(2, 100)).shape == (
+        2,
+        1,
+        8,
+        8,
+    )

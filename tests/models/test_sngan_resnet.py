@@ -93,7 +93,9 @@ def test_blocks_against_functional_computation():
     torch.testing.assert_close(blk(x), F.avg_pool2d(h, 2) + F.avg_pool2d(s, 2))
 
     same = DownBlock(4, 4, downsample=False)
-    h = F.conv2d(F.relu(F.conv2d(F.relu(x), same.c1.weight, same.c1.bias, padding=1)), same.c2.weight, same.c2.bias, padding=1)
+    h = F.conv2d(
+        F.relu(F.conv2d(F.relu(x), same.c1.weight, same.c1.bias, padding=1)), same.c2.weight, same.c2.bias, padding=1
+    )
     torch.testing.assert_close(same(x), h + x)
 
     opt = OptimizedBlock(4, 6)

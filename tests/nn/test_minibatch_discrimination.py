@@ -7,8 +7,7 @@ import torch
 from torch import nn
 
 from ganworks.nn.minibatch_discrimination import MinibatchDiscrimination
-from ganworks.nn.weight_norm import data_dependent_init
-from ganworks.nn.weight_norm import weight_norm
+from ganworks.nn.weight_norm import data_dependent_init, weight_norm
 
 
 def _layer(a=7, b=4, c=3, seed=0, randomise=True):

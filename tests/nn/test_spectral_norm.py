@@ -14,7 +14,12 @@ def _layers():
     """(name, layer factory, input factory, weight→(out × rest) matrix written independently)."""
     return [
         ("linear", lambda: nn.Linear(7, 5), lambda: torch.randn(3, 7), lambda w: w),
-        ("conv2d", lambda: nn.Conv2d(3, 4, 3, padding=1), lambda: torch.randn(2, 3, 5, 5), lambda w: w.reshape(w.shape[0], -1)),
+        (
+            "conv2d",
+            lambda: nn.Conv2d(3, 4, 3, padding=1),
+            lambda: torch.randn(2, 3, 5, 5),
+            lambda w: w.reshape(w.shape[0], -1),
+        ),
         (
             "convtranspose2d",
             lambda: nn.ConvTranspose2d(4, 3, 4, stride=2, padding=1),
@@ -109,7 +114,12 @@ def test_spectral_norms_reads_without_a_power_step():
 
 def test_apply_spectral_norm_covers_every_weight_layer_once():
     model = nn.Sequential(
-        nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ConvTranspose2d(4, 2, 4), nn.Flatten(), nn.Linear(8, 1), nn.Embedding(3, 2)
+        nn.Conv2d(3, 4, 3),
+        nn.BatchNorm2d(4),
+        nn.ConvTranspose2d(4, 2, 4),
+        nn.Flatten(),
+        nn.Linear(8, 1),
+        nn.Embedding(3, 2),
     )
     assert apply_spectral_norm(model) is model
     assert [is_spectral_normed(m) for m in (model[0], model[2], model[4], model[5])] == [True] * 4
@@ -121,7 +131,9 @@ def test_apply_spectral_norm_covers_every_weight_layer_once():
 
 
 def _two_layer_d():
-    return apply_spectral_norm(nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.LeakyReLU(0.1), nn.Flatten(), nn.Linear(4 * 4 * 4, 1)))
+    return apply_spectral_norm(
+        nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.LeakyReLU(0.1), nn.Flatten(), nn.Linear(4 * 4 * 4, 1))
+    )
 
 
 def test_state_dict_round_trip_reproduces_outputs():

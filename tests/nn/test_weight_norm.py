@@ -14,8 +14,9 @@ def test_weight_is_scale_times_direction():
 
 def test_data_dependent_init_standardises_pre_activations():
     torch.manual_seed(0)
-    net = nn.Sequential(weight_norm(nn.Linear(30, 20), train_scale=False), nn.ReLU(),
-                        weight_norm(nn.Linear(20, 7), init_scale=0.1))
+    net = nn.Sequential(
+        weight_norm(nn.Linear(30, 20), train_scale=False), nn.ReLU(), weight_norm(nn.Linear(20, 7), init_scale=0.1)
+    )
     x = torch.randn(500, 30) * 4 + 2
     data_dependent_init(net, x)
     with torch.no_grad():
@@ -40,7 +41,9 @@ def test_conv_and_deconv_init_per_channel():
     assert torch.allclose(y.std((0, 2, 3), unbiased=False), torch.full((4,), 0.1), atol=1e-5)
     # the deconv's norm is per output channel: weight (in, out, k, k) normalised over (0, 2, 3)
     v = deconv.parametrizations.weight.original1
-    assert torch.allclose(deconv.weight, scale(deconv) * v / v.square().sum(dim=(0, 2, 3), keepdim=True).sqrt(), atol=1e-6)
+    assert torch.allclose(
+        deconv.weight, scale(deconv) * v / v.square().sum(dim=(0, 2, 3), keepdim=True).sqrt(), atol=1e-6
+    )
 
 
 def test_fixed_scale_is_not_trainable_but_output_scale_is():

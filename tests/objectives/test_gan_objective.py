@@ -7,9 +7,18 @@ from ganworks.train import Experiment, train
 from ganworks.train.loop import train_iteration
 
 CPU = torch.device("cpu")
-TINY = ["data.name=synthetic", "data.image_size=32", "data.channels=3", "data.batch_size=8", "data.train_limit=64",
-        "data.test_limit=16", "model.generator.width=0.04", "model.discriminator.width=0.04", "eval.grid=4",
-        "eval.quality_samples=0"]
+TINY = [
+    "data.name=synthetic",
+    "data.image_size=32",
+    "data.channels=3",
+    "data.batch_size=8",
+    "data.train_limit=64",
+    "data.test_limit=16",
+    "model.generator.width=0.04",
+    "model.discriminator.width=0.04",
+    "eval.grid=4",
+    "eval.quality_samples=0",
+]
 
 
 def test_one_g_step_then_n_dis_d_steps_each_on_a_fresh_batch():
@@ -32,9 +41,17 @@ def test_weight_clipping_holds_after_every_d_step(tmp_path):
 
 
 def test_gradient_penalty_and_orthonormal_terms_are_logged(tmp_path):
-    row = train(Experiment(resolve("sngan/cifar10-cnn-wgan-gp", TINY + ["train.iterations=1"]), CPU), tmp_path / "gp", progress=False)
+    row = train(
+        Experiment(resolve("sngan/cifar10-cnn-wgan-gp", TINY + ["train.iterations=1"]), CPU),
+        tmp_path / "gp",
+        progress=False,
+    )
     assert row["gradient_penalty"] >= 0
-    row = train(Experiment(resolve("sngan/cifar10-cnn-orthonormal", TINY + ["train.iterations=1"]), CPU), tmp_path / "o", progress=False)
+    row = train(
+        Experiment(resolve("sngan/cifar10-cnn-orthonormal", TINY + ["train.iterations=1"]), CPU),
+        tmp_path / "o",
+        progress=False,
+    )
     assert row["orthonormal_penalty"] >= 0
 
 
@@ -48,9 +65,16 @@ def test_g_step_uses_g_batch_multiplier_fakes(monkeypatch):
 
 
 def test_historical_averaging_penalises_both_players(tmp_path):
-    cfg = resolve("improved-gan/cifar10-table3-no-labels-ha",
-                  TINY + ["train.iterations=3", "model.generator.vbn_ref_size=4", "model.discriminator.num_kernels=4",
-                          "model.init_examples=16"])
+    cfg = resolve(
+        "improved-gan/cifar10-table3-no-labels-ha",
+        TINY
+        + [
+            "train.iterations=3",
+            "model.generator.vbn_ref_size=4",
+            "model.discriminator.num_kernels=4",
+            "model.init_examples=16",
+        ],
+    )
     exp = Experiment(cfg, CPU)
     row = train(exp, tmp_path, progress=False)
     assert row["historical_penalty_d"] > 0 and row["historical_penalty_g"] > 0

@@ -17,8 +17,11 @@ def _models(noise: float = 0.0):
 
 def _batch(n: int = 6):
     g = torch.Generator().manual_seed(1)
-    return {"x_lab": torch.rand(n, 1, 28, 28, generator=g), "y_lab": torch.randint(0, 10, (n,), generator=g),
-            "x_unl": torch.rand(n, 1, 28, 28, generator=g)}
+    return {
+        "x_lab": torch.rand(n, 1, 28, 28, generator=g),
+        "y_lab": torch.randint(0, 10, (n,), generator=g),
+        "x_unl": torch.rand(n, 1, 28, 28, generator=g),
+    }
 
 
 def _d_step(fuse: bool, noise: float = 0.0):
@@ -55,8 +58,9 @@ def test_fused_d_pass_is_the_loss_formula_on_split_logits():
     lab, unl, gen = D(batch["x_lab"]), D(batch["x_unl"]), D(fake)
     lse = lambda x: torch.logsumexp(x, 1)  # noqa: E731
     sup = -(lab.gather(1, batch["y_lab"][:, None]).squeeze(1) - lse(lab)).mean()
-    unsup = (-lse(unl) + torch.nn.functional.softplus(lse(unl))).mean() * 0.5 + \
-        torch.nn.functional.softplus(lse(gen)).mean() * 0.5
+    unsup = (-lse(unl) + torch.nn.functional.softplus(lse(unl))).mean() * 0.5 + torch.nn.functional.softplus(
+        lse(gen)
+    ).mean() * 0.5
     torch.testing.assert_close(total, sup + unsup, rtol=1e-5, atol=1e-6)
     expected = losses.semi_supervised_d_loss(lab, batch["y_lab"], unl, gen, 1.0, 1.0)[0]
     torch.testing.assert_close(total, expected, rtol=1e-5, atol=1e-6)

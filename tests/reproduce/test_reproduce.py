@@ -20,9 +20,10 @@ SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 def _tiny_table(tmp_path, tiny_digits, iterations=20):
-    overrides = ", ".join(json.dumps(o) for o in tiny_digits + [f"train.iterations={iterations}", "eval.every=10",
-                                                                "data.labels=20"])
-    text = f'''
+    overrides = ", ".join(
+        json.dumps(o) for o in tiny_digits + [f"train.iterations={iterations}", "eval.every=10", "data.labels=20"]
+    )
+    text = f"""
 id = "tiny-table"
 title = "Tiny digits table (test)"
 metric = "test_errors_ema"
@@ -43,7 +44,7 @@ overrides = ["model.discriminator.width=0.03"]
 seeds = [1, 2]
 label = "D width 0.03"
 published = 120
-'''
+"""
     path = tmp_path / "tiny.toml"
     path.write_text(text)
     return path
@@ -51,8 +52,16 @@ published = 120
 
 def test_every_shipped_table_resolves():
     names = list_tables()
-    for want in ("improved-gan/table1", "improved-gan/table2", "improved-gan/table3", "improved-gan/svhn",
-                 "sngan/table2-cifar10", "sngan/table2-stl10", "sngan/figure1", "sngan/figure1-mini"):
+    for want in (
+        "improved-gan/table1",
+        "improved-gan/table2",
+        "improved-gan/table3",
+        "improved-gan/svhn",
+        "sngan/table2-cifar10",
+        "sngan/table2-stl10",
+        "sngan/figure1",
+        "sngan/figure1-mini",
+    ):
         assert want in names
     presets = set(list_presets())
     for name in names:
@@ -64,8 +73,13 @@ def test_every_shipped_table_resolves():
     t1 = load_table("improved-gan/table1")
     assert t1.id == "improved-gan-table1" and t1.metrics == ["test_errors_ema"]
     rows = {r.id: r for r in t1.rows}
-    assert rows["mnist-100"].published == {"test_errors_ema": 93} and rows["mnist-100"].published_std["test_errors_ema"] == 6.5
-    assert len(rows["mnist-100"].seeds) >= 3 and all(len(rows[k].seeds) >= 2 for k in ("mnist-20", "mnist-50", "mnist-200"))
+    assert (
+        rows["mnist-100"].published == {"test_errors_ema": 93}
+        and rows["mnist-100"].published_std["test_errors_ema"] == 6.5
+    )
+    assert len(rows["mnist-100"].seeds) >= 3 and all(
+        len(rows[k].seeds) >= 2 for k in ("mnist-20", "mnist-50", "mnist-200")
+    )
     assert [(rows[k].published["test_errors_ema"]) for k in ("mnist-20", "mnist-50", "mnist-200")] == [1677, 221, 90]
     spec = plan(t1, Path("/o"), rows=["mnist-100"])[0]
     assert spec.run_dir == Path("/o/improved-gan-table1/mnist-100/seed1")
@@ -86,6 +100,7 @@ def test_unknown_table_names_the_known_ones(capsys):
     assert "did you mean improved-gan/table1" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_table_end_to_end_skip_resume_and_report(tmp_path, tiny_digits, capsys):
     table = str(_tiny_table(tmp_path, tiny_digits))
     out = tmp_path / "out"
@@ -140,8 +155,23 @@ def test_hand_started_run_is_resumed_and_a_locked_one_is_left_alone(tmp_path, ti
     spec = plan(table, out, rows=["wide"])[0]
     # the layout in use: `ganworks train PRESET --seed 1 --set data.seed_data=1 --out <out>/<table id>/<row>/seed1`
     sets = sum((["--set", o] for o in [*table.overrides, "data.seed_data=1"]), [])
-    assert main(["train", "improved-gan/mnist-100", "--seed", "1", *sets, "--iterations", "10", "--no-progress",
-                 "--out", str(out / "tiny-table" / "wide" / "seed1")]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "improved-gan/mnist-100",
+                "--seed",
+                "1",
+                *sets,
+                "--iterations",
+                "10",
+                "--no-progress",
+                "--out",
+                str(out / "tiny-table" / "wide" / "seed1"),
+            ]
+        )
+        == 0
+    )
     (spec.run_dir / "status.json").unlink()  # as written by a ganworks without status files
     assert run_state(spec, Caps()) == "partial"
     assert "--resume" in train_command(spec, "partial", Caps(), 1)
@@ -158,12 +188,27 @@ def test_hand_started_run_is_resumed_and_a_locked_one_is_left_alone(tmp_path, ti
     assert run_state(spec, Caps()) == "partial"
 
 
+@pytest.mark.slow
 def test_kill_minus_9_mid_run_then_resume(tmp_path, tiny_digits):
     table = _tiny_table(tmp_path, tiny_digits, iterations=100000)
     out = tmp_path / "out"
     env = dict(os.environ, PYTHONPATH=SRC)
-    cmd = [sys.executable, "-m", "ganworks.cli", "reproduce", str(table), "--out", str(out), "--rows", "wide",
-           "--no-progress", "--set", "eval.every=5", "--set", "eval.grid=0"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ganworks.cli",
+        "reproduce",
+        str(table),
+        "--out",
+        str(out),
+        "--rows",
+        "wide",
+        "--no-progress",
+        "--set",
+        "eval.every=5",
+        "--set",
+        "eval.grid=0",
+    ]
     proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ckpt = out / "tiny-table" / "wide" / "seed1" / "checkpoints" / "last.pt"
     deadline = time.time() + 120
@@ -179,8 +224,22 @@ def test_kill_minus_9_mid_run_then_resume(tmp_path, tiny_digits):
         time.sleep(0.2)
     assert run_state(spec, Caps()) == "partial"  # the lock died with them
     reached = load_checkpoint(spec.run_dir)["position"]["iteration"]
-    assert main(["reproduce", str(table), "--out", str(out), "--rows", "wide", "--iterations", str(reached + 20),
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "reproduce",
+                str(table),
+                "--out",
+                str(out),
+                "--rows",
+                "wide",
+                "--iterations",
+                str(reached + 20),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     status = json.loads((spec.run_dir / "status.json").read_text())
     assert status["finished"] and status["iteration"] == reached + 20
     assert "--resume" in (spec.run_dir / "reproduce.log").read_text()
@@ -190,7 +249,9 @@ def test_a_run_stopped_by_a_signal_is_reported_interrupted_not_failed(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / LOG).write_text('interrupted (SIGTERM): saved ...\n{"iteration": 6449, "interrupted": "SIGTERM"}\n')
-    assert describe_result(finish(run, 143, Caps())) == "interrupted (SIGTERM; saved at iteration 6449: rerun to resume)"
+    assert (
+        describe_result(finish(run, 143, Caps())) == "interrupted (SIGTERM; saved at iteration 6449: rerun to resume)"
+    )
     (run / LOG).write_text("Traceback ...\nValueError: bad\n")
     assert describe_result(finish(run, 2, Caps())) == "failed (exit 2): ValueError: bad"
     assert describe_result(finish(run, 130, Caps())) == "interrupted (SIGINT; saved: rerun to resume)"
@@ -198,12 +259,17 @@ def test_a_run_stopped_by_a_signal_is_reported_interrupted_not_failed(tmp_path):
     assert describe_result({"returncode": 0, "finished": False}) == "stopped (time cap)"
 
 
+@pytest.mark.slow
 def test_submitit_local_launcher(tmp_path, tiny_digits, capsys):
     pytest.importorskip("submitit")
     table = str(_tiny_table(tmp_path, tiny_digits, iterations=10))
     out = tmp_path / "out"
-    assert main(["reproduce", table, "--out", str(out), "--rows", "narrow", "--launcher", "submitit-local",
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            ["reproduce", table, "--out", str(out), "--rows", "narrow", "--launcher", "submitit-local", "--no-progress"]
+        )
+        == 0
+    )
     for seed in (1, 2):
         status = json.loads((out / "tiny-table" / "narrow" / f"seed{seed}" / "status.json").read_text())
         assert status["finished"] and status["iteration"] == 10
@@ -230,8 +296,10 @@ def test_seeds_at_different_epochs_are_also_compared_at_their_common_epoch():
 
 def _table_file(tmp_path, table_id="t", row_id="r", seeds="[1]"):
     path = tmp_path / "t.toml"
-    path.write_text(f'id = "{table_id}"\nmetric = "test_errors_ema"\n[[rows]]\nid = "{row_id}"\n'
-                    f'preset = "improved-gan/mnist-100"\nseeds = {seeds}\n')
+    path.write_text(
+        f'id = "{table_id}"\nmetric = "test_errors_ema"\n[[rows]]\nid = "{row_id}"\n'
+        f'preset = "improved-gan/mnist-100"\nseeds = {seeds}\n'
+    )
     return str(path)
 
 
@@ -243,8 +311,11 @@ def _one_line(capsys, code, message):
 
 def test_table_seeds_that_are_not_whole_numbers_are_one_line(tmp_path, capsys):
     table = _table_file(tmp_path, seeds='["a", -1]')
-    _one_line(capsys, main(["reproduce", table, "--dry-run", "--out", str(tmp_path / "o")]),
-              "has seeds ['a', -1]; seeds are whole numbers")
+    _one_line(
+        capsys,
+        main(["reproduce", table, "--dry-run", "--out", str(tmp_path / "o")]),
+        "has seeds ['a', -1]; seeds are whole numbers",
+    )
     table = _table_file(tmp_path, seeds="[-1]")
     _one_line(capsys, main(["reproduce", table, "--dry-run", "--out", str(tmp_path / "o")]), "(-1 is not)")
 
@@ -252,22 +323,31 @@ def test_table_seeds_that_are_not_whole_numbers_are_one_line(tmp_path, capsys):
 @pytest.mark.parametrize("table_id, row_id", [("../../escape", "r"), ("t", "../up"), ("t", "a/b")])
 def test_table_ids_cannot_plan_run_folders_outside_out(table_id, row_id, tmp_path, capsys):
     out = tmp_path / "deep" / "out"
-    _one_line(capsys, main(["reproduce", _table_file(tmp_path, table_id, row_id), "--dry-run", "--out", str(out)]),
-              "names a folder under --out, so it must be one plain name")
+    _one_line(
+        capsys,
+        main(["reproduce", _table_file(tmp_path, table_id, row_id), "--dry-run", "--out", str(out)]),
+        "names a folder under --out, so it must be one plain name",
+    )
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--iterations", "-3"], "--iterations must be at least 1"),
-    (["--iterations", "0"], "--iterations must be at least 1"),
-    (["--epochs", "-1"], "--epochs must be a number above 0"),
-    (["--epochs", "1", "--iterations", "2"], "give --epochs or --iterations, not both"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--iterations", "-3"], "--iterations must be at least 1"),
+        (["--iterations", "0"], "--iterations must be at least 1"),
+        (["--epochs", "-1"], "--epochs must be a number above 0"),
+        (["--epochs", "1", "--iterations", "2"], "give --epochs or --iterations, not both"),
+    ],
+)
 def test_reproduce_caps_are_checked(flags, message, tmp_path, capsys):
     _one_line(capsys, main(["reproduce", "improved-gan/table1", *flags, "--dry-run", "--out", str(tmp_path)]), message)
 
 
 def test_launcher_slurm_without_slurm_is_refused(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch here
-    _one_line(capsys, main(["reproduce", "improved-gan/table1", "--launcher", "slurm", "--out", str(tmp_path / "o")]),
-              "--launcher slurm needs SLURM, and this machine has no `sbatch`")
+    _one_line(
+        capsys,
+        main(["reproduce", "improved-gan/table1", "--launcher", "slurm", "--out", str(tmp_path / "o")]),
+        "--launcher slurm needs SLURM, and this machine has no `sbatch`",
+    )
     assert not (tmp_path / "o").exists()

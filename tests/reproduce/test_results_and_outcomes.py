@@ -31,8 +31,11 @@ aggressive = ["D", "E"]
 
 
 def _table(tmp_path, groups=("A", "D", "E"), series=("sn", "wn")):
-    text = TABLE + "".join(f'[[rows]]\nid = "{g}-{s}"\npreset = "sngan/cifar10-cnn-sn"\nseeds = [1]\n'
-                           f'group = "{g}"\nseries = "{s}"\n' for g in groups for s in series)
+    text = TABLE + "".join(
+        f'[[rows]]\nid = "{g}-{s}"\npreset = "sngan/cifar10-cnn-sn"\nseeds = [1]\ngroup = "{g}"\nseries = "{s}"\n'
+        for g in groups
+        for s in series
+    )
     path = tmp_path / "fig.toml"
     path.write_text(text)
     return path
@@ -46,8 +49,17 @@ def _fake_run(spec, fids, classes=9.0, sha="a" * 64, error=None):
     for i, f in enumerate(fids, 1):
         grid = f"samples/iter_{i * 100:07d}.png"
         Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(d / grid)
-        rows.append({"iteration": i * 100, "epoch": i / 10, "wall_time_s": 60.0 * i, "data-classifier-FID": f,
-                     "sample_classes": classes, "quality_weights_sha256": sha, "samples": grid})
+        rows.append(
+            {
+                "iteration": i * 100,
+                "epoch": i / 10,
+                "wall_time_s": 60.0 * i,
+                "data-classifier-FID": f,
+                "sample_classes": classes,
+                "quality_weights_sha256": sha,
+                "samples": grid,
+            }
+        )
     (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     status = {"finished": error is None, "returncode": 0 if error is None else 2}
     if error:
@@ -59,8 +71,12 @@ def test_outcome_definitions():
     rules = {"metric": "FID", "diverged_factor": 2.0, "collapsed_classes": 3.0}
 
     def seed(curve, classes=9.0, diverged=False):
-        return {"final": {"FID": curve[-1]}, "curve": {"FID": [[i, v] for i, v in enumerate(curve)]},
-                "sample_classes": classes, "diverged": diverged}
+        return {
+            "final": {"FID": curve[-1]},
+            "curve": {"FID": [[i, v] for i, v in enumerate(curve)]},
+            "sample_classes": classes,
+            "diverged": diverged,
+        }
 
     assert outcome(seed([90, 60, 50]), rules) == "ok"
     assert outcome(seed([90, 40, 85]), rules) == "diverged"  # over 2x its own best
@@ -85,8 +101,9 @@ def test_results_survive_the_run_folders_and_rebuild_the_same_report(tmp_path, c
     assert [r["summary"]["FID"]["mean"] for r in after["rows"]] == [r["summary"]["FID"]["mean"] for r in before["rows"]]
     assert {r["id"]: r["seeds"][0]["outcome"] for r in after["rows"]}["E-wn"] == "collapsed"
     # through the command line: the report is written beside the committed results, with the chart
-    code = main(["reproduce", str(_table(tmp_path)), "--out", str(tmp_path / "runs"), "--report",
-                 "--results", str(results)])
+    code = main(
+        ["reproduce", str(_table(tmp_path)), "--out", str(tmp_path / "runs"), "--report", "--results", str(results)]
+    )
     assert code == 0
     md = (results / "report.md").read_text()
     assert "agrees" in md and (results / "chart.png").is_file()
@@ -120,11 +137,14 @@ def test_scores_of_two_feature_extractors_are_refused_in_one_report(tmp_path):
         write_report(table, specs, tmp_path / "report")
 
 
-@pytest.mark.parametrize("finals, verdict", [
-    ({"A-sn": 50, "D-sn": 55, "E-sn": 60, "A-wn": 45, "D-wn": 120, "E-wn": 70}, "agrees"),
-    ({"A-sn": 50, "D-sn": 95, "E-sn": 60, "A-wn": 45, "D-wn": 120, "E-wn": 70}, "partly"),  # SN not robust
-    ({"A-sn": 50, "D-sn": 95, "E-sn": 90, "A-wn": 45, "D-wn": 80, "E-wn": 70}, "disagrees"),
-])
+@pytest.mark.parametrize(
+    "finals, verdict",
+    [
+        ({"A-sn": 50, "D-sn": 55, "E-sn": 60, "A-wn": 45, "D-wn": 120, "E-wn": 70}, "agrees"),
+        ({"A-sn": 50, "D-sn": 95, "E-sn": 60, "A-wn": 45, "D-wn": 120, "E-wn": 70}, "partly"),  # SN not robust
+        ({"A-sn": 50, "D-sn": 95, "E-sn": 90, "A-wn": 45, "D-wn": 80, "E-wn": 70}, "disagrees"),
+    ],
+)
 def test_claim_verdict(tmp_path, finals, verdict):
     table = load_table(str(_table(tmp_path)))
     specs = plan(table, tmp_path / "runs")

@@ -11,10 +11,21 @@ from ganworks.config import resolve
 from ganworks.errors import ConfigError
 from ganworks.train import Experiment, train
 
-TINY = ["data.name=synthetic", "data.image_size=32", "data.channels=3", "data.batch_size=8", "data.train_limit=64",
-        "data.test_limit=16", "model.generator.width=0.04", "model.discriminator.width=0.04",
-        "objective.n_gen_samples=8", "objective.n_dis=2", "eval.grid=4", "eval.quality_samples=0",
-        "train.iterations=3"]
+TINY = [
+    "data.name=synthetic",
+    "data.image_size=32",
+    "data.channels=3",
+    "data.batch_size=8",
+    "data.train_limit=64",
+    "data.test_limit=16",
+    "model.generator.width=0.04",
+    "model.discriminator.width=0.04",
+    "objective.n_gen_samples=8",
+    "objective.n_dis=2",
+    "eval.grid=4",
+    "eval.quality_samples=0",
+    "train.iterations=3",
+]
 
 
 def test_bf16_trains_and_keeps_spectral_norm_in_float32(tmp_path, monkeypatch):
@@ -39,6 +50,7 @@ def test_bf16_trains_and_keeps_spectral_norm_in_float32(tmp_path, monkeypatch):
     assert 0 < row["sigma_max"] < 1e6
 
 
+@pytest.mark.slow
 def test_fp16_uses_a_grad_scaler(tmp_path):
     exp = Experiment(resolve("sngan/cifar10-resnet-projection", TINY + ["train.amp=fp16"]), torch.device("cpu"))
     assert exp.amp_scaler is not None

@@ -34,17 +34,21 @@ class OldAdam(torch.optim.Optimizer):
             for p in params:
                 st = self.state[p]
                 if not st:
-                    st["step"], st["exp_avg"], st["exp_avg_sq"] = torch.zeros(()), torch.zeros_like(p), torch.zeros_like(p)
+                    st["step"], st["exp_avg"], st["exp_avg_sq"] = (
+                        torch.zeros(()),
+                        torch.zeros_like(p),
+                        torch.zeros_like(p),
+                    )
                 st["step"] += 1
                 grads.append(p.grad), ms.append(st["exp_avg"]), vs.append(st["exp_avg_sq"])
             t = float(self.state[params[0]]["step"])
             torch._foreach_lerp_(ms, grads, 1 - beta1)
             torch._foreach_mul_(vs, beta2)
             torch._foreach_addcmul_(vs, grads, grads, value=1 - beta2)
-            denom = torch._foreach_div(vs, 1 - beta2 ** t)
+            denom = torch._foreach_div(vs, 1 - beta2**t)
             torch._foreach_add_(denom, group["eps"])
             torch._foreach_sqrt_(denom)
-            torch._foreach_addcdiv_(params, ms, denom, value=-group["lr"] / (1 - beta1 ** t))
+            torch._foreach_addcdiv_(params, ms, denom, value=-group["lr"] / (1 - beta1**t))
 
 
 def _old_step(exp):
@@ -85,8 +89,11 @@ def test_compile_false_is_bit_identical_to_the_step_before(tiny_digits, monkeypa
     old = Experiment(cfg, CPU)
     o = cfg["optim"]
     old.optimizers = {k: OldAdam(old.params[k], o["lr"], (o["beta1"], o["beta2"]), o["eps"]) for k in ("d", "g")}
-    monkeypatch.setattr(GaussianNoise, "forward",
-                        lambda self, x: x + self.sigma * torch.randn_like(x) if self.training and self.sigma else x)
+    monkeypatch.setattr(
+        GaussianNoise,
+        "forward",
+        lambda self, x: x + self.sigma * torch.randn_like(x) if self.training and self.sigma else x,
+    )
     old_losses = [_old_step(old) for _ in range(5)]
 
     for a, b in zip(_params(new), _params(old)):
@@ -95,13 +102,18 @@ def test_compile_false_is_bit_identical_to_the_step_before(tiny_digits, monkeypa
         assert [torch.equal(logs[f"loss_{ph}"], l) for (ph, logs), l in zip(step_new, step_old)] == [True, True]
 
 
+@pytest.mark.slow
 def test_compiled_step_matches_eager_and_checkpoints_interchange(tiny_digits):
     pytest.importorskip("torch._inductor")
     base = resolve("improved-gan/mnist-100", tiny_digits + ["train.iterations=10"])
     # each Experiment seeds the RNG: build and run one after the other (same noise draws)
-    eager = Experiment(resolve("improved-gan/mnist-100", tiny_digits + ["train.iterations=10", "train.compile=false"]), CPU)
+    eager = Experiment(
+        resolve("improved-gan/mnist-100", tiny_digits + ["train.iterations=10", "train.compile=false"]), CPU
+    )
     eager_logs = [train_iteration(eager) for _ in range(4)]
-    comp = Experiment(resolve("improved-gan/mnist-100", tiny_digits + ["train.iterations=10", "train.compile=true"]), CPU)
+    comp = Experiment(
+        resolve("improved-gan/mnist-100", tiny_digits + ["train.iterations=10", "train.compile=true"]), CPU
+    )
     assert comp.phase_loss.is_compiled and not eager.phase_loss.is_compiled
     assert comp.optimizers["d"]._compiled is not None
     with warnings.catch_warnings():
@@ -148,7 +160,7 @@ def test_a_failing_compiler_warns_once_and_trains_eagerly_with_the_same_numbers(
 def test_compile_setting(tiny_digits):
     mnist = resolve("improved-gan/mnist-100")
     assert compile_wanted(mnist, CPU, 180_000) == (("cpu", "improved-gan-mnist-d") in compiled_mod.FASTER_COMPILED)
-    assert not compile_wanted(mnist, CPU, 60)                      # auto: too short to repay compiling
+    assert not compile_wanted(mnist, CPU, 60)  # auto: too short to repay compiling
     assert not compile_wanted(resolve("sngan/cifar10-cnn-sn-A"), CPU, 100_000)
     assert not compile_wanted(resolve("improved-gan/mnist-100", ["train.compile=false"]), CPU, 180_000)
     assert compile_wanted(resolve("improved-gan/mnist-100", ["train.compile=true"]), CPU, 10)
@@ -173,9 +185,13 @@ def test_compile_setting(tiny_digits):
 def test_compiled_optimizer_update_alone_matches_eager(tiny_digits):
     """train.compile="optimizer": the phases stay eager, the fused Adam update gives eager's numbers."""
     pytest.importorskip("torch._inductor")
-    eager = Experiment(resolve("improved-gan/mnist-100", tiny_digits + ["train.iterations=10", "train.compile=false"]), CPU)
+    eager = Experiment(
+        resolve("improved-gan/mnist-100", tiny_digits + ["train.iterations=10", "train.compile=false"]), CPU
+    )
     eager_logs = [train_iteration(eager) for _ in range(4)]
-    comp = Experiment(resolve("improved-gan/mnist-100", tiny_digits + ["train.iterations=10", "train.compile=optimizer"]), CPU)
+    comp = Experiment(
+        resolve("improved-gan/mnist-100", tiny_digits + ["train.iterations=10", "train.compile=optimizer"]), CPU
+    )
     assert not comp.phase_loss.is_compiled and eager.optimizers["d"]._compiled is None
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a fallback to the eager update would warn: fail instead
@@ -187,8 +203,15 @@ def test_compiled_optimizer_update_alone_matches_eager(tiny_digits):
             for k in a:
                 torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5)
     moved = False
-    for a, b, p0 in zip(_params(eager), _params(comp), _params(Experiment(resolve(
-            "improved-gan/mnist-100", tiny_digits + ["train.iterations=10", "train.compile=false"]), CPU))):
+    for a, b, p0 in zip(
+        _params(eager),
+        _params(comp),
+        _params(
+            Experiment(
+                resolve("improved-gan/mnist-100", tiny_digits + ["train.iterations=10", "train.compile=false"]), CPU
+            )
+        ),
+    ):
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6)
         moved |= not torch.allclose(a, p0, rtol=1e-4, atol=1e-6)
     assert moved  # the comparison is not between untrained models
@@ -202,8 +225,21 @@ def test_old_configs_get_new_keys_and_resume_with_compile_switched(tmp_path, tin
     assert filled["model"] == old["model"] and filled["data"] == old["data"]
 
     run = tmp_path / "run"
-    assert main(["train", "improved-gan/mnist-100", "--out", str(run), "--no-progress", "--iterations", "4",
-                 *sum((["--set", s] for s in tiny_digits), [])]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "improved-gan/mnist-100",
+                "--out",
+                str(run),
+                "--no-progress",
+                "--iterations",
+                "4",
+                *sum((["--set", s] for s in tiny_digits), []),
+            ]
+        )
+        == 0
+    )
     # as saved by ganworks before train.compile existed
     state = load_checkpoint(run)
     del state["config"]["train"]["compile"]

@@ -11,12 +11,22 @@ from torch.nn.utils import parametrize
 
 from ganworks.cli import main
 from ganworks.config import resolve
-from ganworks.train import Experiment, load_checkpoint
-from ganworks.train import distributed
+from ganworks.train import Experiment, distributed, load_checkpoint
 
-TINY = ["data.name=synthetic", "data.image_size=32", "data.channels=3", "data.batch_size=8", "data.train_limit=64",
-        "data.test_limit=16", "model.generator.width=0.04", "model.discriminator.width=0.04",
-        "objective.n_gen_samples=8", "objective.n_dis=2", "eval.grid=4", "eval.quality_samples=0"]
+TINY = [
+    "data.name=synthetic",
+    "data.image_size=32",
+    "data.channels=3",
+    "data.batch_size=8",
+    "data.train_limit=64",
+    "data.test_limit=16",
+    "model.generator.width=0.04",
+    "model.discriminator.width=0.04",
+    "objective.n_gen_samples=8",
+    "objective.n_dis=2",
+    "eval.grid=4",
+    "eval.quality_samples=0",
+]
 PRESET = "sngan/cifar10-resnet-projection"
 
 
@@ -27,8 +37,9 @@ def _free_port() -> int:
 
 
 def _env(rank, world, port):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank)
+    )
 
 
 def _d_grads(exp, rank, world):
@@ -101,6 +112,7 @@ def test_rank_stream_splits_each_global_batch():
         distributed.check_config(resolve(PRESET, TINY + ["data.batch_size=9"]), 2)
 
 
+@pytest.mark.slow
 def test_two_processes_average_to_the_one_process_gradient(tmp_path):
     _spawn(_grad_worker, tmp_path)
     torch.set_default_dtype(torch.float64)
@@ -117,6 +129,7 @@ def test_two_processes_average_to_the_one_process_gradient(tmp_path):
             assert (r["grads"][name] - g).abs().max().item() < 1e-10, name
 
 
+@pytest.mark.slow
 def test_two_process_training_writes_once_and_resumes_exactly(tmp_path):
     _spawn(_train_worker, tmp_path)
     rows = (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()
@@ -154,12 +167,25 @@ def _signal_worker(rank, world, port, out):
 
     loop.train_iteration = iteration
     _env(rank, world, port)
-    code = main(["train", PRESET, "--out", os.path.join(out, "run"), "--iterations", "1000", *sets,
-                 "--device", "cpu", "--no-progress"])
+    code = main(
+        [
+            "train",
+            PRESET,
+            "--out",
+            os.path.join(out, "run"),
+            "--iterations",
+            "1000",
+            *sets,
+            "--device",
+            "cpu",
+            "--no-progress",
+        ]
+    )
     with open(os.path.join(out, f"code{rank}.json"), "w") as f:
         json.dump(code, f)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, code", [("SIGTERM", 143), ("SIGINT", 130)])
 def test_two_processes_stop_on_a_signal_like_one(name, code, tmp_path):
     """SIGTERM reaching rank 0 or Ctrl-C reaching rank 1 only: both ranks stop at the same iteration,
@@ -175,6 +201,7 @@ def test_two_processes_stop_on_a_signal_like_one(name, code, tmp_path):
     assert status["iteration"] == 4 == load_checkpoint(out / "run")["position"]["iteration"]
 
 
+@pytest.mark.slow
 def test_nproc_launcher_exits_with_the_signals_status(tmp_path):
     """`ganworks train --nproc 2` stopped by SIGTERM (what a scheduler sends the launcher): the ranks get it once
     through torchrun, save, and the launcher exits 143 like a one-process run."""
@@ -188,15 +215,38 @@ def test_nproc_launcher_exits_with_the_signals_status(tmp_path):
     import ganworks
 
     src = str(Path(ganworks.__file__).resolve().parents[1])
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
-                                                            "MASTER_PORT")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+    }
     env.update(PYTHONPATH=src + os.pathsep + env.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
     run = tmp_path / "run"
     sets = [a for kv in TINY + ["eval.every=2", "eval.grid=0"] for a in ("--set", kv)]
-    proc = subprocess.Popen([sys.executable, "-m", "ganworks.cli", "train", PRESET, "--nproc", "2", "--out", str(run),
-                             "--iterations", "100000", *sets, "--device", "cpu", "--no-progress"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ganworks.cli",
+            "train",
+            PRESET,
+            "--nproc",
+            "2",
+            "--out",
+            str(run),
+            "--iterations",
+            "100000",
+            *sets,
+            "--device",
+            "cpu",
+            "--no-progress",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         deadline = time.time() + 240
         while not (run / "checkpoints" / "last.pt").exists() and time.time() < deadline and proc.poll() is None:

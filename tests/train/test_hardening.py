@@ -96,16 +96,32 @@ def test_divergence_before_the_first_save_says_no_checkpoint_was_written(tmp_pat
     cfg = resolve("improved-gan/mnist-100", tiny_digits + ["train.iterations=30", "eval.every=3"])
     exp = Experiment(cfg, CPU)
     _blow_up_after(exp, 3)
-    with pytest.raises(TrainingDiverged, match="at iteration 3 the training state became non-finite .*no checkpoint "
-                                               "was written: start again with a lower optim.lr"):
+    with pytest.raises(
+        TrainingDiverged,
+        match="at iteration 3 the training state became non-finite .*no checkpoint "
+        "was written: start again with a lower optim.lr",
+    ):
         train(exp, tmp_path / "run", progress=False)
     assert not (tmp_path / "run" / "checkpoints").exists() or not any((tmp_path / "run" / "checkpoints").iterdir())
 
 
 def test_eval_and_sample_refuse_a_checkpoint_with_nonfinite_weights(tmp_path, tiny_digits, capsys):
     run = tmp_path / "run"
-    assert main(["train", "improved-gan/mnist-100", *_sets(tiny_digits), "--iterations", "2", "--out", str(run),
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "improved-gan/mnist-100",
+                *_sets(tiny_digits),
+                "--iterations",
+                "2",
+                "--out",
+                str(run),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
     key = next(k for k in state["models"]["D"] if state["models"]["D"][k].is_floating_point())
     state["models"]["D"][key].fill_(float("nan"))
@@ -114,7 +130,9 @@ def test_eval_and_sample_refuse_a_checkpoint_with_nonfinite_weights(tmp_path, ti
     for args in (["eval", str(run)], ["sample", str(run), "--out", str(tmp_path / "s.png")]):
         assert main(args) == 2
         err = capsys.readouterr().err.strip()
-        assert err.startswith("error: ") and "non-finite weights" in err and f"models.D.{key}" in err and "\n" not in err
+        assert (
+            err.startswith("error: ") and "non-finite weights" in err and f"models.D.{key}" in err and "\n" not in err
+        )
     assert not (tmp_path / "s.png").exists()
 
 
@@ -138,10 +156,21 @@ def _env():
     return {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
 
+@pytest.mark.slow
 def test_kill_during_the_first_save_can_be_resumed_or_rerun(tmp_path, tiny_digits, capsys):
     run = tmp_path / "run"
-    cmd = ["train", "improved-gan/mnist-100", *_sets(tiny_digits), "--iterations", "6", "--set", "eval.every=3",
-           "--out", str(run), "--no-progress"]
+    cmd = [
+        "train",
+        "improved-gan/mnist-100",
+        *_sets(tiny_digits),
+        "--iterations",
+        "6",
+        "--set",
+        "eval.every=3",
+        "--out",
+        str(run),
+        "--no-progress",
+    ]
     proc = subprocess.run([sys.executable, "-c", _KILL_IN_FIRST_SAVE, *cmd], env=_env(), capture_output=True, text=True)
     assert proc.returncode == -signal.SIGKILL
     assert (run / "config.json").is_file() and list((run / "checkpoints").glob("*.pt.tmp"))
@@ -228,13 +257,32 @@ def test_ctrl_c_mid_window_resumes_with_the_same_rows(tmp_path, tiny_digits, mon
 
 def test_a_checkpoint_of_the_current_main_code_still_resumes(tmp_path, tiny_digits):
     """A checkpoint without the keys added here (config keys, loop state) resumes with defaults."""
-    assert main(["train", "improved-gan/mnist-100", *_sets(tiny_digits), "--iterations", "6", "--set", "eval.every=3",
-                 "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "improved-gan/mnist-100",
+                *_sets(tiny_digits),
+                "--iterations",
+                "6",
+                "--set",
+                "eval.every=3",
+                "--out",
+                str(tmp_path / "run"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     last = tmp_path / "run" / "checkpoints" / "last.pt"
     state = torch.load(last, weights_only=True)
     del state["loop"]
-    for section, key in (("data", "validation"), ("data", "dequantize"), ("eval", "quality_splits"),
-                         ("eval", "quality_uint8")):
+    for section, key in (
+        ("data", "validation"),
+        ("data", "dequantize"),
+        ("eval", "quality_splits"),
+        ("eval", "quality_uint8"),
+    ):
         del state["config"][section][key]
     torch.save(state, last)
     config = json.loads((tmp_path / "run" / "config.json").read_text())
@@ -257,20 +305,48 @@ def test_ctrl_c_exits_130_after_saving(tmp_path, tiny_digits, monkeypatch, capsy
 
     monkeypatch.setattr(loop_module, "train_iteration", iteration_with_ctrl_c)
     run = tmp_path / "run"
-    assert main(["train", "improved-gan/mnist-100", *_sets(tiny_digits), "--iterations", "30", "--out", str(run),
-                 "--no-progress"]) == 130
+    assert (
+        main(
+            [
+                "train",
+                "improved-gan/mnist-100",
+                *_sets(tiny_digits),
+                "--iterations",
+                "30",
+                "--out",
+                str(run),
+                "--no-progress",
+            ]
+        )
+        == 130
+    )
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == {"iteration": 5, "interrupted": "SIGINT"}
     assert load_checkpoint(run)["position"]["iteration"] == 5
     monkeypatch.setattr(loop_module, "train_iteration", real)
     assert main(["train", "--resume", str(run), "--no-progress"]) == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143)])
 def test_sigterm_saves_and_exits_143(sig, code, tmp_path, tiny_digits):
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "ganworks.cli", "train", "improved-gan/mnist-100", *_sets(tiny_digits),
-           "--iterations", "100000", "--set", "eval.every=2", "--set", "eval.grid=0", "--out", str(run),
-           "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ganworks.cli",
+        "train",
+        "improved-gan/mnist-100",
+        *_sets(tiny_digits),
+        "--iterations",
+        "100000",
+        "--set",
+        "eval.every=2",
+        "--set",
+        "eval.grid=0",
+        "--out",
+        str(run),
+        "--no-progress",
+    ]
     proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 120
@@ -293,13 +369,27 @@ def test_sigterm_saves_and_exits_143(sig, code, tmp_path, tiny_digits):
 # ---- issue #22 items 6-7: a refused write and a second Ctrl-C inside a save --------------------------
 
 
+@pytest.mark.slow
 def test_full_disk_during_a_save_is_one_line_and_leaves_no_tmp(tmp_path, tiny_digits):
     """``ulimit -f``: the checkpoint writer's failure names the file and says no checkpoint was written."""
     import resource
 
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "ganworks.cli", "train", "improved-gan/mnist-100", *_sets(tiny_digits),
-           "--iterations", "4", "--set", "eval.every=2", "--out", str(run), "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ganworks.cli",
+        "train",
+        "improved-gan/mnist-100",
+        *_sets(tiny_digits),
+        "--iterations",
+        "4",
+        "--set",
+        "eval.every=2",
+        "--out",
+        str(run),
+        "--no-progress",
+    ]
     limit = 64 * 1024  # config.json, rows and the grid fit; a checkpoint does not
 
     def small_files():
@@ -328,12 +418,27 @@ def test_a_refused_save_says_the_last_good_checkpoint_is_intact(tmp_path, tiny_d
 
     monkeypatch.setattr(torch, "save", save)
     run = tmp_path / "run"
-    code = main(["train", "improved-gan/mnist-100", *_sets(tiny_digits), "--iterations", "4", "--set", "eval.every=2",
-                 "--out", str(run), "--no-progress"])
+    code = main(
+        [
+            "train",
+            "improved-gan/mnist-100",
+            *_sets(tiny_digits),
+            "--iterations",
+            "4",
+            "--set",
+            "eval.every=2",
+            "--out",
+            str(run),
+            "--no-progress",
+        ]
+    )
     monkeypatch.setattr(torch, "save", real)
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert code == 2 and err.startswith("error: cannot write checkpoint "), err
-    assert "(No space left on device)" in err and f"the last good checkpoint {run / 'checkpoints' / 'last.pt'} is intact" in err
+    assert (
+        "(No space left on device)" in err
+        and f"the last good checkpoint {run / 'checkpoints' / 'last.pt'} is intact" in err
+    )
     assert load_checkpoint(run)["position"]["iteration"] == 2
     assert not list((run / "checkpoints").glob("*.tmp"))
 
@@ -366,12 +471,24 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+@pytest.mark.slow
 def test_second_ctrl_c_inside_a_save_finishes_the_save_and_exits_130(tmp_path, tiny_digits):
     run = tmp_path / "run"
-    cmd = ["train", "improved-gan/mnist-100", *_sets(tiny_digits), "--iterations", "30", "--set", "eval.every=2",
-           "--out", str(run), "--no-progress"]
-    proc = subprocess.run([sys.executable, "-c", _SECOND_CTRL_C_IN_SAVE, *cmd], env=_env(), capture_output=True,
-                          text=True, timeout=300)
+    cmd = [
+        "train",
+        "improved-gan/mnist-100",
+        *_sets(tiny_digits),
+        "--iterations",
+        "30",
+        "--set",
+        "eval.every=2",
+        "--out",
+        str(run),
+        "--no-progress",
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-c", _SECOND_CTRL_C_IN_SAVE, *cmd], env=_env(), capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 130, proc.stderr
     assert "Traceback" not in proc.stderr and "RuntimeError" not in proc.stderr, proc.stderr
     assert f"interrupted (SIGINT): saved {run / 'checkpoints' / 'last.pt'} at iteration 4" in proc.stderr
@@ -397,15 +514,35 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+@pytest.mark.slow
 def test_second_ctrl_c_outside_a_save_is_one_line_naming_the_intact_checkpoint(tmp_path, tiny_digits):
     run = tmp_path / "run"
-    cmd = ["train", "improved-gan/mnist-100", *_sets(tiny_digits), "--iterations", "30", "--set", "eval.every=2",
-           "--set", "train.log_every=100", "--out", str(run), "--no-progress"]
-    proc = subprocess.run([sys.executable, "-c", _SECOND_CTRL_C_OUTSIDE_A_SAVE, *cmd], env=_env(),
-                          capture_output=True, text=True, timeout=300)
+    cmd = [
+        "train",
+        "improved-gan/mnist-100",
+        *_sets(tiny_digits),
+        "--iterations",
+        "30",
+        "--set",
+        "eval.every=2",
+        "--set",
+        "train.log_every=100",
+        "--out",
+        str(run),
+        "--no-progress",
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-c", _SECOND_CTRL_C_OUTSIDE_A_SAVE, *cmd],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     err = proc.stderr.strip().splitlines()[-1]
     assert proc.returncode == 130 and "Traceback" not in proc.stderr, proc.stderr
-    assert err == (f"error: interrupted twice (SIGINT): stopped at once without saving; "
-                   f"{run / 'checkpoints' / 'last.pt'} is intact (the last save): continue with "
-                   f"ganworks train --resume {run}"), err
+    assert err == (
+        f"error: interrupted twice (SIGINT): stopped at once without saving; "
+        f"{run / 'checkpoints' / 'last.pt'} is intact (the last save): continue with "
+        f"ganworks train --resume {run}"
+    ), err
     assert load_checkpoint(run)["position"]["iteration"] == 2

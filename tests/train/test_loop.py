@@ -78,13 +78,18 @@ def test_noise_stream_runs_resume_bit_exact_on_two_threads(tmp_path, tiny_digits
         straight, _ = _run(resolve("improved-gan/mnist-100", over + ["train.iterations=40"]), tmp_path / "straight")
         assert straight.noise.count == 40 * 18  # 6 noise layers x (1 fused D pass + 2 passes in the G step)
         _run(resolve("improved-gan/mnist-100", over + ["train.iterations=17"]), tmp_path / "cut")
-        resumed, _ = _run(resolve("improved-gan/mnist-100", over + ["train.iterations=40"]), tmp_path / "cut",
-                          resume_from=tmp_path / "cut")
+        resumed, _ = _run(
+            resolve("improved-gan/mnist-100", over + ["train.iterations=40"]),
+            tmp_path / "cut",
+            resume_from=tmp_path / "cut",
+        )
     finally:
         torch.set_num_threads(before)
     _same_state(straight, resumed)
-    default, _ = _run(resolve("improved-gan/mnist-100", tiny_digits + ["train.noise=global", "train.iterations=5"]),
-                      tmp_path / "global")
+    default, _ = _run(
+        resolve("improved-gan/mnist-100", tiny_digits + ["train.noise=global", "train.iterations=5"]),
+        tmp_path / "global",
+    )
     assert default.noise is None
 
 

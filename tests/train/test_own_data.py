@@ -8,8 +8,14 @@ from ganworks.config import resolve
 from ganworks.errors import ConfigError
 from ganworks.train import Experiment
 
-TINY = ["model.generator.width=0.05", "model.discriminator.width=0.05", "model.init_examples=20",
-        "data.batch_size=15", "train.iterations=2", "eval.grid=4"]
+TINY = [
+    "model.generator.width=0.05",
+    "model.discriminator.width=0.05",
+    "model.init_examples=20",
+    "data.batch_size=15",
+    "train.iterations=2",
+    "eval.grid=4",
+]
 
 
 def test_grayscale_images_get_the_mnist_model_at_28x28_said_in_meta(own_folder):
@@ -19,7 +25,10 @@ def test_grayscale_images_get_the_mnist_model_at_28x28_said_in_meta(own_folder):
     assert g["image_size"] == d["image_size"] == cfg["data"]["image_size"] == 28 and d["channels"] == 1
     assert d["num_classes"] == 3 and cfg["data"]["class_names"] == ["digit0", "digit1", "digit2"]
     assert cfg["data"]["labels"] == 15 and cfg["data"]["scale"] == "zero_one"
-    assert "resized from 8x8" in cfg["meta"]["data"] and "15 labeled images in 3 classes + 60 unlabeled" in cfg["meta"]["data"]
+    assert (
+        "resized from 8x8" in cfg["meta"]["data"]
+        and "15 labeled images in 3 classes + 60 unlabeled" in cfg["meta"]["data"]
+    )
 
 
 def test_colour_images_get_the_cifar_recipe_and_keep_the_overrides(tmp_path, monkeypatch):
@@ -71,8 +80,21 @@ def test_train_on_a_bad_layout_ends_in_one_line(own_folder, capsys):
     from ganworks.cli import main
 
     Image.fromarray(np.zeros((10, 8), np.uint8)).save(own_folder / "unlabeled" / "odd.png")
-    assert main(["train", "improved-gan/own-data", "--set", f"data.path={own_folder}", "--iterations", "1",
-                 "--out", str(own_folder.parent / "run")]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "improved-gan/own-data",
+                "--set",
+                f"data.path={own_folder}",
+                "--iterations",
+                "1",
+                "--out",
+                str(own_folder.parent / "run"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: images of mixed sizes") and "8x10" in err[0]
     assert not (own_folder.parent / "run").exists()

@@ -13,9 +13,19 @@ from ganworks.train.loop import train_iteration
 
 sn_mod = importlib.import_module("ganworks.nn.spectral_norm")  # the package exports a function of that name
 
-TINY = ["data.name=synthetic", "data.image_size=32", "data.channels=3", "data.batch_size=4",
-        "model.generator.width=0.0625", "model.discriminator.width=0.0625", "train.iterations=2",
-        "eval.quality_samples=0", "eval.best=", "train.compile=false", "train.device=cpu"]
+TINY = [
+    "data.name=synthetic",
+    "data.image_size=32",
+    "data.channels=3",
+    "data.batch_size=4",
+    "model.generator.width=0.0625",
+    "model.discriminator.width=0.0625",
+    "train.iterations=2",
+    "eval.quality_samples=0",
+    "eval.best=",
+    "train.compile=false",
+    "train.device=cpu",
+]
 
 
 def _power_steps_per_iteration(tmp_path, schedule: str, setting: str) -> tuple[int, int, dict]:

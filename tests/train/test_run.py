@@ -15,7 +15,8 @@ import torch
 
 from ganworks.checkpoints import load_checkpoint
 from ganworks.errors import CheckpointError, ConfigError, DataError
-from ganworks.train import loop, run as run_module
+from ganworks.train import loop
+from ganworks.train import run as run_module
 from ganworks.train.run import RunRequest, resume_target, run
 
 PRESET = "improved-gan/mnist-100"
@@ -71,12 +72,15 @@ def _not_a_run(tmp_path, what):
     return _fake_run(tmp_path, config=False) / "checkpoints" / "last.pt"  # a checkpoint in a folder without config
 
 
-@pytest.mark.parametrize("what, message", [
-    ("missing", "no such run directory"),
-    ("empty", "is not a ganworks run directory"),
-    ("loose file", "is not inside a run directory"),
-    ("checkpoint without config", "is not inside a run directory"),
-])
+@pytest.mark.parametrize(
+    "what, message",
+    [
+        ("missing", "no such run directory"),
+        ("empty", "is not a ganworks run directory"),
+        ("loose file", "is not inside a run directory"),
+        ("checkpoint without config", "is not inside a run directory"),
+    ],
+)
 def test_resume_of_something_else_is_refused(what, message, tmp_path):
     with pytest.raises(CheckpointError, match=message):
         resume_target(_not_a_run(tmp_path, what))
@@ -105,11 +109,14 @@ def test_a_new_folder_the_run_never_wrote_into_is_removed_again(tmp_path, tiny_d
     assert not out.exists()
 
 
-@pytest.mark.parametrize("fields, message", [
-    ({"nproc": 2, "max_minutes": 5.0}, "--max-minutes cannot be used with --nproc above 1"),
-    ({"preset": None}, "name a preset"),
-    ({"threads": 0}, "--threads must be between 1 and 1024"),
-])
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"nproc": 2, "max_minutes": 5.0}, "--max-minutes cannot be used with --nproc above 1"),
+        ({"preset": None}, "name a preset"),
+        ({"threads": 0}, "--threads must be between 1 and 1024"),
+    ],
+)
 def test_a_request_that_makes_no_sense_is_refused_before_anything_is_written(fields, message, tmp_path, tiny_digits):
     req = _request(tiny_digits, tmp_path / "run")
     for k, v in fields.items():
@@ -156,8 +163,9 @@ def _signal_at(monkeypatch, iteration, sig):
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_a_run_stopped_by_a_signal_writes_its_status_and_exits_with_the_signals_code(sig, code, tmp_path,
-                                                                                    tiny_digits, monkeypatch):
+def test_a_run_stopped_by_a_signal_writes_its_status_and_exits_with_the_signals_code(
+    sig, code, tmp_path, tiny_digits, monkeypatch
+):
     run_dir = tmp_path / "run"
     _signal_at(monkeypatch, 2, sig)
     assert run(_request(tiny_digits, run_dir, iterations=30)) == code
@@ -189,8 +197,9 @@ def test_a_torchrun_rank_writes_the_status_and_exits_0(tmp_path, tiny_digits, to
     assert load_checkpoint(run_dir)["world_size"] == 1
 
 
-def test_a_torchrun_rank_stopped_by_sigterm_writes_the_status_and_exits_143(tmp_path, tiny_digits, torchrun_rank,
-                                                                          monkeypatch):
+def test_a_torchrun_rank_stopped_by_sigterm_writes_the_status_and_exits_143(
+    tmp_path, tiny_digits, torchrun_rank, monkeypatch
+):
     run_dir = tmp_path / "run"
     _signal_at(monkeypatch, 1, signal.SIGTERM)
     assert run(_request(tiny_digits, run_dir, iterations=30)) == 143
@@ -208,14 +217,16 @@ sys.exit(code)
 """
 
 
-@pytest.mark.parametrize("ranks_exit, status, code", [
-    (0, "ok", 0),  # the ranks finished
-    (1, "SIGTERM", 143),  # they stopped on a SIGTERM after saving (torchrun exits 1)
-    (1, "SIGINT", 130),
-    (1, "none", 2),  # a rank failed with an error (it printed it; torchrun exits 1)
-])
-def test_the_nproc_launcher_exits_with_the_ranks_status(ranks_exit, status, code, tmp_path, tiny_digits,
-                                                       monkeypatch):
+@pytest.mark.parametrize(
+    "ranks_exit, status, code",
+    [
+        (0, "ok", 0),  # the ranks finished
+        (1, "SIGTERM", 143),  # they stopped on a SIGTERM after saving (torchrun exits 1)
+        (1, "SIGINT", 130),
+        (1, "none", 2),  # a rank failed with an error (it printed it; torchrun exits 1)
+    ],
+)
+def test_the_nproc_launcher_exits_with_the_ranks_status(ranks_exit, status, code, tmp_path, tiny_digits, monkeypatch):
     from ganworks.train import launch
 
     seen = {}
@@ -250,8 +261,9 @@ def test_a_resumed_run_under_the_launcher_has_its_status_in_the_run_folder(tmp_p
 
     run_dir = tmp_path / "run"
     assert run(_request(tiny_digits, run_dir, iterations=2)) == 0
-    monkeypatch.setattr(launch, "torchrun_command",
-                        lambda req, d: [sys.executable, "-c", _RANKS, str(d), "1", "SIGTERM"])
+    monkeypatch.setattr(
+        launch, "torchrun_command", lambda req, d: [sys.executable, "-c", _RANKS, str(d), "1", "SIGTERM"]
+    )
     assert run(RunRequest(resume=run_dir / "checkpoints" / "last.pt", nproc=2, iterations=4)) == 143
 
 
@@ -261,17 +273,28 @@ def test_the_torchrun_command_carries_every_field_of_the_request(tmp_path):
     from ganworks.cli.train import request
     from ganworks.train.launch import torchrun_command
 
-    req = RunRequest(preset=PRESET, out=tmp_path / "run", overrides=["optim.lr=0.001", "data.labels=50"], seed=3,
-                     epochs=2.5, compile="optimizer", threads=2, device="cpu", data_root=str(tmp_path / "data"),
-                     nproc=2, progress=False)
+    req = RunRequest(
+        preset=PRESET,
+        out=tmp_path / "run",
+        overrides=["optim.lr=0.001", "data.labels=50"],
+        seed=3,
+        epochs=2.5,
+        compile="optimizer",
+        threads=2,
+        device="cpu",
+        data_root=str(tmp_path / "data"),
+        nproc=2,
+        progress=False,
+    )
     cmd = torchrun_command(req, tmp_path / "run")
-    assert cmd[cmd.index("-m", 3) + 1:cmd.index("train")] == ["ganworks"] and "--nproc-per-node=2" in cmd
-    rank = request(build_parser().parse_args(cmd[cmd.index("train"):]))
+    assert cmd[cmd.index("-m", 3) + 1 : cmd.index("train")] == ["ganworks"] and "--nproc-per-node=2" in cmd
+    rank = request(build_parser().parse_args(cmd[cmd.index("train") :]))
     assert rank == RunRequest(**{**req.__dict__, "out": str(tmp_path / "run"), "nproc": 1})
     resumed = RunRequest(resume=str(tmp_path / "run"), iterations=9, nproc=2)
     cmd = torchrun_command(resumed, tmp_path / "run")
-    assert request(build_parser().parse_args(cmd[cmd.index("train"):])) == RunRequest(**{**resumed.__dict__,
-                                                                                         "nproc": 1})
+    assert request(build_parser().parse_args(cmd[cmd.index("train") :])) == RunRequest(
+        **{**resumed.__dict__, "nproc": 1}
+    )
 
 
 def test_exit_status_of_a_row():

@@ -38,8 +38,23 @@ def _one_line_error(capsys, code, message):
 
 
 def _train(tiny_digits, run, preset="improved-gan/mnist-100", iterations=4):
-    assert main(["train", preset, *_sets(tiny_digits), "--iterations", str(iterations), "--set", "eval.every=2",
-                 "--out", str(run), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                preset,
+                *_sets(tiny_digits),
+                "--iterations",
+                str(iterations),
+                "--set",
+                "eval.every=2",
+                "--out",
+                str(run),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
 
 
 # ---- item 1: only a run's config.json makes a folder a run -------------------------------------------
@@ -49,8 +64,18 @@ def test_train_refuses_folder_whose_config_is_not_a_run(tmp_path, tiny_digits, c
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "config.json").write_text('{"mine":1}\n')
-    code = main(["train", "improved-gan/mnist-100", *_sets(tiny_digits), "--iterations", "2", "--out", str(foreign),
-                 "--no-progress"])
+    code = main(
+        [
+            "train",
+            "improved-gan/mnist-100",
+            *_sets(tiny_digits),
+            "--iterations",
+            "2",
+            "--out",
+            str(foreign),
+            "--no-progress",
+        ]
+    )
     _one_line_error(capsys, code, "holds a config.json that is not a ganworks run config")
     assert (foreign / "config.json").read_text() == '{"mine":1}\n'
     assert sorted(p.name for p in foreign.iterdir()) == ["config.json"]
@@ -65,10 +90,23 @@ def test_train_refuses_to_restart_another_presets_run_in_place(tmp_path, tiny_di
     cfg = resolve("sngan/cifar10-cnn-sn")  # a run of another preset that stopped before its first checkpoint
     text = json.dumps(cfg, indent=2) + "\n"
     (other / "config.json").write_text(text)
-    code = main(["train", "improved-gan/mnist-100", *_sets(tiny_digits), "--iterations", "2", "--out", str(other),
-                 "--no-progress"])
-    _one_line_error(capsys, code, "holds a run of 'sngan/cifar10-cnn-sn' (stopped before its first checkpoint), "
-                                  "not of 'improved-gan/mnist-100'")
+    code = main(
+        [
+            "train",
+            "improved-gan/mnist-100",
+            *_sets(tiny_digits),
+            "--iterations",
+            "2",
+            "--out",
+            str(other),
+            "--no-progress",
+        ]
+    )
+    _one_line_error(
+        capsys,
+        code,
+        "holds a run of 'sngan/cifar10-cnn-sn' (stopped before its first checkpoint), not of 'improved-gan/mnist-100'",
+    )
     assert (other / "config.json").read_text() == text
 
 
@@ -84,13 +122,24 @@ time.sleep(120)
 """
 
 
+@pytest.mark.slow
 def test_second_writer_is_refused_naming_the_holders_pid(tmp_path, tiny_digits, capsys):
     run = tmp_path / "dup2"
     holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(run)], env=_env(), stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
-        code = main(["train", "improved-gan/mnist-100", *_sets(tiny_digits), "--iterations", "2", "--out", str(run),
-                     "--no-progress"])
+        code = main(
+            [
+                "train",
+                "improved-gan/mnist-100",
+                *_sets(tiny_digits),
+                "--iterations",
+                "2",
+                "--out",
+                str(run),
+                "--no-progress",
+            ]
+        )
         _one_line_error(capsys, code, f"run folder {run} is in use by process {holder.pid}")
         assert sorted(p.name for p in run.iterdir()) == [runlock.LOCK]  # nothing written
     finally:
@@ -99,11 +148,26 @@ def test_second_writer_is_refused_naming_the_holders_pid(tmp_path, tiny_digits, 
     _train(tiny_digits, run, iterations=2)  # the holder is gone: its lock went with it
 
 
+@pytest.mark.slow
 def test_resume_while_the_run_is_training_is_refused(tmp_path, tiny_digits, capsys):
     run = tmp_path / "dup"
-    cmd = [sys.executable, "-m", "ganworks.cli", "train", "improved-gan/mnist-100", *_sets(tiny_digits),
-           "--iterations", "100000", "--set", "eval.every=5", "--set", "eval.grid=0", "--out", str(run),
-           "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ganworks.cli",
+        "train",
+        "improved-gan/mnist-100",
+        *_sets(tiny_digits),
+        "--iterations",
+        "100000",
+        "--set",
+        "eval.every=5",
+        "--set",
+        "eval.grid=0",
+        "--out",
+        str(run),
+        "--no-progress",
+    ]
     proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 120
@@ -122,15 +186,33 @@ def test_resume_while_the_run_is_training_is_refused(tmp_path, tiny_digits, caps
     assert rows == sorted(set(rows))  # every row once
 
 
+@pytest.mark.slow
 def test_a_train_started_with_an_inherited_lock_runs(tmp_path, tiny_digits):
     """What `ganworks reproduce` does: lock, then start `ganworks train` with the locked descriptor."""
     run = tmp_path / "run"
     lock = runlock.acquire(run)
     try:
-        cmd = [sys.executable, "-m", "ganworks.cli", "train", "improved-gan/mnist-100", *_sets(tiny_digits),
-               "--iterations", "2", "--out", str(run), "--no-progress"]
-        proc = subprocess.run(cmd, env=_env(**{runlock.INHERITED_FD: str(lock.fileno())}), capture_output=True,
-                              text=True, pass_fds=(lock.fileno(),), timeout=300)
+        cmd = [
+            sys.executable,
+            "-m",
+            "ganworks.cli",
+            "train",
+            "improved-gan/mnist-100",
+            *_sets(tiny_digits),
+            "--iterations",
+            "2",
+            "--out",
+            str(run),
+            "--no-progress",
+        ]
+        proc = subprocess.run(
+            cmd,
+            env=_env(**{runlock.INHERITED_FD: str(lock.fileno())}),
+            capture_output=True,
+            text=True,
+            pass_fds=(lock.fileno(),),
+            timeout=300,
+        )
         assert proc.returncode == 0, proc.stderr
         assert runlock.is_locked(run)  # still ours after the child is gone
     finally:
@@ -172,10 +254,12 @@ def test_resume_of_a_nonfinite_last_pt_points_to_the_newest_finite_checkpoint(tm
     _train(tiny_digits, run, iterations=4)
     _poison(run / "checkpoints" / "last.pt")
     capsys.readouterr()
-    err = _one_line_error(capsys, main(["train", "--resume", str(run), "--iterations", "8", "--no-progress"]),
-                          "holds non-finite weights")
+    err = _one_line_error(
+        capsys, main(["train", "--resume", str(run), "--iterations", "8", "--no-progress"]), "holds non-finite weights"
+    )
     assert "last good" not in err and f"the newest finite checkpoint is {run / 'checkpoints' / 'best.pt'}" in err
     _poison(run / "checkpoints" / "best.pt")
-    err = _one_line_error(capsys, main(["train", "--resume", str(run), "--iterations", "8", "--no-progress"]),
-                          "holds non-finite weights")
+    err = _one_line_error(
+        capsys, main(["train", "--resume", str(run), "--iterations", "8", "--no-progress"]), "holds non-finite weights"
+    )
     assert "last good" not in err and "no checkpoint of" in err and "is finite" in err

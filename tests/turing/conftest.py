@@ -8,13 +8,14 @@ pytest.importorskip("fastapi")
 pytest.importorskip("sqlalchemy")
 
 
-
 def _root_conftest():
     """The suite's tests/conftest.py (TINY_DIGITS, SHARED_DATA), loaded by path."""
     import importlib.util
     from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location("_ganworks_tests_root_conftest", Path(__file__).parents[1] / "conftest.py")
+    spec = importlib.util.spec_from_file_location(
+        "_ganworks_tests_root_conftest", Path(__file__).parents[1] / "conftest.py"
+    )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -30,8 +31,18 @@ def tiny_run(tmp_path_factory):
     from ganworks.cli import main
 
     out = tmp_path_factory.mktemp("turing-run") / "run"
-    args = ["train", "improved-gan/mnist-100", *[a for o in TINY_DIGITS for a in ("--set", o)],
-            "--iterations", "2", "--out", str(out), "--no-progress", "--device", "cpu"]
+    args = [
+        "train",
+        "improved-gan/mnist-100",
+        *[a for o in TINY_DIGITS for a in ("--set", o)],
+        "--iterations",
+        "2",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--device",
+        "cpu",
+    ]
     assert main(args) == 0
     return out
 
@@ -77,9 +88,25 @@ def serve():
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), PYTHONUNBUFFERED="1")
-        proc = subprocess.Popen([sys.executable, "-m", "ganworks.cli", "turing", "serve", str(study), "--host",
-                                 "127.0.0.1", "--port", str(port), *args], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ganworks.cli",
+                "turing",
+                "serve",
+                str(study),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                *args,
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         procs.append(proc)
         base = f"http://127.0.0.1:{port}"
         deadline = time.time() + 60
@@ -89,7 +116,9 @@ def serve():
                 break
             except OSError:
                 if proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError("server did not start: " + (proc.stdout.read() if proc.poll() is not None else ""))
+                    raise RuntimeError(
+                        "server did not start: " + (proc.stdout.read() if proc.poll() is not None else "")
+                    )
                 time.sleep(0.2)
         printed = []
         while not (printed and printed[-1].startswith("owner:")):  # printed before uvicorn starts, owner's last
@@ -116,13 +145,14 @@ def pg_url():
 
     admin = os.environ.get("GANWORKS_TEST_POSTGRES")
     if not admin:
-        pytest.skip("no PostgreSQL server: set GANWORKS_TEST_POSTGRES (eval \"$(bash .ci/start-postgres)\")")
+        pytest.skip('no PostgreSQL server: set GANWORKS_TEST_POSTGRES (eval "$(bash .ci/start-postgres)")')
     psycopg = pytest.importorskip("psycopg")
     from sqlalchemy.engine import make_url
 
     u = make_url(admin)
-    conninfo = dict(host=u.host, port=u.port or 5432, user=u.username, password=u.password, dbname=u.database,
-                    connect_timeout=3)
+    conninfo = dict(
+        host=u.host, port=u.port or 5432, user=u.username, password=u.password, dbname=u.database, connect_timeout=3
+    )
     try:
         con = psycopg.connect(**conninfo, autocommit=True)
     except psycopg.OperationalError as e:

@@ -31,6 +31,7 @@ def client_for(make_study, tmp_path):
         db = db or f"sqlite:///{tmp_path / (name + '.sqlite')}"
         app = create_app(study, db_url=db, token=TOKEN, reps=200)
         return TestClient(app), json.loads((study / "study.json").read_text())
+
     return make
 
 
@@ -41,11 +42,17 @@ def test_study_has_one_format_and_hides_the_source(make_study, tiny_run):
     assert s["sources"][0]["input"]["kind"] == "dataset" and s["sources"][1]["input"]["kind"] == "generator"
     kinds = {}
     for iid, m in s["images"].items():
-        kinds[(m["source"] if m["kind"] != "attention" else "attention", m["kind"])] = \
+        kinds[(m["source"] if m["kind"] != "attention" else "attention", m["kind"])] = (
             kinds.get((m["source"] if m["kind"] != "attention" else "attention", m["kind"]), 0) + 1
+        )
     real, fake = s["sources"][0]["label"], s["sources"][1]["label"]
-    assert kinds == {(real, "main"): 12, (real, "tutorial"): 2, (fake, "main"): 12, (fake, "tutorial"): 2,
-                     ("attention", "attention"): 1}
+    assert kinds == {
+        (real, "main"): 12,
+        (real, "tutorial"): 2,
+        (fake, "main"): 12,
+        (fake, "tutorial"): 2,
+        ("attention", "attention"): 1,
+    }
     files = sorted((d / "images").iterdir())
     assert len(files) == len(s["images"]) and {f.stem for f in files} == set(s["images"])
     for f in files:
@@ -78,8 +85,10 @@ def test_session_flow_feedback_and_results(client_for):
         truth = s["images"][it["image_id"]]["truth"]
         ans = truth if k % 3 else ("fake" if truth == "real" else "real")  # every third answer wrong
         answers.append((it["image_id"], ans, truth))
-        r = c.post(f"/api/studies/flow/sessions/{sid}/votes", json={"vote_id": vid(), "image_id": it["image_id"],
-                                                                    "answer": ans, "latency_ms": 800})
+        r = c.post(
+            f"/api/studies/flow/sessions/{sid}/votes",
+            json={"vote_id": vid(), "image_id": it["image_id"], "answer": ans, "latency_ms": 800},
+        )
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["progress"] == k + 1 and body["duplicate"] is False
@@ -94,8 +103,9 @@ def test_session_flow_feedback_and_results(client_for):
 
     # results: numbers against a direct count of the scripted answers (main images only)
     res = c.get("/api/studies/flow/results", params={"token": TOKEN, "include_failed": True}).json()
-    scored = [(i, a, t) for (i, a, t), it in zip(answers, items) if not it["tutorial"]
-              and s["images"][i]["kind"] == "main"]
+    scored = [
+        (i, a, t) for (i, a, t), it in zip(answers, items) if not it["tutorial"] and s["images"][i]["kind"] == "main"
+    ]
     fe = [a != t for i, a, t in scored if t == "fake"]
     re_ = [a != t for i, a, t in scored if t == "real"]
     fake_row = [r for r in res["sources"] if r["truth"] == "fake"][0]
@@ -115,8 +125,10 @@ def test_feedback_on_tells_every_answer(client_for):
     c, s = client_for("fb", feedback=True)
     sess = c.post("/api/studies/fb/sessions", json={}).json()
     it = sess["items"][-1]
-    r = c.post(f"/api/studies/fb/sessions/{sess['session_id']}/votes",
-               json={"vote_id": vid(), "image_id": it["image_id"], "answer": "real"}).json()
+    r = c.post(
+        f"/api/studies/fb/sessions/{sess['session_id']}/votes",
+        json={"vote_id": vid(), "image_id": it["image_id"], "answer": "real"},
+    ).json()
     assert r["truth"] == s["images"][it["image_id"]]["truth"] and r["correct"] == (r["truth"] == "real")
 
 
@@ -149,8 +161,13 @@ def test_attention_failures_are_excluded(client_for):
         for it in sess["items"]:
             m = s["images"][it["image_id"]]
             ans = m["truth"] if not (fail and m["kind"] == "attention") else "real"
-            assert c.post(f"/api/studies/attn/sessions/{sess['session_id']}/votes",
-                          json={"vote_id": vid(), "image_id": it["image_id"], "answer": ans}).status_code == 200
+            assert (
+                c.post(
+                    f"/api/studies/attn/sessions/{sess['session_id']}/votes",
+                    json={"vote_id": vid(), "image_id": it["image_id"], "answer": ans},
+                ).status_code
+                == 200
+            )
     ex = c.get("/api/studies/attn/results", params={"token": TOKEN}).json()
     inc = c.get("/api/studies/attn/results", params={"token": TOKEN, "include_failed": True}).json()
     assert ex["sessions"] == 2 and ex["sessions_failed_attention"] == 1
@@ -163,11 +180,13 @@ def test_results_cli_formats(client_for, make_study, capsys):
     d = make_study("clires")
     app = create_app(d, token=TOKEN, reps=100)  # default store: d/votes.sqlite
     c = TestClient(app)
-    s = json.loads((d / "study.json").read_text())
+    json.loads((d / "study.json").read_text())
     sess = c.post("/api/studies/clires/sessions", json={}).json()
     for it in sess["items"]:
-        c.post(f"/api/studies/clires/sessions/{sess['session_id']}/votes",
-               json={"vote_id": vid(), "image_id": it["image_id"], "answer": "real"})
+        c.post(
+            f"/api/studies/clires/sessions/{sess['session_id']}/votes",
+            json={"vote_id": vid(), "image_id": it["image_id"], "answer": "real"},
+        )
     assert main(["turing", "results", str(d), "--format", "json", "--bootstrap", "100"]) == 0
     assert json.loads(capsys.readouterr().out)["votes_scored"] == 0  # called the noise check "real": excluded
     assert main(["turing", "results", str(d), "--format", "json", "--bootstrap", "100", "--include-failed"]) == 0
@@ -182,41 +201,110 @@ def test_results_cli_formats(client_for, make_study, capsys):
     assert "no study at" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("method, url, body, status, message", [
-    ("get", "/api/studies/nope/config", None, 404, "unknown study"),
-    ("post", "/api/studies/nope/sessions", {}, 404, "unknown study"),
-    ("get", "/study/nope", None, 404, "This study could not be found."),
-    ("get", "/owner/nope", None, 404, "unknown study"),
-    ("get", "/api/studies/bad/sessions/doesnotexist123", None, 404, "unknown session"),
-    ("post", "/api/studies/bad/sessions/doesnotexist123/votes", {"vote_id": "abcdefgh12", "image_id": "0" * 16, "answer": "real"}, 404, "unknown session"),
-    ("post", "/api/studies/bad/sessions/{sid}/votes", {"vote_id": "abcdefgh12", "image_id": "0" * 16, "answer": "real"}, 404, "not in this session"),
-    ("post", "/api/studies/bad/sessions/{sid}/votes", {"vote_id": "abcdefgh12", "image_id": "{other}", "answer": "real"}, 404, "not in this session"),
-    ("post", "/api/studies/bad/sessions/{sid}/votes", {"vote_id": "abcdefgh12", "image_id": "{img}", "answer": "maybe"}, 422, "answer"),
-    ("post", "/api/studies/bad/sessions/{sid}/votes", {"vote_id": "abcdefgh12", "image_id": "{img}", "answer": 1}, 422, "answer"),
-    ("post", "/api/studies/bad/sessions/{sid}/votes", {"vote_id": "abcdefgh12", "image_id": "{img}"}, 422, "answer"),
-    ("post", "/api/studies/bad/sessions/{sid}/votes", {"vote_id": "short", "image_id": "{img}", "answer": "real"}, 422, "vote_id"),
-    ("post", "/api/studies/bad/sessions/{sid}/votes", {"vote_id": "../../etc/passwd", "image_id": "{img}", "answer": "real"}, 422, "vote_id"),
-    ("post", "/api/studies/bad/sessions/{sid}/votes", {"vote_id": "abcdefgh12", "image_id": "{img}", "answer": "real", "extra": 1}, 422, "a field this server does not take"),
-    ("post", "/api/studies/bad/sessions/{sid}/votes", {"vote_id": "abcdefgh12", "image_id": "{img}", "answer": "real", "latency_ms": -5}, 422, "latency_ms"),
-    ("post", "/api/studies/bad/sessions/{sid}/votes", "not json", 422, ""),
-    ("post", "/api/studies/bad/sessions", {"worker_id": "a b/c"}, 422, "worker_id"),
-    ("get", "/api/studies/bad/images/0000000000000000", None, 404, "unknown image"),
-    ("get", "/api/studies/bad/images/..%2Fstudy.json", None, 404, ""),
-    ("get", "/api/studies/bad/images/%2E%2E%2F%2E%2E%2Fstudy.json", None, 404, ""),
-    ("get", "/api/studies/bad/images/../../study.json", None, 404, ""),
-    ("get", "/static/..%2F..%2Fstudy.py", None, 404, ""),
-    ("get", "/static/../server.py", None, 404, ""),
-    ("get", "/api/studies/bad/results", None, 401, "owner token required"),
-    ("get", "/api/studies/bad/results?token=wrong", None, 403, "wrong owner token"),
-    ("get", "/api/studies/bad/votes.csv?token=wrong", None, 403, "wrong owner token"),
-])
+@pytest.mark.parametrize(
+    "method, url, body, status, message",
+    [
+        ("get", "/api/studies/nope/config", None, 404, "unknown study"),
+        ("post", "/api/studies/nope/sessions", {}, 404, "unknown study"),
+        ("get", "/study/nope", None, 404, "This study could not be found."),
+        ("get", "/owner/nope", None, 404, "unknown study"),
+        ("get", "/api/studies/bad/sessions/doesnotexist123", None, 404, "unknown session"),
+        (
+            "post",
+            "/api/studies/bad/sessions/doesnotexist123/votes",
+            {"vote_id": "abcdefgh12", "image_id": "0" * 16, "answer": "real"},
+            404,
+            "unknown session",
+        ),
+        (
+            "post",
+            "/api/studies/bad/sessions/{sid}/votes",
+            {"vote_id": "abcdefgh12", "image_id": "0" * 16, "answer": "real"},
+            404,
+            "not in this session",
+        ),
+        (
+            "post",
+            "/api/studies/bad/sessions/{sid}/votes",
+            {"vote_id": "abcdefgh12", "image_id": "{other}", "answer": "real"},
+            404,
+            "not in this session",
+        ),
+        (
+            "post",
+            "/api/studies/bad/sessions/{sid}/votes",
+            {"vote_id": "abcdefgh12", "image_id": "{img}", "answer": "maybe"},
+            422,
+            "answer",
+        ),
+        (
+            "post",
+            "/api/studies/bad/sessions/{sid}/votes",
+            {"vote_id": "abcdefgh12", "image_id": "{img}", "answer": 1},
+            422,
+            "answer",
+        ),
+        (
+            "post",
+            "/api/studies/bad/sessions/{sid}/votes",
+            {"vote_id": "abcdefgh12", "image_id": "{img}"},
+            422,
+            "answer",
+        ),
+        (
+            "post",
+            "/api/studies/bad/sessions/{sid}/votes",
+            {"vote_id": "short", "image_id": "{img}", "answer": "real"},
+            422,
+            "vote_id",
+        ),
+        (
+            "post",
+            "/api/studies/bad/sessions/{sid}/votes",
+            {"vote_id": "../../etc/passwd", "image_id": "{img}", "answer": "real"},
+            422,
+            "vote_id",
+        ),
+        (
+            "post",
+            "/api/studies/bad/sessions/{sid}/votes",
+            {"vote_id": "abcdefgh12", "image_id": "{img}", "answer": "real", "extra": 1},
+            422,
+            "a field this server does not take",
+        ),
+        (
+            "post",
+            "/api/studies/bad/sessions/{sid}/votes",
+            {"vote_id": "abcdefgh12", "image_id": "{img}", "answer": "real", "latency_ms": -5},
+            422,
+            "latency_ms",
+        ),
+        ("post", "/api/studies/bad/sessions/{sid}/votes", "not json", 422, ""),
+        ("post", "/api/studies/bad/sessions", {"worker_id": "a b/c"}, 422, "worker_id"),
+        ("get", "/api/studies/bad/images/0000000000000000", None, 404, "unknown image"),
+        ("get", "/api/studies/bad/images/..%2Fstudy.json", None, 404, ""),
+        ("get", "/api/studies/bad/images/%2E%2E%2F%2E%2E%2Fstudy.json", None, 404, ""),
+        ("get", "/api/studies/bad/images/../../study.json", None, 404, ""),
+        ("get", "/static/..%2F..%2Fstudy.py", None, 404, ""),
+        ("get", "/static/../server.py", None, 404, ""),
+        ("get", "/api/studies/bad/results", None, 401, "owner token required"),
+        ("get", "/api/studies/bad/results?token=wrong", None, 403, "wrong owner token"),
+        ("get", "/api/studies/bad/votes.csv?token=wrong", None, 403, "wrong owner token"),
+    ],
+)
 def test_every_bad_request_is_a_4xx(client_for, method, url, body, status, message):
     c, s = client_for("bad")
     sess = c.post("/api/studies/bad/sessions", json={}).json()
     mine = {it["image_id"] for it in sess["items"]}
     other = next(i for i in s["images"] if i not in mine)
-    fill = lambda t: t.replace("{sid}", sess["session_id"]).replace("{img}", sess["items"][0]["image_id"]) \
-        .replace("{other}", other)
+
+    def fill(t):
+        return (
+            t.replace("{sid}", sess["session_id"])
+            .replace("{img}", sess["items"][0]["image_id"])
+            .replace("{other}", other)
+        )
+
     url = fill(url)
     if isinstance(body, dict):
         body = {k: fill(v) if isinstance(v, str) else v for k, v in body.items()}
@@ -267,8 +355,10 @@ def test_staircase_study_stores_the_exposure_per_vote(client_for):
     assert sess["exposure_ms"] == 400
     exps = []
     for it in sess["items"]:
-        r = c.post(f"/api/studies/stair/sessions/{sess['session_id']}/votes",
-                   json={"vote_id": vid(), "image_id": it["image_id"], "answer": s["images"][it["image_id"]]["truth"]})
+        r = c.post(
+            f"/api/studies/stair/sessions/{sess['session_id']}/votes",
+            json={"vote_id": vid(), "image_id": it["image_id"], "answer": s["images"][it["image_id"]]["truth"]},
+        )
         exps.append(r.json()["exposure_ms"])
     assert exps == [400, 320, 320, 256, 256, 205]
     res = c.get("/api/studies/stair/results", params={"token": TOKEN}).json()
@@ -281,8 +371,14 @@ def test_staircase_study_stores_the_exposure_per_vote(client_for):
 def test_completion_url_and_shared_store(make_study, tmp_path, processes):
     """processes=2 is the path for several server processes (no per-session cache in memory)."""
     d = make_study("done")
-    app = create_app(d, db_url=f"sqlite:///{tmp_path / 'done.sqlite'}", token=TOKEN, reps=50,
-                     completion_url="https://example.org/complete?cc={code}", processes=processes)
+    app = create_app(
+        d,
+        db_url=f"sqlite:///{tmp_path / 'done.sqlite'}",
+        token=TOKEN,
+        reps=50,
+        completion_url="https://example.org/complete?cc={code}",
+        processes=processes,
+    )
     c = TestClient(app)
     sess = c.post("/api/studies/done/sessions", json={"worker_id": "prolific-123"}).json()
     sid = sess["session_id"]
@@ -298,18 +394,33 @@ def test_several_generators_get_a_rank_correlation(tiny_run, tmp_path):
     from ganworks.turing.stats import summarize
     from ganworks.turing.study import create_study
 
-    s = create_study(tmp_path / "multi", "digits:test", [str(tiny_run)] * 3, images_per_source=4, tutorial=0,
-                     attention=0, device="cpu", scores={"run": {"FID": 30.0}, "run-2": {"FID": 20.0},
-                                                        "run-3": {"FID": 10.0}})
+    s = create_study(
+        tmp_path / "multi",
+        "digits:test",
+        [str(tiny_run)] * 3,
+        images_per_source=4,
+        tutorial=0,
+        attention=0,
+        device="cpu",
+        scores={"run": {"FID": 30.0}, "run-2": {"FID": 20.0}, "run-3": {"FID": 10.0}},
+    )
     assert [x["label"] for x in s["sources"]] == ["digits:test", "run", "run-2", "run-3"]
     fool = {"run": 0.0, "run-2": 0.5, "run-3": 1.0}  # people are fooled more by the lower-FID generator
     votes = []
     for r in range(4):
         for iid, m in s["images"].items():
-            wrong = (m["truth"] == "fake" and (r / 4) < fool[m["source"]])
+            wrong = m["truth"] == "fake" and (r / 4) < fool[m["source"]]
             ans = ("real" if m["truth"] == "fake" else "fake") if wrong else m["truth"]
-            votes.append({"session_id": f"s{r}", "image_id": iid, "source": m["source"], "truth": m["truth"],
-                          "kind": m["kind"], "answer": ans})
+            votes.append(
+                {
+                    "session_id": f"s{r}",
+                    "image_id": iid,
+                    "source": m["source"],
+                    "truth": m["truth"],
+                    "kind": m["kind"],
+                    "answer": ans,
+                }
+            )
     res = summarize(s, votes, reps=50)
     (c,) = res["rank_correlations"]
     assert c["score"] == "FID" and c["n"] == 3 and c["spearman"] == pytest.approx(-1.0)

@@ -15,8 +15,10 @@ import pytest
 webdriver = pytest.importorskip("selenium.webdriver")
 CHROMEDRIVER = "/usr/bin/chromedriver"
 if not (os.path.exists(CHROMEDRIVER) and (shutil.which("chromium") or shutil.which("chromium-browser"))):
-    pytest.skip("needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)",
-                allow_module_level=True)
+    pytest.skip(
+        "needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)",
+        allow_module_level=True,
+    )
 
 from selenium.webdriver.chrome.options import Options  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
@@ -38,8 +40,16 @@ def server(make_study, serve):
 @pytest.fixture
 def browser():
     opts = Options()
-    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=900,900",
-              "--no-first-run", "--disable-extensions", "--disable-background-networking"):
+    for a in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=900,900",
+        "--no-first-run",
+        "--disable-extensions",
+        "--disable-background-networking",
+    ):
         opts.add_argument(a)
     binary = shutil.which("chromium") or shutil.which("chromium-browser")
     opts.binary_location = binary
@@ -51,6 +61,7 @@ def browser():
         drv.quit()
 
 
+@pytest.mark.slow
 def test_rater_clicks_and_keys_then_owner_sees_the_votes(server, browser, tmp_path):
     base, study_dir = server
     shots = Path(os.environ.get("GANWORKS_TURING_SCREENSHOTS") or tmp_path)
@@ -66,17 +77,22 @@ def test_rater_clicks_and_keys_then_owner_sees_the_votes(server, browser, tmp_pa
     assert "The first 2 images are practice" in intro and "Then come 7 images to rate" in intro, intro
     # every key that answers is named on the page (R, G and the arrows; F answers nothing)
     page = d.find_element(By.TAG_NAME, "body").text
-    assert all(k in page for k in ("R", "G", "←", "→")) and "F" not in [x.text for x in d.find_elements(By.TAG_NAME, "kbd")]
+    assert all(k in page for k in ("R", "G", "←", "→")) and "F" not in [
+        x.text for x in d.find_elements(By.TAG_NAME, "kbd")
+    ]
     d.find_element(By.ID, "start").click()
 
     answered, k, took_feedback_shot, practice_seen = [], 0, False, set()
     expected = {"fake_votes": 0, "fake_fooled": 0, "real_votes": 0, "real_wrong": 0}
     while True:
-        state = wait.until(lambda drv: drv.execute_script(
-            "if (!document.getElementById('done').classList.contains('hidden')) return 'done';"
-            "if (!document.getElementById('next').classList.contains('hidden')) return 'feedback';"
-            "const b = document.getElementById('btn-real');"
-            "return (!b.disabled && !document.getElementById('image').classList.contains('hidden')) ? 'ready' : false;"))
+        state = wait.until(
+            lambda drv: drv.execute_script(
+                "if (!document.getElementById('done').classList.contains('hidden')) return 'done';"
+                "if (!document.getElementById('next').classList.contains('hidden')) return 'feedback';"
+                "const b = document.getElementById('btn-real');"
+                "return (!b.disabled && !document.getElementById('image').classList.contains('hidden')) ? 'ready' : false;"
+            )
+        )
         if state == "done":
             break
         if state == "feedback":
@@ -118,18 +134,26 @@ def test_rater_clicks_and_keys_then_owner_sees_the_votes(server, browser, tmp_pa
         if k % 2 == 0:  # click
             d.find_element(By.ID, "btn-real" if ans == "real" else "btn-fake").click()
         else:  # keyboard: R / G, or the arrow keys
-            key = ("r" if ans == "real" else "g") if k % 4 == 1 else (Keys.ARROW_LEFT if ans == "real" else Keys.ARROW_RIGHT)
+            key = (
+                ("r" if ans == "real" else "g")
+                if k % 4 == 1
+                else (Keys.ARROW_LEFT if ans == "real" else Keys.ARROW_RIGHT)
+            )
             d.find_element(By.TAG_NAME, "body").send_keys(key)
         answered.append(iid)
         if not tutorial and m["kind"] == "main":
             t = "fake" if m["truth"] == "fake" else "real"
             expected[f"{t}_votes"] += 1
-            expected["fake_fooled" if t == "fake" else "real_wrong"] += (ans != m["truth"])
+            expected["fake_fooled" if t == "fake" else "real_wrong"] += ans != m["truth"]
         k += 1
-        wait.until(lambda drv: drv.execute_script(  # the answer went through: a new image, feedback, or the end
-            "return document.getElementById('image').getAttribute('src') !== arguments[0] || "
-            "!document.getElementById('next').classList.contains('hidden') || "
-            "!document.getElementById('done').classList.contains('hidden')", src_attr))
+        wait.until(
+            lambda drv: drv.execute_script(  # the answer went through: a new image, feedback, or the end
+                "return document.getElementById('image').getAttribute('src') !== arguments[0] || "
+                "!document.getElementById('next').classList.contains('hidden') || "
+                "!document.getElementById('done').classList.contains('hidden')",
+                src_attr,
+            )
+        )
     code = d.find_element(By.ID, "code").text
     assert len(code) == 8
     assert "paste it into the study site" in d.find_element(By.ID, "done").text  # where the code goes
@@ -187,12 +211,16 @@ def test_printed_rater_url_opens_as_printed(make_study, serve, browser):
     browser.get(url)
     wait.until(EC.visibility_of_element_located((By.ID, "start")))
     browser.find_element(By.ID, "start").click()
-    wait.until(lambda drv: drv.execute_script(
-        "return !document.getElementById('btn-real').disabled && "
-        "!document.getElementById('image').classList.contains('hidden')"))
+    wait.until(
+        lambda drv: drv.execute_script(
+            "return !document.getElementById('btn-real').disabled && "
+            "!document.getElementById('image').classList.contains('hidden')"
+        )
+    )
     assert browser.find_element(By.ID, "error").get_attribute("class").split().count("hidden") == 1
 
 
+@pytest.mark.slow
 def test_every_error_state_of_the_rater_page_is_a_sentence(server, browser):
     base, _ = server
     d, wait = browser, WebDriverWait(browser, 20)

@@ -39,6 +39,7 @@ def live_app(make_study, tmp_path):
     th.join(10)
 
 
+@pytest.mark.slow
 def test_a_slow_session_creation_does_not_stall_the_event_loop(live_app):
     app, base = live_app
     slow = threading.Event()
@@ -57,9 +58,10 @@ def test_a_slow_session_creation_does_not_stall_the_event_loop(live_app):
         results["create"] = httpx.post(base + "/api/studies/loop/sessions", json={"worker_id": "second"}, timeout=10)
 
     def vote():
-        results["vote"] = rater.post(f"/api/studies/loop/sessions/{sess['session_id']}/votes",
-                                     json={"vote_id": secrets.token_hex(8), "image_id": sess["items"][0]["image_id"],
-                                           "answer": "real"})
+        results["vote"] = rater.post(
+            f"/api/studies/loop/sessions/{sess['session_id']}/votes",
+            json={"vote_id": secrets.token_hex(8), "image_id": sess["items"][0]["image_id"], "answer": "real"},
+        )
 
     threads = [threading.Thread(target=create), threading.Thread(target=vote)]
     threads[0].start()

@@ -15,20 +15,41 @@ from ganworks.turing import db as dbm
 def _v1_store(path):
     """A store as ganworks wrote it before session tokens (no version table, no token_hash)."""
     md = MetaData()
-    sessions = Table("sessions", md, Column("id", String(64), primary_key=True),
-                     Column("study", String(64), nullable=False), Column("worker_id", String(128)),
-                     Column("items", Text, nullable=False), Column("code", String(32), nullable=False),
-                     Column("created", Float, nullable=False),
-                     UniqueConstraint("study", "worker_id", name="one_session_per_worker"))
+    sessions = Table(
+        "sessions",
+        md,
+        Column("id", String(64), primary_key=True),
+        Column("study", String(64), nullable=False),
+        Column("worker_id", String(128)),
+        Column("items", Text, nullable=False),
+        Column("code", String(32), nullable=False),
+        Column("created", Float, nullable=False),
+        UniqueConstraint("study", "worker_id", name="one_session_per_worker"),
+    )
     votes = dbm.votes.to_metadata(md)
     eng = create_engine(f"sqlite:///{path}")
     md.create_all(eng)
     with eng.begin() as c:
-        c.execute(insert(sessions).values(id="old-session-1", study="owned", worker_id="old-worker", items="[]",
-                                          code="ABCD1234", created=1.0))
-        c.execute(insert(votes).values(vote_id="v" * 10, session_id="old-session-1", study="owned",
-                                       image_id="0" * 16, position=0, source="mnist:test", truth="real",
-                                       kind="main", answer="real", correct=True, created=2.0))
+        c.execute(
+            insert(sessions).values(
+                id="old-session-1", study="owned", worker_id="old-worker", items="[]", code="ABCD1234", created=1.0
+            )
+        )
+        c.execute(
+            insert(votes).values(
+                vote_id="v" * 10,
+                session_id="old-session-1",
+                study="owned",
+                image_id="0" * 16,
+                position=0,
+                source="mnist:test",
+                truth="real",
+                kind="main",
+                answer="real",
+                correct=True,
+                created=2.0,
+            )
+        )
     eng.dispose()
 
 
@@ -123,4 +144,3 @@ def test_unreachable_server_database_is_one_line(tmp_path):
         dbm.make_engine("postgresql://nobody:secret@127.0.0.1:1/none?connect_timeout=2")
     except ConfigError as e:
         assert "secret" not in str(e)  # the password is not printed
-

@@ -46,10 +46,20 @@ def _asgi_post(app, path: str, chunks, headers):
         elif msg["type"] == "http.response.body":
             out["body"] += msg.get("body", b"")
 
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
-             "headers": [(b"host", b"testserver"), (b"content-type", b"application/json"), *headers],
-             "client": ("127.0.0.1", 1), "server": ("testserver", 80)}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"testserver"), (b"content-type", b"application/json"), *headers],
+        "client": ("127.0.0.1", 1),
+        "server": ("testserver", 80),
+    }
 
     asyncio.run(app(scope, receive, send))
     return out["status"], out["body"], pulled["n"]
@@ -59,8 +69,12 @@ def test_body_whose_content_length_is_over_the_limit_is_refused_before_a_byte_is
     app, _, sess = app_and_session
     big = 100_000_000  # the reported case: a 100 MB vote body
     chunk = b"x" * 65536
-    status, body, pulled = _asgi_post(app, f"/api/studies/limits/sessions/{sess['session_id']}/votes",
-                                      [chunk] * 3, [(b"content-length", str(big).encode())])
+    status, body, pulled = _asgi_post(
+        app,
+        f"/api/studies/limits/sessions/{sess['session_id']}/votes",
+        [chunk] * 3,
+        [(b"content-length", str(big).encode())],
+    )
     assert status == 413 and pulled == 0
     assert "too large" in json.loads(body)["detail"]
 
@@ -76,10 +90,14 @@ def test_streamed_body_without_length_is_cut_off_at_the_limit(app_and_session):
 
 def test_body_just_under_the_limit_is_still_read_and_validated(app_and_session):
     _, c, sess = app_and_session
-    body = json.dumps({"vote_id": "abcdefgh12", "image_id": sess["items"][0]["image_id"], "answer": "real",
-                       "latency_ms": 5}).ljust(MAX_BODY_BYTES - 10)  # JSON allows trailing whitespace
-    r = c.post(f"/api/studies/limits/sessions/{sess['session_id']}/votes", content=body,
-               headers={"Content-Type": "application/json"})
+    body = json.dumps(
+        {"vote_id": "abcdefgh12", "image_id": sess["items"][0]["image_id"], "answer": "real", "latency_ms": 5}
+    ).ljust(MAX_BODY_BYTES - 10)  # JSON allows trailing whitespace
+    r = c.post(
+        f"/api/studies/limits/sessions/{sess['session_id']}/votes",
+        content=body,
+        headers={"Content-Type": "application/json"},
+    )
     assert r.status_code == 200, r.text
 
 
@@ -91,14 +109,18 @@ def test_real_server_answers_a_huge_vote_with_413_without_reading_it(make_study,
     path = "/api/studies/limits-live/sessions"
     with socket.create_connection((host, int(port)), timeout=10) as s:
         t0 = time.perf_counter()
-        s.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                  f"Content-Length: 100000000\r\n\r\n".encode())
+        s.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: 100000000\r\n\r\n".encode()
+        )
         head = s.recv(65536).decode("latin-1")
         assert head.startswith("HTTP/1.1 413"), head[:200]
         assert time.perf_counter() - t0 < 5
     with socket.create_connection((host, int(port)), timeout=10) as s:
-        s.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                  f"Transfer-Encoding: chunked\r\n\r\n".encode())
+        s.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Transfer-Encoding: chunked\r\n\r\n".encode()
+        )
         sent, reply = 0, b""
         s.settimeout(0.05)
         piece = b"a" * 16384
@@ -110,7 +132,7 @@ def test_real_server_answers_a_huge_vote_with_413_without_reading_it(make_study,
                 break
             try:
                 reply += s.recv(65536)
-            except (socket.timeout, BlockingIOError):
+            except (TimeoutError, BlockingIOError):
                 pass
             if b"\r\n\r\n" in reply:
                 break
@@ -121,17 +143,29 @@ def test_real_server_answers_a_huge_vote_with_413_without_reading_it(make_study,
     assert sent < 2_000_000
 
 
-@pytest.mark.parametrize("field, value", [
-    ("worker_id", MARK + "/" + "x" * 9000),         # breaks the pattern and the length
-    ("worker_id", 12345),
-    ("vote_id", MARK + "!" * 3),
-    ("image_id", MARK * 10),
-    ("answer", MARK),
-    ("latency_ms", MARK),
-    ("latency_ms", -12345987),
-    (MARK, 1),                                        # an unknown field: its name is input too
-], ids=["long-worker-id", "numeric-worker-id", "vote-id", "long-image-id", "answer", "latency-text",
-        "latency-negative", "unknown-field"])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("worker_id", MARK + "/" + "x" * 9000),  # breaks the pattern and the length
+        ("worker_id", 12345),
+        ("vote_id", MARK + "!" * 3),
+        ("image_id", MARK * 10),
+        ("answer", MARK),
+        ("latency_ms", MARK),
+        ("latency_ms", -12345987),
+        (MARK, 1),  # an unknown field: its name is input too
+    ],
+    ids=[
+        "long-worker-id",
+        "numeric-worker-id",
+        "vote-id",
+        "long-image-id",
+        "answer",
+        "latency-text",
+        "latency-negative",
+        "unknown-field",
+    ],
+)
 def test_a_422_never_repeats_the_submitted_values(app_and_session, field, value):
     _, c, sess = app_and_session
     if field == "worker_id":
@@ -153,8 +187,10 @@ def test_not_json_and_other_4xx_bodies_do_not_repeat_the_request(app_and_session
     _, c, sess = app_and_session
     r = c.post("/api/studies/limits/sessions", content=MARK + "{", headers={"Content-Type": "application/json"})
     assert r.status_code == 422 and MARK not in r.text and "not valid JSON" in r.text
-    r = c.post(f"/api/studies/limits/sessions/{sess['session_id']}/votes",
-               json={"vote_id": "abcdefgh12", "image_id": MARK, "answer": "real"})
+    r = c.post(
+        f"/api/studies/limits/sessions/{sess['session_id']}/votes",
+        json={"vote_id": "abcdefgh12", "image_id": MARK, "answer": "real"},
+    )
     assert r.status_code == 404 and MARK not in r.text  # an image id that is not in the session
     r = c.get(f"/api/studies/{MARK}/config")
     assert r.status_code == 404 and MARK not in r.text

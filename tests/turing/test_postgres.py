@@ -20,8 +20,10 @@ from ganworks.turing.server import create_app  # noqa: E402
 
 
 def vote(c, sid, iid, answer, vote_id=None):
-    return c.post(f"/api/studies/pg/sessions/{sid}/votes",
-                  json={"vote_id": vote_id or secrets.token_hex(8), "image_id": iid, "answer": answer})
+    return c.post(
+        f"/api/studies/pg/sessions/{sid}/votes",
+        json={"vote_id": vote_id or secrets.token_hex(8), "image_id": iid, "answer": answer},
+    )
 
 
 def test_session_flow_and_results_on_postgres(make_study, pg_url):
@@ -103,9 +105,13 @@ def test_postgres_schema_of_a_newer_version_is_refused(pg_url):
 def test_postgres_store_from_before_tokens_is_migrated(pg_url):
     eng = create_engine(pg_url)
     with eng.begin() as c:
-        c.execute(text("CREATE TABLE sessions (id VARCHAR(64) PRIMARY KEY, study VARCHAR(64) NOT NULL, "
-                       "worker_id VARCHAR(128), items TEXT NOT NULL, code VARCHAR(32) NOT NULL, "
-                       "created FLOAT NOT NULL, CONSTRAINT one_session_per_worker UNIQUE (study, worker_id))"))
+        c.execute(
+            text(
+                "CREATE TABLE sessions (id VARCHAR(64) PRIMARY KEY, study VARCHAR(64) NOT NULL, "
+                "worker_id VARCHAR(128), items TEXT NOT NULL, code VARCHAR(32) NOT NULL, "
+                "created FLOAT NOT NULL, CONSTRAINT one_session_per_worker UNIQUE (study, worker_id))"
+            )
+        )
         dbm.votes.create(c)
         c.execute(text("INSERT INTO sessions VALUES ('s1', 'pg', 'w', '[]', 'CODE', 1.0)"))
     eng.dispose()

@@ -26,8 +26,10 @@ def study_app(make_study, tmp_path):
 
 def finish(c: TestClient, sess: dict) -> dict:
     for it in sess["items"]:
-        r = c.post(f"/api/studies/owned/sessions/{sess['session_id']}/votes",
-                   json={"vote_id": secrets.token_hex(8), "image_id": it["image_id"], "answer": "fake"})
+        r = c.post(
+            f"/api/studies/owned/sessions/{sess['session_id']}/votes",
+            json={"vote_id": secrets.token_hex(8), "image_id": it["image_id"], "answer": "fake"},
+        )
         assert r.status_code == 200, r.text
     return r.json()
 
@@ -77,8 +79,9 @@ def test_token_cookie_is_httponly_lax_unguessable_and_stored_only_as_a_hash(stud
     for k in range(2):
         r = TestClient(app).post("/api/studies/owned/sessions", json={"worker_id": f"cookie-{k}"})
         header = r.headers["set-cookie"]
-        attrs = {a.strip().split("=")[0].lower(): (a.split("=", 1)[1] if "=" in a else True)
-                 for a in header.split(";")[1:]}
+        attrs = {
+            a.strip().split("=")[0].lower(): (a.split("=", 1)[1] if "=" in a else True) for a in header.split(";")[1:]
+        }
         assert attrs.get("httponly") is True and attrs.get("samesite", "").lower() == "lax"
         assert attrs.get("path") == "/api/studies/owned"
         tok = header.split(";")[0].split("=", 1)[1]

@@ -31,8 +31,13 @@ def simulate_coverage(studies=200, raters=20, pool=40, per_rater=20, reps=400, s
         a = rng.normal(0, sa, raters)
         b = rng.normal(0, sb, 2 * pool)  # images 0..pool-1 real, pool..2pool-1 fake
         half = per_rater // 2
-        img = np.concatenate([np.stack([rng.choice(pool, half, replace=False) for _ in range(raters)]),
-                              pool + np.stack([rng.choice(pool, half, replace=False) for _ in range(raters)])], 1)
+        img = np.concatenate(
+            [
+                np.stack([rng.choice(pool, half, replace=False) for _ in range(raters)]),
+                pool + np.stack([rng.choice(pool, half, replace=False) for _ in range(raters)]),
+            ],
+            1,
+        )
         rat = np.repeat(np.arange(raters)[:, None], per_rater, 1)
         fake = img >= pool
         p = expit(np.where(fake, m_fake, m_real) + a[rat] + b[img])
@@ -68,8 +73,12 @@ def test_wilson_matches_scipy(k, n):
 
 def test_rank_correlation_matches_scipy_and_skips_single_generators():
     human = {"g1": 0.10, "g2": 0.30, "g3": 0.20, "g4": 0.45}
-    scores = {"g1": {"IS": 5.0, "FID": 60.0}, "g2": {"IS": 7.0, "FID": 30.0}, "g3": {"IS": 6.5, "FID": 25.0},
-              "g4": {"IS": 8.0, "FID": 10.0, "KID": 0.01}}
+    scores = {
+        "g1": {"IS": 5.0, "FID": 60.0},
+        "g2": {"IS": 7.0, "FID": 30.0},
+        "g3": {"IS": 6.5, "FID": 25.0},
+        "g4": {"IS": 8.0, "FID": 10.0, "KID": 0.01},
+    }
     out = {c["score"]: c for c in rank_correlations(human, scores)}
     assert set(out) == {"IS", "FID"}  # KID: only one generator has it
     xs = [human[g] for g in sorted(human)]
@@ -79,10 +88,21 @@ def test_rank_correlation_matches_scipy_and_skips_single_generators():
 
 
 def _tiny_study():
-    images = {f"{k:016x}": {"source": "gen" if k >= 4 else "mnist:test", "truth": "fake" if k >= 4 else "real",
-                            "kind": "main", "index": k} for k in range(8)}
-    return {"name": "t", "images": images, "options": {"staircase": False},
-            "sources": [{"label": "mnist:test", "truth": "real"}, {"label": "gen", "truth": "fake"}]}
+    images = {
+        f"{k:016x}": {
+            "source": "gen" if k >= 4 else "mnist:test",
+            "truth": "fake" if k >= 4 else "real",
+            "kind": "main",
+            "index": k,
+        }
+        for k in range(8)
+    }
+    return {
+        "name": "t",
+        "images": images,
+        "options": {"staircase": False},
+        "sources": [{"label": "mnist:test", "truth": "real"}, {"label": "gen", "truth": "fake"}],
+    }
 
 
 def _votes(study, answers):
@@ -91,8 +111,17 @@ def _votes(study, answers):
     for iid, ans in answers.items():
         m = study["images"][iid]
         for k, a in enumerate(ans):
-            out.append({"session_id": f"s{k}", "image_id": iid, "source": m["source"], "truth": m["truth"],
-                        "kind": "main", "answer": a, "created": float(k)})
+            out.append(
+                {
+                    "session_id": f"s{k}",
+                    "image_id": iid,
+                    "source": m["source"],
+                    "truth": m["truth"],
+                    "kind": "main",
+                    "answer": a,
+                    "created": float(k),
+                }
+            )
     return out
 
 

@@ -25,8 +25,26 @@ def test_per_image_scores_average_to_the_inception_score():
 def digits_classifier(tmp_path_factory):
     pytest.importorskip("sklearn")
     out = tmp_path_factory.mktemp("turing-clf") / "clf.pt"
-    assert main(["train-classifier", "digits", "--epochs", "1", "--width", "4", "--batch-size", "64", "--quiet",
-                 "--out", str(out), "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "train-classifier",
+                "digits",
+                "--epochs",
+                "1",
+                "--width",
+                "4",
+                "--batch-size",
+                "64",
+                "--quiet",
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -35,9 +53,34 @@ def test_top_percent_keeps_the_best_scored_fakes(tiny_run, digits_classifier, tm
     from ganworks.metrics.classifier import ClassifierExtractor
 
     d = tmp_path / "top"
-    assert main(["turing", "create", str(d), "--real", "digits:test", "--fake", str(tiny_run), "--images-per-source", "8",
-                 "--tutorial", "0", "--attention", "0", "--top-percent", "25", "--classifier", str(digits_classifier),
-                 "--seed", "5", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "turing",
+                "create",
+                str(d),
+                "--real",
+                "digits:test",
+                "--fake",
+                str(tiny_run),
+                "--images-per-source",
+                "8",
+                "--tutorial",
+                "0",
+                "--attention",
+                "0",
+                "--top-percent",
+                "25",
+                "--classifier",
+                str(digits_classifier),
+                "--seed",
+                "5",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     assert "study top: 16 images" in capsys.readouterr().out
     s = json.loads((d / "study.json").read_text())
     f = s["sources"][1]["filter"]
@@ -60,14 +103,27 @@ def test_top_percent_keeps_the_best_scored_fakes(tiny_run, digits_classifier, tm
     assert stored == best
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--real-fraction", "1.5"], "--real-fraction must be between 0 and 1"),
-    (["--top-percent", "0"], "--top-percent must be in (0, 100]"),
-    (["--staircase"], "--staircase needs a starting --exposure-ms"),
-    (["--real", "nowhere-at-all/x"], "no such file or folder"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--real-fraction", "1.5"], "--real-fraction must be between 0 and 1"),
+        (["--top-percent", "0"], "--top-percent must be in (0, 100]"),
+        (["--staircase"], "--staircase needs a starting --exposure-ms"),
+        (["--real", "nowhere-at-all/x"], "no such file or folder"),
+    ],
+)
 def test_create_bad_options_are_one_line(extra, message, tiny_run, tmp_path, capsys):
-    argv = ["turing", "create", str(tmp_path / "s"), "--real", "digits:test", "--fake", str(tiny_run), "--device", "cpu"]
+    argv = [
+        "turing",
+        "create",
+        str(tmp_path / "s"),
+        "--real",
+        "digits:test",
+        "--fake",
+        str(tiny_run),
+        "--device",
+        "cpu",
+    ]
     if extra[0] == "--real":
         argv[argv.index("--real") + 1] = extra[1]
         extra = []
@@ -77,8 +133,21 @@ def test_create_bad_options_are_one_line(extra, message, tiny_run, tmp_path, cap
 
 
 def test_an_existing_study_is_not_overwritten(tiny_run, tmp_path, capsys):
-    argv = ["turing", "create", str(tmp_path / "s"), "--real", "digits:test", "--fake", str(tiny_run),
-            "--images-per-source", "4", "--tutorial", "0", "--device", "cpu"]
+    argv = [
+        "turing",
+        "create",
+        str(tmp_path / "s"),
+        "--real",
+        "digits:test",
+        "--fake",
+        str(tiny_run),
+        "--images-per-source",
+        "4",
+        "--tutorial",
+        "0",
+        "--device",
+        "cpu",
+    ]
     assert main(argv) == 0
     assert main(argv) == 2 and "already exists" in capsys.readouterr().err
     assert main(argv + ["--overwrite"]) == 0

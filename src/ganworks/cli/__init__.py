@@ -47,8 +47,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except OSError as e:  # a file system that refuses (read-only, full, no permission) on a path we write
         where = f"{e.filename}" if e.filename else "a file"
-        print(f"error: cannot write or read {where} ({e.strerror or e}): pick a path on a writable file system "
-              f"with free space", file=sys.stderr)
+        print(
+            f"error: cannot write or read {where} ({e.strerror or e}): pick a path on a writable file system "
+            f"with free space",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

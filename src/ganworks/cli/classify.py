@@ -14,8 +14,13 @@ def add_parser(sub) -> None:
     p.add_argument("run", metavar="RUN_DIR|CHECKPOINT")
     p.add_argument("input", metavar="INPUT", help="a folder of images (any nesting) or an .npz with 'x' (and 'y')")
     p.add_argument("--out", required=True, help="CSV to write: file (or index), predicted class, probabilities")
-    p.add_argument("--top-k", type=int, default=None, metavar="K",
-                   help="write the K most probable classes and their probabilities instead of every class's")
+    p.add_argument(
+        "--top-k",
+        type=int,
+        default=None,
+        metavar="K",
+        help="write the K most probable classes and their probabilities instead of every class's",
+    )
     p.add_argument("--raw", action="store_true", help="use the raw D even if the run averaged D's weights")
     p.add_argument("--force", action="store_true", help="overwrite --out even if it is not an earlier predictions CSV")
     add_device(p)
@@ -30,8 +35,10 @@ def cmd_classify(args) -> int:
     if out.is_dir():
         raise ConfigError(f"--out {out} is a folder: name a .csv file to write")
     if out.exists() and not args.force and not looks_like_predictions(out):
-        raise ConfigError(f"--out {out} exists and is not a predictions CSV written by `ganworks classify`: pick "
-                          f"another file, or add --force to overwrite it")
+        raise ConfigError(
+            f"--out {out} exists and is not a predictions CSV written by `ganworks classify`: pick "
+            f"another file, or add --force to overwrite it"
+        )
     if args.top_k is not None and args.top_k < 1:
         raise ConfigError(f"--top-k must be at least 1, got {args.top_k}")
     classifier, cfg, averaged = load_classifier(args.run, pick_device(args.device or "auto"), averaged=not args.raw)

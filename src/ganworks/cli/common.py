@@ -7,8 +7,9 @@ import argparse
 DEVICES = ["auto", "cpu", "cuda"]
 
 
-def add_data_root(p: argparse.ArgumentParser, help: str = "folder holding the datasets (default: $GANWORKS_DATA, "
-                                                          "else a cache folder)") -> None:
+def add_data_root(
+    p: argparse.ArgumentParser, help: str = "folder holding the datasets (default: $GANWORKS_DATA, else a cache folder)"
+) -> None:
     p.add_argument("--data-root", default=None, help=help)
 
 
@@ -17,7 +18,8 @@ def add_device(p: argparse.ArgumentParser, default: str | None = None, choices: 
     p.add_argument("--device", default=default, choices=choices, help="auto (default), cpu or cuda")
 
 
-def add_data_root_and_device(p: argparse.ArgumentParser, default: str | None = None,
-                             choices: list[str] | None = None) -> None:
+def add_data_root_and_device(
+    p: argparse.ArgumentParser, default: str | None = None, choices: list[str] | None = None
+) -> None:
     add_data_root(p)
     add_device(p, default, choices)

@@ -17,7 +17,9 @@ def _common(p) -> None:
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("interpolate", help="class-interpolation images of a conditional run (conditional-BN parameters)")
+    p = sub.add_parser(
+        "interpolate", help="class-interpolation images of a conditional run (conditional-BN parameters)"
+    )
     p.add_argument("run", metavar="RUN_DIR|CHECKPOINT")
     p.add_argument("--classes", type=int, nargs=2, required=True, metavar=("A", "B"))
     p.add_argument("--n-z", type=int, default=5, help="noise rows (default 5)")
@@ -38,9 +40,13 @@ def add_parser(sub) -> None:
     _common(p)
     p.set_defaults(func=cmd_class_grid)
 
-    p = sub.add_parser("intra-fid", help="intra-FID of a conditional run: per-class FID against per-class real images, averaged")
+    p = sub.add_parser(
+        "intra-fid", help="intra-FID of a conditional run: per-class FID against per-class real images, averaged"
+    )
     p.add_argument("run", metavar="RUN_DIR|CHECKPOINT")
-    p.add_argument("--reference", default="", help="class-folder training set (default: the run's data.path / imagenet folder)")
+    p.add_argument(
+        "--reference", default="", help="class-folder training set (default: the run's data.path / imagenet folder)"
+    )
     p.add_argument("--classes", type=int, nargs="+", default=None, help="classes to score (default: all)")
     p.add_argument("--per-class", type=int, default=5000, help="generated images per class (reference: 5000)")
     p.add_argument("--reference-per-class", type=int, default=0, help="real images per class (default: all)")
@@ -108,8 +114,9 @@ def cmd_intra_fid(args) -> int:
     G, cfg, scale, device = _load(args)
     d = cfg["data"]
     folder = Path(args.reference) if args.reference else imagenet_folder(d, args.data_root)
-    real = ClassFolderDataset(folder, G.image_shape[-1], d.get("class_order", ""), d.get("classes", []),
-                              args.reference_per_class)
+    real = ClassFolderDataset(
+        folder, G.image_shape[-1], d.get("class_order", ""), d.get("classes", []), args.reference_per_class
+    )
     classes = args.classes if args.classes is not None else list(range(real.num_classes))
 
     class _Images(Dataset):

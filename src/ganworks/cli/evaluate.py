@@ -42,8 +42,9 @@ def cmd_eval(args) -> int:
     D, D_avg, cfg = load_discriminators(args.run, device)
     d = cfg["data"]
     if not d["labels"]:
-        raise CheckpointError(f"{args.run} is not a semi-supervised run: its discriminator is no classifier (use "
-                              f"`ganworks metrics`)")
+        raise CheckpointError(
+            f"{args.run} is not a semi-supervised run: its discriminator is no classifier (use `ganworks metrics`)"
+        )
     test = load_split(d, "test", root=args.data_root)
     scale = data_scale(d)
     n = len(test)

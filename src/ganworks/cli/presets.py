@@ -17,12 +17,16 @@ def cmd_presets(args) -> int:
     rows = []
     for name in list_presets():
         m = load_preset(name)["meta"]
-        rows.append({"preset": name, "paper": m["paper"], "table": m["table"], "row": m["row"], "published": m["published"]})
+        rows.append(
+            {"preset": name, "paper": m["paper"], "table": m["table"], "row": m["row"], "published": m["published"]}
+        )
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    short = {"Improved Techniques for Training GANs (Salimans et al., 2016)": "Improved-GAN",
-             "Spectral Normalization for GANs (Miyato et al., 2018)": "SN-GAN"}
+    short = {
+        "Improved Techniques for Training GANs (Salimans et al., 2016)": "Improved-GAN",
+        "Spectral Normalization for GANs (Miyato et al., 2018)": "SN-GAN",
+    }
     width = max(len(r["preset"]) for r in rows)
     for r in rows:
         paper = short.get(r["paper"], r["paper"])

@@ -6,8 +6,18 @@ from .scaling import DEFAULT_SCALE, SCALES, data_scale, dequantize, to_float, to
 from .streams import SemiSupervisedStream, UnsupervisedStream
 
 __all__ = [
-    "DEFAULT_SCALE", "ImageData", "SCALES", "SemiSupervisedStream", "UnsupervisedStream",
-    "balanced_labeled_subset", "cache_dir", "data_permutation", "data_scale", "dequantize", "load_dataset",
+    "DEFAULT_SCALE",
+    "ImageData",
+    "SCALES",
+    "SemiSupervisedStream",
+    "UnsupervisedStream",
+    "balanced_labeled_subset",
+    "cache_dir",
+    "data_permutation",
+    "data_scale",
+    "dequantize",
+    "load_dataset",
     "resolve_data_root",
-    "to_float", "to_uint8",
+    "to_float",
+    "to_uint8",
 ]

@@ -60,8 +60,10 @@ def load_dataset(
     named_root = root or os.environ.get("GANWORKS_DATA")
     if named_root and data_root.exists() and not data_root.is_dir():
         where = "--data-root" if root else "GANWORKS_DATA"
-        raise DataError(f"the data root {data_root} ({where}) is a file, not a folder: point {where} at the "
-                        f"folder that holds the datasets")
+        raise DataError(
+            f"the data root {data_root} ({where}) is a file, not a folder: point {where} at the "
+            f"folder that holds the datasets"
+        )
     if name in ("mnist", "cifar10", "svhn", "stl10") and named_root and not data_root.is_dir():
         # a root the user named: never create a tree inside a path that does not exist (a typo)
         raise _missing(name, data_root, "the data root itself does not exist; create it to download there")
@@ -95,8 +97,10 @@ def _missing(name: str, where: Path, why: str = "") -> DataError:
 
 # ---- MNIST: idx files, read directly (also from .gz, so a read-only copy works) ---------------
 
-_MNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-                "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+_MNIST_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -105,12 +109,14 @@ def _read_idx(path: Path) -> np.ndarray:
         with opener(path, "rb") as f:
             raw = f.read()
     except (OSError, EOFError, zlib.error) as e:  # truncated or CRC-corrupt .gz, a directory, no permission
-        raise DataError(f"cannot read {path} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'corrupt'}): "
-                        f"delete it and download it again") from None
+        raise DataError(
+            f"cannot read {path} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'corrupt'}): "
+            f"delete it and download it again"
+        ) from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 8:
         raise DataError(f"{path} is not an unsigned-byte idx file (corrupt download?): delete it and retry")
     ndim = raw[3]
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if data.size != int(np.prod(shape)):
         raise DataError(f"{path} is truncated ({data.size} of {int(np.prod(shape))} values): delete it and retry")
@@ -134,7 +140,9 @@ def _mnist(root: Path, split: str, download: bool) -> ImageData:
 
             MNIST(str(root), train=(split == "train"), download=True)
         except Exception as e:  # offline, read-only, ...
-            raise _missing("mnist", raw_dir, f"download failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+            raise _missing(
+                "mnist", raw_dir, f"download failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            ) from None
         paths = [_find_mnist(raw_dir, s) for s in stems]
     if None in paths:
         raise _missing("mnist", raw_dir, f"looked for {stems[0]}[.gz]")
@@ -161,7 +169,9 @@ def _torchvision(name: str, factory, root: Path, download: bool):
 def _cifar10(root: Path, split: str, download: bool) -> ImageData:
     from torchvision.datasets import CIFAR10
 
-    ds = _torchvision("cifar10", lambda download: CIFAR10(str(root), train=split == "train", download=download), root, download)
+    ds = _torchvision(
+        "cifar10", lambda download: CIFAR10(str(root), train=split == "train", download=download), root, download
+    )
     images = torch.from_numpy(np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2)))
     return ImageData(images, torch.as_tensor(ds.targets, dtype=torch.int64), 10, "cifar10")
 
@@ -174,7 +184,9 @@ def read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
         mat = scipy.io.loadmat(str(path))
         x, y = mat["X"], mat["y"]
     except Exception as e:
-        raise DataError(f"{path} is not a readable SVHN .mat file ({type(e).__name__}): delete it and re-download") from None
+        raise DataError(
+            f"{path} is not a readable SVHN .mat file ({type(e).__name__}): delete it and re-download"
+        ) from None
     images = np.ascontiguousarray(np.transpose(x, (3, 2, 0, 1))).astype(np.uint8)
     labels = y.reshape(-1).astype(np.int64)
     labels[labels == 10] = 0
@@ -211,7 +223,9 @@ def _stl10(root: Path, split: str, download: bool) -> ImageData:
 
 def _imagefolder(root: Path, split: str, download: bool, path: str = "", classes=()) -> ImageData:
     if not path:
-        raise DataError("dataset 'imagefolder' needs a path: set data.path (relative to the data root) or use imagefolder:<path>")
+        raise DataError(
+            "dataset 'imagefolder' needs a path: set data.path (relative to the data root) or use imagefolder:<path>"
+        )
     base = Path(path).expanduser()
     if not base.is_absolute():
         base = root / base
@@ -224,18 +238,26 @@ def _imagefolder(root: Path, split: str, download: bool, path: str = "", classes
     if wanted:  # data.classes: only these folders, relabelled 0..k-1 in sorted order
         unknown = [c for c in wanted if c not in classes]
         if unknown:
-            raise DataError(f"data.classes names folders that {folder} does not have: {', '.join(map(str, unknown[:5]))} "
-                            f"(it has {', '.join(classes[:5])}{', ...' if len(classes) > 5 else ''})")
+            raise DataError(
+                f"data.classes names folders that {folder} does not have: {', '.join(map(str, unknown[:5]))} "
+                f"(it has {', '.join(classes[:5])}{', ...' if len(classes) > 5 else ''})"
+            )
         classes = [c for c in classes if c in wanted]
-    files = [(f, c) for c, name in enumerate(classes) for f in sorted((folder / name).iterdir())
-             if f.suffix.lower() in IMAGE_EXTENSIONS]
+    files = [
+        (f, c)
+        for c, name in enumerate(classes)
+        for f in sorted((folder / name).iterdir())
+        if f.suffix.lower() in IMAGE_EXTENSIONS
+    ]
     if not files:
         raise DataError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {folder}/<class>/")
     key = imagefolder_key(folder, [f for f, _ in files])
     cached = cache_dir() / "imagefolder" / f"{key}.npz"
     if cached.exists():
         with np.load(cached) as z:
-            return ImageData(torch.from_numpy(z["images"]), torch.from_numpy(z["labels"]), len(classes), f"imagefolder:{base.name}")
+            return ImageData(
+                torch.from_numpy(z["images"]), torch.from_numpy(z["labels"]), len(classes), f"imagefolder:{base.name}"
+            )
     images, labels = _decode(files)
     cached.parent.mkdir(parents=True, exist_ok=True)
     tmp = cached.with_suffix(".tmp.npz")
@@ -254,7 +276,9 @@ def _decode(files: list[tuple[Path, int]]) -> tuple[np.ndarray, np.ndarray]:
     for i, (f, _) in enumerate(tqdm(files, desc="decoding images (once; cached)", unit="img", leave=False)):
         arr = np.asarray(open_image(f, "RGB"))
         if arr.shape != first.shape:
-            raise DataError(f"image {f} is {arr.shape[1]}x{arr.shape[0]} but {files[0][0].name} is {first.shape[1]}x{first.shape[0]}: resize the folder's images to one size")
+            raise DataError(
+                f"image {f} is {arr.shape[1]}x{arr.shape[0]} but {files[0][0].name} is {first.shape[1]}x{first.shape[0]}: resize the folder's images to one size"
+            )
         images[i] = arr.transpose(2, 0, 1)
     return images, np.array([c for _, c in files], dtype=np.int64)
 
@@ -275,7 +299,9 @@ def _digits(root: Path, split: str, download: bool) -> ImageData:
     return ImageData(torch.from_numpy(images[sl].copy()), torch.from_numpy(d.target[sl].astype(np.int64)), 10, "digits")
 
 
-def _synthetic(split: str, image_size: int = 28, channels: int = 1, num_classes: int = 10, size: int = 0, seed: int = 0) -> ImageData:
+def _synthetic(
+    split: str, image_size: int = 28, channels: int = 1, num_classes: int = 10, size: int = 0, seed: int = 0
+) -> ImageData:
     """Class-dependent bars plus noise: learnable, deterministic, instant. 1000 train / 200 test."""
     n = size or (1000 if split == "train" else 200)
     g = torch.Generator().manual_seed(seed * 2 + (split == "test"))

@@ -61,8 +61,10 @@ def read_class_order(path: Path) -> dict[str, int]:
     try:
         lines = Path(path).read_text().splitlines()
     except OSError as e:
-        raise DataError(f"cannot read the class order file {path}: {e.strerror}; set data.class_order to an existing "
-                        f"file or to \"\" for sorted folder names") from None
+        raise DataError(
+            f"cannot read the class order file {path}: {e.strerror}; set data.class_order to an existing "
+            f'file or to "" for sorted folder names'
+        ) from None
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -79,8 +81,10 @@ class ClassFolderDataset(Dataset):
     def __init__(self, folder, size: int, class_order: str | os.PathLike = "", classes=(), limit_per_class: int = 0):
         folder = Path(folder)
         if not folder.is_dir():
-            raise DataError(f"image folder {folder} not found: set data.path (or put ILSVRC2012 train under "
-                            f"<data root>/{IMAGENET_DIR})")
+            raise DataError(
+                f"image folder {folder} not found: set data.path (or put ILSVRC2012 train under "
+                f"<data root>/{IMAGENET_DIR})"
+            )
         names = sorted(d.name for d in folder.iterdir() if d.is_dir())
         if not names:
             raise DataError(f"{folder} has no class sub-folders: expected {folder}/<class>/<image files>")
@@ -88,8 +92,10 @@ class ClassFolderDataset(Dataset):
             order = read_class_order(Path(class_order))
             missing = [n for n in names if n not in order]
             if missing:
-                raise DataError(f"{class_order} has no label for the folders {', '.join(missing[:5])}: "
-                                f"add them or remove data.class_order")
+                raise DataError(
+                    f"{class_order} has no label for the folders {', '.join(missing[:5])}: "
+                    f"add them or remove data.class_order"
+                )
             label_of = {n: order[n] for n in names}
         else:
             label_of = {n: i for i, n in enumerate(names)}
@@ -104,8 +110,9 @@ class ClassFolderDataset(Dataset):
         self.num_classes = max(label_of.values()) + 1
         files, labels = [], []
         for name in sorted(label_of, key=lambda n: label_of[n]):
-            entries = sorted(e.name for e in os.scandir(folder / name)
-                             if e.is_file() and e.name.lower().endswith(IMAGE_EXTENSIONS))
+            entries = sorted(
+                e.name for e in os.scandir(folder / name) if e.is_file() and e.name.lower().endswith(IMAGE_EXTENSIONS)
+            )
             if limit_per_class:
                 entries = entries[:limit_per_class]
             files.extend(f"{name}/{e}" for e in entries)
@@ -146,8 +153,18 @@ class _OrderSampler(Sampler):
 class FolderStream:
     """Batches ``{"x", "y"}`` of a lazily read dataset, a pure function of (seed, epoch, index)."""
 
-    def __init__(self, data: ClassFolderDataset, batch_size: int, scale: str, seed: int, device, workers: int = 4,
-                 dequantize: bool = True, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(
+        self,
+        data: ClassFolderDataset,
+        batch_size: int,
+        scale: str,
+        seed: int,
+        device,
+        workers: int = 4,
+        dequantize: bool = True,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
         from ..errors import ConfigError
 
         self.data, self.batch_size, self.scale, self.seed = data, batch_size, scale, seed
@@ -156,8 +173,10 @@ class FolderStream:
         self.rank, self.world_size = rank, world_size
         self.per_rank = len(data) // world_size
         if batch_size > self.per_rank:
-            raise ConfigError(f"batch size {batch_size} is larger than the {self.per_rank} training images per "
-                              f"process: lower data.batch_size or use more data")
+            raise ConfigError(
+                f"batch size {batch_size} is larger than the {self.per_rank} training images per "
+                f"process: lower data.batch_size or use more data"
+            )
         self.labels = data.labels
         self._loader_iter = None
         self._next = None
@@ -169,13 +188,19 @@ class FolderStream:
     def order(self, epoch: int) -> np.ndarray:
         """This rank's examples for ``epoch``: every world_size-th of the epoch's permutation."""
         perm = np.random.default_rng([self.seed, epoch]).permutation(len(self.data))
-        return perm[: self.per_rank * self.world_size][self.rank::self.world_size]
+        return perm[: self.per_rank * self.world_size][self.rank :: self.world_size]
 
     def _start(self, epoch: int, index: int) -> None:
-        order = self.order(epoch)[index * self.batch_size: self.batches_per_epoch * self.batch_size]
-        loader = DataLoader(self.data, batch_size=self.batch_size, sampler=_OrderSampler(order),
-                            num_workers=self.workers, pin_memory=self.device.type == "cuda",
-                            persistent_workers=False, prefetch_factor=4 if self.workers else None)
+        order = self.order(epoch)[index * self.batch_size : self.batches_per_epoch * self.batch_size]
+        loader = DataLoader(
+            self.data,
+            batch_size=self.batch_size,
+            sampler=_OrderSampler(order),
+            num_workers=self.workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=False,
+            prefetch_factor=4 if self.workers else None,
+        )
         self._loader_iter = iter(loader)
 
     def batch(self, epoch: int, index: int) -> dict:
@@ -204,5 +229,10 @@ LAZY_DATASETS = ("imagenet",)
 def load_folder_dataset(data_cfg: dict, root=None) -> ClassFolderDataset:
     """The lazily read training set a config names (``data.path``/``data.root``, ``image_size``
     (default 128), ``class_order``, ``classes``, ``limit_per_class``)."""
-    return ClassFolderDataset(imagenet_folder(data_cfg, root), data_cfg["image_size"] or 128,
-                              data_cfg["class_order"], data_cfg["classes"], data_cfg["limit_per_class"])
+    return ClassFolderDataset(
+        imagenet_folder(data_cfg, root),
+        data_cfg["image_size"] or 128,
+        data_cfg["class_order"],
+        data_cfg["classes"],
+        data_cfg["limit_per_class"],
+    )

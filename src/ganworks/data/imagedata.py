@@ -48,8 +48,9 @@ def cache_dir() -> Path:
     else:
         path, what = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ganworks", "the cache folder"
     if path.exists() and not path.is_dir():
-        raise DataError(f"{what} {path} is a file, not a folder: point GANWORKS_CACHE at a folder (it is "
-                        f"created if missing)")
+        raise DataError(
+            f"{what} {path} is a file, not a folder: point GANWORKS_CACHE at a folder (it is created if missing)"
+        )
     return path
 
 

@@ -26,19 +26,25 @@ def open_image(path: str | Path, mode: str | None = None):
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(path)
     except Image.DecompressionBombError:
-        raise DataError(f"image {path} is too large (more than {MAX_IMAGE_PIXELS} pixels, at most "
-                        f"8192x8192): remove it or shrink it") from None
+        raise DataError(
+            f"image {path} is too large (more than {MAX_IMAGE_PIXELS} pixels, at most "
+            f"8192x8192): remove it or shrink it"
+        ) from None
     except (OSError, ValueError) as e:
-        raise DataError(f"cannot read image {path} ({type(e).__name__}: not an image file Pillow can open): "
-                        f"remove or replace it") from None
+        raise DataError(
+            f"cannot read image {path} ({type(e).__name__}: not an image file Pillow can open): remove or replace it"
+        ) from None
     with image:
         w, h = image.size
         if w * h > MAX_IMAGE_PIXELS:
-            raise DataError(f"image {path} is {w}x{h} pixels, too large for a dataset image (at most "
-                            f"{MAX_IMAGE_PIXELS} pixels, e.g. 8192x8192): remove it or shrink it")
+            raise DataError(
+                f"image {path} is {w}x{h} pixels, too large for a dataset image (at most "
+                f"{MAX_IMAGE_PIXELS} pixels, e.g. 8192x8192): remove it or shrink it"
+            )
         try:
             image.load()
             return image.convert(mode) if mode and image.mode != mode else image.copy()
         except (OSError, ValueError, SyntaxError) as e:
-            raise DataError(f"cannot decode image {path} ({type(e).__name__}: truncated or damaged): "
-                            f"remove or replace it") from None
+            raise DataError(
+                f"cannot decode image {path} ({type(e).__name__}: truncated or damaged): remove or replace it"
+            ) from None

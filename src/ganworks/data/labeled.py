@@ -20,7 +20,9 @@ def data_permutation(n: int, seed_data: int) -> np.ndarray:
 def balanced_labeled_subset(labels: torch.Tensor, n_labels: int, num_classes: int, seed_data: int) -> torch.Tensor:
     """Indices (into the unpermuted set) of ``n_labels / num_classes`` examples per class."""
     if n_labels % num_classes:
-        raise DataError(f"{n_labels} labels cannot be split evenly over {num_classes} classes: use a multiple of {num_classes}")
+        raise DataError(
+            f"{n_labels} labels cannot be split evenly over {num_classes} classes: use a multiple of {num_classes}"
+        )
     per_class = n_labels // num_classes
     perm = data_permutation(len(labels), seed_data)
     permuted = labels.numpy()[perm]
@@ -28,6 +30,8 @@ def balanced_labeled_subset(labels: torch.Tensor, n_labels: int, num_classes: in
     for c in range(num_classes):
         idx = perm[permuted == c][:per_class]
         if len(idx) < per_class:
-            raise DataError(f"class {c} has only {len(idx)} training examples, fewer than the {per_class} labels per class asked for")
+            raise DataError(
+                f"class {c} has only {len(idx)} training examples, fewer than the {per_class} labels per class asked for"
+            )
         chosen.append(idx)
     return torch.from_numpy(np.concatenate(chosen))

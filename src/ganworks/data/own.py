@@ -37,8 +37,9 @@ def image_files(folder: Path) -> list[Path]:
     out = []
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        out.extend(Path(dirpath) / f for f in filenames
-                   if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS))
+        out.extend(
+            Path(dirpath) / f for f in filenames if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS)
+        )
     return sorted(out)
 
 
@@ -62,13 +63,19 @@ def decode_images(files: list[Path], channels: int = 0, desc: str = "decoding im
         if first is None:
             first = (f, arr.shape[:2])
         elif arr.shape[:2] != first[1]:
-            raise DataError(f"images of mixed sizes: {f} is {arr.shape[1]}x{arr.shape[0]} but {first[0]} is "
-                            f"{first[1][1]}x{first[1][0]}: resize them to one size")
+            raise DataError(
+                f"images of mixed sizes: {f} is {arr.shape[1]}x{arr.shape[0]} but {first[0]} is "
+                f"{first[1][1]}x{first[1][0]}: resize them to one size"
+            )
         gray &= arr.ndim == 2
         arrays.append(arr)
     if gray:  # all grayscale (or forced to 1 channel)
         return np.stack(arrays)[:, None]
-    return np.stack([a if a.ndim == 3 else np.repeat(a[:, :, None], 3, axis=2) for a in arrays]).transpose(0, 3, 1, 2).copy()
+    return (
+        np.stack([a if a.ndim == 3 else np.repeat(a[:, :, None], 3, axis=2) for a in arrays])
+        .transpose(0, 3, 1, 2)
+        .copy()
+    )
 
 
 def convert_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
@@ -99,8 +106,10 @@ def images_from_array(x, what: str = "x") -> torch.Tensor:
         out = x
     elif np.issubdtype(x.dtype, np.floating):
         if not np.isfinite(x).all() or x.min() < 0 or x.max() > 1:
-            raise DataError(f"{what} is float but not in [0, 1] (min {np.nanmin(x):g}, max {np.nanmax(x):g}): "
-                            f"scale it to [0, 1] or pass uint8 0-255")
+            raise DataError(
+                f"{what} is float but not in [0, 1] (min {np.nanmin(x):g}, max {np.nanmax(x):g}): "
+                f"scale it to [0, 1] or pass uint8 0-255"
+            )
         out = np.rint(x * 255).astype(np.uint8)
     else:
         raise DataError(f"{what} has dtype {x.dtype}: use uint8 (0-255) or float in [0, 1]")
@@ -112,12 +121,16 @@ def _check_classes(counts: dict[str, int], where: str) -> None:
     if len(counts) < 2:
         raise DataError(f"{where} has {len(counts)} class: a classifier needs at least 2 classes")
     if sum(counts.values()) < len(counts):
-        raise DataError(f"{where} has {sum(counts.values())} labeled images for {len(counts)} classes: give at "
-                        f"least one labeled image per class")
+        raise DataError(
+            f"{where} has {sum(counts.values())} labeled images for {len(counts)} classes: give at "
+            f"least one labeled image per class"
+        )
     if empty:
-        raise DataError(f"no labeled images for class {empty[0]!r} in {where}" +
-                        (f" (and {len(empty) - 1} more)" if len(empty) > 1 else "") +
-                        ": add some or remove the class")
+        raise DataError(
+            f"no labeled images for class {empty[0]!r} in {where}"
+            + (f" (and {len(empty) - 1} more)" if len(empty) > 1 else "")
+            + ": add some or remove the class"
+        )
 
 
 def _cached_decode(tag: str, root: Path, files: list[Path], channels: int) -> np.ndarray:
@@ -141,8 +154,10 @@ def _cached_decode(tag: str, root: Path, files: list[Path], channels: int) -> np
 def _folder(base: Path, split: str, channels: int, class_names) -> ImageData:
     labeled_dir = base / "labeled"
     if not labeled_dir.is_dir():
-        raise DataError(f"{base} has no labeled/ folder: expected {base}/labeled/<class>/<images>, "
-                        f"{base}/unlabeled/<images> and optionally {base}/test/<class>/<images>")
+        raise DataError(
+            f"{base} has no labeled/ folder: expected {base}/labeled/<class>/<images>, "
+            f"{base}/unlabeled/<images> and optionally {base}/test/<class>/<images>"
+        )
     stray = [f for f in labeled_dir.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS]
     if stray:
         raise DataError(f"{stray[0]} is not inside a class folder: move labeled images to {labeled_dir}/<class>/")
@@ -161,13 +176,15 @@ def _folder(base: Path, split: str, channels: int, class_names) -> ImageData:
     else:
         test_dir = base / "test"
         if not test_dir.is_dir():
-            raise DataError(f"{base} has no test/ folder: add {test_dir}/<class>/<images> to evaluate on labeled "
-                            f"test images")
+            raise DataError(
+                f"{base} has no test/ folder: add {test_dir}/<class>/<images> to evaluate on labeled test images"
+            )
         test_classes = sorted(d.name for d in test_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
         unknown = [c for c in test_classes if c not in names]
         if unknown:
-            raise DataError(f"{test_dir}/{unknown[0]} is not a class of {labeled_dir} ({', '.join(names)}): "
-                            f"rename or remove it")
+            raise DataError(
+                f"{test_dir}/{unknown[0]} is not a class of {labeled_dir} ({', '.join(names)}): rename or remove it"
+            )
         per_class = {c: image_files(test_dir / c) for c in test_classes}
         files = [f for c in test_classes for f in per_class[c]]
         labels = [names.index(c) for c in test_classes for _ in per_class[c]]
@@ -175,8 +192,14 @@ def _folder(base: Path, split: str, channels: int, class_names) -> ImageData:
             raise DataError(f"no images under {test_dir}/<class>/")
     images = _cached_decode(split, base, files, channels)
     labels = torch.tensor(labels, dtype=torch.int64)
-    return ImageData(torch.from_numpy(images), labels, len(names), f"own:{base.name}", class_names=tuple(names),
-                     labeled=(labels >= 0).nonzero().squeeze(1) if split == "train" else None)
+    return ImageData(
+        torch.from_numpy(images),
+        labels,
+        len(names),
+        f"own:{base.name}",
+        class_names=tuple(names),
+        labeled=(labels >= 0).nonzero().squeeze(1) if split == "train" else None,
+    )
 
 
 def _npz(path: Path, split: str, channels: int, class_names) -> ImageData:
@@ -184,19 +207,23 @@ def _npz(path: Path, split: str, channels: int, class_names) -> ImageData:
         z = np.load(path, allow_pickle=False)
         arrays = {k: z[k] for k in z.files}
     except Exception as e:
-        raise DataError(f"cannot read {path} as an .npz ({type(e).__name__}): save it with numpy.savez(path, x=..., "
-                        f"y=...)") from None
+        raise DataError(
+            f"cannot read {path} as an .npz ({type(e).__name__}): save it with numpy.savez(path, x=..., y=...)"
+        ) from None
     xk, yk = ("x", "y") if split == "train" else ("x_test", "y_test")
     if xk not in arrays or yk not in arrays:
         if split == "test":
             raise DataError(f"{path} has no x_test/y_test arrays: add them to evaluate on labeled test images")
-        raise DataError(f"{path} needs arrays 'x' (images) and 'y' (class index, -1 for unlabeled); it has "
-                        f"{', '.join(arrays) or 'none'}")
+        raise DataError(
+            f"{path} needs arrays 'x' (images) and 'y' (class index, -1 for unlabeled); it has "
+            f"{', '.join(arrays) or 'none'}"
+        )
     images = images_from_array(arrays[xk], f"{path.name}:{xk}")
     y = np.asarray(arrays[yk])
     if y.ndim != 1 or len(y) != len(images) or not np.issubdtype(y.dtype, np.integer):
-        raise DataError(f"{path.name}:{yk} must be {len(images)} integers (one per image), got shape {y.shape} "
-                        f"dtype {y.dtype}")
+        raise DataError(
+            f"{path.name}:{yk} must be {len(images)} integers (one per image), got shape {y.shape} dtype {y.dtype}"
+        )
     if "classes" in arrays:
         names = [str(c) for c in np.asarray(arrays["classes"]).reshape(-1)]
     else:
@@ -207,8 +234,10 @@ def _npz(path: Path, split: str, channels: int, class_names) -> ImageData:
         raise DataError(f"the classes of {path} ({', '.join(names)}) are not the run's ({', '.join(class_names)})")
     low = -1 if split == "train" else 0
     if len(y) and (y.min() < low or y.max() >= len(names)):
-        raise DataError(f"{path.name}:{yk} has values outside {low}..{len(names) - 1} ({len(names)} classes" +
-                        (", -1 = unlabeled)" if split == "train" else ")"))
+        raise DataError(
+            f"{path.name}:{yk} has values outside {low}..{len(names) - 1} ({len(names)} classes"
+            + (", -1 = unlabeled)" if split == "train" else ")")
+        )
     if split == "train":
         _check_classes({c: int((y == i).sum()) for i, c in enumerate(names)}, str(path))
         order = np.concatenate([np.flatnonzero(y == i) for i in range(len(names))] + [np.flatnonzero(y < 0)])
@@ -216,8 +245,14 @@ def _npz(path: Path, split: str, channels: int, class_names) -> ImageData:
     if channels:
         images = convert_channels(images, channels)
     labels = torch.from_numpy(y.astype(np.int64))
-    return ImageData(images, labels, len(names), f"own:{path.stem}", class_names=tuple(names),
-                     labeled=(labels >= 0).nonzero().squeeze(1) if split == "train" else None)
+    return ImageData(
+        images,
+        labels,
+        len(names),
+        f"own:{path.stem}",
+        class_names=tuple(names),
+        labeled=(labels >= 0).nonzero().squeeze(1) if split == "train" else None,
+    )
 
 
 def has_test_split(path: str) -> bool:
@@ -232,12 +267,15 @@ def has_test_split(path: str) -> bool:
         return True  # unreadable: loading it says why
 
 
-def load_own(root: Path, split: str, download: bool = False, path: str = "", channels: int = 0,
-             class_names=()) -> ImageData:
+def load_own(
+    root: Path, split: str, download: bool = False, path: str = "", channels: int = 0, class_names=()
+) -> ImageData:
     """The ``split`` of the folder or .npz ``path`` (relative paths: to the working directory)."""
     if not path:
-        raise DataError("dataset 'own' needs data.path: a folder with labeled/<class>/ and unlabeled/, or an .npz "
-                        "(docs/own-data.md)")
+        raise DataError(
+            "dataset 'own' needs data.path: a folder with labeled/<class>/ and unlabeled/, or an .npz "
+            "(docs/own-data.md)"
+        )
     p = Path(path).expanduser()
     if not p.exists():
         raise DataError(f"data.path {p} does not exist: point it at your folder (labeled/, unlabeled/, test/) or .npz")

@@ -21,8 +21,8 @@ recipe comes in as a function from its caller (``config.resolve``), which resolv
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ..errors import ConfigError
 from .own import has_test_split, load_own
@@ -52,11 +52,15 @@ def fit_to_own_data(cfg: dict, colour_recipe: Callable[[], dict]) -> dict:
     if not d["path"]:
         return cfg  # loading the data says what is missing
     if cfg["objective"]["name"] != "semi-supervised":
-        raise ConfigError(f"dataset 'own' is for semi-supervised training, not objective "
-                          f"{cfg['objective']['name']!r}: use the preset {OWN_PRESET}")
+        raise ConfigError(
+            f"dataset 'own' is for semi-supervised training, not objective "
+            f"{cfg['objective']['name']!r}: use the preset {OWN_PRESET}"
+        )
     if d["validation"]:
-        raise ConfigError("data.validation holds out training images, most of which are unlabeled on your own "
-                          "data: put labeled test images in <data.path>/test/<class>/ instead")
+        raise ConfigError(
+            "data.validation holds out training images, most of which are unlabeled on your own "
+            "data: put labeled test images in <data.path>/test/<class>/ instead"
+        )
     path = Path(d["path"]).expanduser().resolve()
     data = load_own(Path.cwd(), "train", path=str(path))
     c, h, w = data.image_shape
@@ -67,16 +71,22 @@ def fit_to_own_data(cfg: dict, colour_recipe: Callable[[], dict]) -> dict:
     g, dis = cfg["model"]["generator"], cfg["model"]["discriminator"]
     family = model_family(dis["name"])
     if family is None or model_family(g["name"]) != family:
-        raise ConfigError(f"dataset 'own' trains the Improved-GAN models, not {g['name']!r}/{dis['name']!r}: "
-                          f"use the preset {OWN_PRESET}")
+        raise ConfigError(
+            f"dataset 'own' trains the Improved-GAN models, not {g['name']!r}/{dis['name']!r}: "
+            f"use the preset {OWN_PRESET}"
+        )
     size = d["image_size"] or NATIVE_SIZE[family]
     if family == "cifar" and size != 32:
-        raise ConfigError(f"the CIFAR-10 models make 32x32 images, not {size}x{size}: drop data.image_size "
-                          f"(your images are resized to 32x32)")
+        raise ConfigError(
+            f"the CIFAR-10 models make 32x32 images, not {size}x{size}: drop data.image_size "
+            f"(your images are resized to 32x32)"
+        )
     n_lab, names = len(data.labeled), list(data.class_names)
     if d["labels"] and d["labels"] != n_lab:
-        raise ConfigError(f"data.labels={d['labels']} but {path} holds {n_lab} labeled images: drop data.labels "
-                          f"(every labeled image at data.path is used)")
+        raise ConfigError(
+            f"data.labels={d['labels']} but {path} holds {n_lab} labeled images: drop data.labels "
+            f"(every labeled image at data.path is used)"
+        )
     d.update(path=str(path), channels=c, image_size=size, labels=n_lab, class_names=names)
     for model in (g, dis):
         model.update(image_size=size, channels=c)
@@ -85,5 +95,6 @@ def fit_to_own_data(cfg: dict, colour_recipe: Callable[[], dict]) -> dict:
     cfg["meta"]["data"] = (
         f"{path}: {n_lab} labeled images in {len(names)} classes + {len(data) - n_lab} unlabeled, "
         f"{'grayscale' if c == 1 else 'colour'}, at {size}x{size}{resized} -> models {g['name']} / {dis['name']}"
-        + ("" if has_test_split(str(path)) else "; no test split (no test error is measured)"))
+        + ("" if has_test_split(str(path)) else "; no test split (no test error is measured)")
+    )
     return cfg

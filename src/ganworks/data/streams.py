@@ -32,7 +32,9 @@ class _Stream:
         if batch_size > len(data):
             from ..errors import ConfigError
 
-            raise ConfigError(f"batch size {batch_size} is larger than the {len(data)} training images: lower data.batch_size")
+            raise ConfigError(
+                f"batch size {batch_size} is larger than the {len(data)} training images: lower data.batch_size"
+            )
         self.batch_size = batch_size
         self.scale = scale
         self.seed = seed
@@ -47,7 +49,7 @@ class _Stream:
         return len(self.images) // self.batch_size
 
     def _slice(self, order: torch.Tensor, index: int) -> torch.Tensor:
-        return order[index * self.batch_size:(index + 1) * self.batch_size]
+        return order[index * self.batch_size : (index + 1) * self.batch_size]
 
     #: add U(0, 1/128) noise to each scaled batch (``data.dequantize``; torch's RNG, so resumable)
     dequantize = False
@@ -73,7 +75,9 @@ class UnsupervisedStream(_Stream):
 
 
 class SemiSupervisedStream(_Stream):
-    def __init__(self, data: ImageData, labeled_idx: torch.Tensor, batch_size: int, scale: str, seed: int, device) -> None:
+    def __init__(
+        self, data: ImageData, labeled_idx: torch.Tensor, batch_size: int, scale: str, seed: int, device
+    ) -> None:
         super().__init__(data, batch_size, scale, seed, device)
         self.labeled_idx = labeled_idx.to(self.device)
         if len(labeled_idx) < 1:

@@ -50,7 +50,8 @@ def _is_run_dir(p: Path) -> bool:
     if p.is_file():
         return p.suffix.lower() in (".pt", ".pth", ".ckpt")
     return any((p / n).exists() for n in ("checkpoints", "config.json", "config.toml", "last.pt")) or any(
-        p.glob("*.pt"))
+        p.glob("*.pt")
+    )
 
 
 def load_input(source, num_samples=DEFAULTS["num_samples"], device="cpu", progress=True, batch_size=100):
@@ -80,12 +81,23 @@ def load_input(source, num_samples=DEFAULTS["num_samples"], device="cpu", progre
     raise DataError(f"input {p}: not an image folder, an .npz or a run directory/checkpoint")
 
 
-def scores_from_features(feats, logits, metrics=DEFAULTS["metrics"], ref=None, names=None,
-                         is_splits=DEFAULTS["is_splits"], is_protocol=DEFAULTS["is_protocol"],
-                         is_seed=DEFAULTS["is_seed"], kid_subsets=DEFAULTS["kid_subsets"],
-                         kid_subset_size=DEFAULTS["kid_subset_size"], kid_degree=DEFAULTS["kid_degree"],
-                         kid_gamma=DEFAULTS["kid_gamma"], kid_coef0=DEFAULTS["kid_coef0"],
-                         kid_seed=DEFAULTS["kid_seed"], fid_imag_tol=DEFAULTS["fid_imag_tol"]):
+def scores_from_features(
+    feats,
+    logits,
+    metrics=DEFAULTS["metrics"],
+    ref=None,
+    names=None,
+    is_splits=DEFAULTS["is_splits"],
+    is_protocol=DEFAULTS["is_protocol"],
+    is_seed=DEFAULTS["is_seed"],
+    kid_subsets=DEFAULTS["kid_subsets"],
+    kid_subset_size=DEFAULTS["kid_subset_size"],
+    kid_degree=DEFAULTS["kid_degree"],
+    kid_gamma=DEFAULTS["kid_gamma"],
+    kid_coef0=DEFAULTS["kid_coef0"],
+    kid_seed=DEFAULTS["kid_seed"],
+    fid_imag_tol=DEFAULTS["fid_imag_tol"],
+):
     """(scores, protocol fragment, notes) from fake features/logits and reference stats ``ref``
     (a dict with ``mu``, ``sigma`` and optionally ``features``)."""
     from ganworks.metrics.fid import FIDWarning, feature_statistics, frechet_distance
@@ -98,14 +110,20 @@ def scores_from_features(feats, logits, metrics=DEFAULTS["metrics"], ref=None, n
     scores, proto, notes = {}, {}, []
     if "is" in metrics:
         if len(logits) < is_splits:
-            raise DataError(f"Inception Score with {is_splits} splits needs at least {is_splits} images, "
-                            f"got {len(logits)}")
+            raise DataError(
+                f"Inception Score with {is_splits} splits needs at least {is_splits} images, got {len(logits)}"
+            )
         shuffle = is_protocol == "torch-fidelity"
         r = inception_score(logits, splits=is_splits, shuffle=shuffle, seed=is_seed)
         scores[names["IS"]], scores[names["IS_std"]] = r["IS"], r["IS_std"]
-        proto.update(is_splits=is_splits, is_protocol=is_protocol, is_shuffled=shuffle,
-                     is_shuffle_seed=is_seed if shuffle else None, is_split_scores=r["split_scores"],
-                     is_logits_dim=int(logits.shape[1]))
+        proto.update(
+            is_splits=is_splits,
+            is_protocol=is_protocol,
+            is_shuffled=shuffle,
+            is_shuffle_seed=is_seed if shuffle else None,
+            is_split_scores=r["split_scores"],
+            is_logits_dim=int(logits.shape[1]),
+        )
     if "fid" in metrics:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", FIDWarning)
@@ -120,15 +138,28 @@ def scores_from_features(feats, logits, metrics=DEFAULTS["metrics"], ref=None, n
         if ref.get("features") is None:
             notes.append("KID skipped: the reference statistics file has no 'features' array")
         else:
-            r = kernel_inception_distance(feats, ref["features"], subsets=kid_subsets, subset_size=kid_subset_size,
-                                          degree=kid_degree, gamma=kid_gamma, coef0=kid_coef0, seed=kid_seed)
+            r = kernel_inception_distance(
+                feats,
+                ref["features"],
+                subsets=kid_subsets,
+                subset_size=kid_subset_size,
+                degree=kid_degree,
+                gamma=kid_gamma,
+                coef0=kid_coef0,
+                seed=kid_seed,
+            )
             if r["subset_size"] != kid_subset_size:
-                notes.append(f"KID subset size reduced from {kid_subset_size} to {r['subset_size']} "
-                             f"(fewer samples); not comparable with subset-size-{kid_subset_size} numbers")
+                notes.append(
+                    f"KID subset size reduced from {kid_subset_size} to {r['subset_size']} "
+                    f"(fewer samples); not comparable with subset-size-{kid_subset_size} numbers"
+                )
             scores[names["KID"]], scores[names["KID_std"]] = r["KID"], r["KID_std"]
-            proto.update(kid_subsets=kid_subsets, kid_subset_size=r["subset_size"],
-                         kid_kernel=f"poly(degree={kid_degree}, gamma={kid_gamma or '1/d'}, coef0={kid_coef0})",
-                         kid_seed=kid_seed)
+            proto.update(
+                kid_subsets=kid_subsets,
+                kid_subset_size=r["subset_size"],
+                kid_kernel=f"poly(degree={kid_degree}, gamma={kid_gamma or '1/d'}, coef0={kid_coef0})",
+                kid_seed=kid_seed,
+            )
     return scores, proto, notes
 
 
@@ -137,13 +168,30 @@ MIN_PER_SPLIT = 2
 
 
 def compute_metrics(
-    input, reference=DEFAULTS["reference"], metrics=DEFAULTS["metrics"], extractor=DEFAULTS["extractor"],
-    weights=None, classifier=None, num_samples=DEFAULTS["num_samples"], reference_count=DEFAULTS["reference_count"],
-    is_splits=DEFAULTS["is_splits"], is_protocol=DEFAULTS["is_protocol"], is_seed=DEFAULTS["is_seed"],
-    kid_subsets=DEFAULTS["kid_subsets"], kid_subset_size=DEFAULTS["kid_subset_size"],
-    kid_degree=DEFAULTS["kid_degree"], kid_gamma=DEFAULTS["kid_gamma"], kid_coef0=DEFAULTS["kid_coef0"],
-    kid_seed=DEFAULTS["kid_seed"], batch_size=DEFAULTS["batch_size"], num_workers=DEFAULTS["num_workers"],
-    device=DEFAULTS["device"], data_root=None, cache_dir=None, use_cache=True, progress=DEFAULTS["progress"],
+    input,
+    reference=DEFAULTS["reference"],
+    metrics=DEFAULTS["metrics"],
+    extractor=DEFAULTS["extractor"],
+    weights=None,
+    classifier=None,
+    num_samples=DEFAULTS["num_samples"],
+    reference_count=DEFAULTS["reference_count"],
+    is_splits=DEFAULTS["is_splits"],
+    is_protocol=DEFAULTS["is_protocol"],
+    is_seed=DEFAULTS["is_seed"],
+    kid_subsets=DEFAULTS["kid_subsets"],
+    kid_subset_size=DEFAULTS["kid_subset_size"],
+    kid_degree=DEFAULTS["kid_degree"],
+    kid_gamma=DEFAULTS["kid_gamma"],
+    kid_coef0=DEFAULTS["kid_coef0"],
+    kid_seed=DEFAULTS["kid_seed"],
+    batch_size=DEFAULTS["batch_size"],
+    num_workers=DEFAULTS["num_workers"],
+    device=DEFAULTS["device"],
+    data_root=None,
+    cache_dir=None,
+    use_cache=True,
+    progress=DEFAULTS["progress"],
     extractor_obj=None,
 ) -> MetricsResult:
     """Score ``input`` (tensor/array of uint8 images, image folder, .npz, run dir or checkpoint).
@@ -170,20 +218,43 @@ def compute_metrics(
     # resolve the reference before the (slow) fake features, so a wrong reference fails fast
     ref = None
     if needs_ref:
-        ref = reference_statistics(reference, ext, count=reference_count, data_root=data_root,
-                                   cache_dir=cache_dir, use_cache=use_cache, batch_size=batch_size,
-                                   num_workers=num_workers, progress=progress)
+        ref = reference_statistics(
+            reference,
+            ext,
+            count=reference_count,
+            data_root=data_root,
+            cache_dir=cache_dir,
+            use_cache=use_cache,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            progress=progress,
+        )
     images, input_desc = load_input(input, num_samples=num_samples, device=device, progress=progress)
     if "is" in metrics and len(images) < MIN_PER_SPLIT * is_splits:
-        raise ConfigError(f"the Inception Score of {len(images)} images in {is_splits} splits has fewer than "
-                          f"{MIN_PER_SPLIT} images per split (one image per split always scores 1 ± 0): score at "
-                          f"least {MIN_PER_SPLIT * is_splits} images or lower --is-splits")
-    feats, logits = extract_features(ext, images, batch_size=batch_size, num_workers=num_workers,
-                                     progress=progress, desc="fake features")
+        raise ConfigError(
+            f"the Inception Score of {len(images)} images in {is_splits} splits has fewer than "
+            f"{MIN_PER_SPLIT} images per split (one image per split always scores 1 ± 0): score at "
+            f"least {MIN_PER_SPLIT * is_splits} images or lower --is-splits"
+        )
+    feats, logits = extract_features(
+        ext, images, batch_size=batch_size, num_workers=num_workers, progress=progress, desc="fake features"
+    )
     scores, proto, notes = scores_from_features(
-        feats, logits, metrics, ref, score_names(ext), is_splits=is_splits, is_protocol=is_protocol,
-        is_seed=is_seed, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, kid_degree=kid_degree,
-        kid_gamma=kid_gamma, kid_coef0=kid_coef0, kid_seed=kid_seed)
+        feats,
+        logits,
+        metrics,
+        ref,
+        score_names(ext),
+        is_splits=is_splits,
+        is_protocol=is_protocol,
+        is_seed=is_seed,
+        kid_subsets=kid_subsets,
+        kid_subset_size=kid_subset_size,
+        kid_degree=kid_degree,
+        kid_gamma=kid_gamma,
+        kid_coef0=kid_coef0,
+        kid_seed=kid_seed,
+    )
     protocol = {
         "metrics": list(metrics),
         "n_fake": int(len(feats)),
@@ -200,10 +271,12 @@ def compute_metrics(
         "seconds": round(time.time() - t0, 2),
     }
     if ext.kind == "inception" and not ext.official:
-        notes.append("Inception weights are not torch-fidelity's official file: numbers are not comparable "
-                     "with published IS/FID")
-    return MetricsResult(scores=scores, protocol=protocol, notes=notes,
-                         arrays={"fake_features": feats, "fake_logits": logits})
+        notes.append(
+            "Inception weights are not torch-fidelity's official file: numbers are not comparable with published IS/FID"
+        )
+    return MetricsResult(
+        scores=scores, protocol=protocol, notes=notes, arrays={"fake_features": feats, "fake_logits": logits}
+    )
 
 
 def _versions() -> dict:

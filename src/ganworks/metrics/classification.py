@@ -14,14 +14,22 @@ from torch import nn
 from ..data.scaling import to_float
 
 
-def count_errors(D: nn.Module, images: torch.Tensor, labels: torch.Tensor, scale: str, batch_size: int = 1000, device="cpu") -> int:
+def count_errors(
+    D: nn.Module, images: torch.Tensor, labels: torch.Tensor, scale: str, batch_size: int = 1000, device="cpu"
+) -> int:
     """Number of misclassified examples; D is put in eval mode and left as it was found."""
     return count_errors_of([D], images, labels, scale, batch_size, device)[0]
 
 
 @torch.no_grad()
-def count_errors_of(models: Sequence[nn.Module], images: torch.Tensor, labels: torch.Tensor, scale: str,
-                    batch_size: int = 1000, device="cpu") -> list[int]:
+def count_errors_of(
+    models: Sequence[nn.Module],
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    scale: str,
+    batch_size: int = 1000,
+    device="cpu",
+) -> list[int]:
     """Errors of each of ``models`` (e.g. the raw and the averaged D) in one pass over the data: each
     batch is moved and scaled once and scored by every model. Models are put in eval mode and left
     as they were found."""

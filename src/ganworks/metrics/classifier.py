@@ -58,9 +58,14 @@ class SmallCNN(nn.Module):
         w = width
         self.norm = _Normalize(mean, std)
         self.body = nn.Sequential(
-            _cbr(in_channels, w), nn.MaxPool2d(2),
-            _cbr(w, 2 * w), _cbr(2 * w, 2 * w), nn.MaxPool2d(2),
-            _cbr(2 * w, 4 * w), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            _cbr(in_channels, w),
+            nn.MaxPool2d(2),
+            _cbr(w, 2 * w),
+            _cbr(2 * w, 2 * w),
+            nn.MaxPool2d(2),
+            _cbr(2 * w, 4 * w),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
         )
         self.head = nn.Linear(4 * w, num_classes)
         self.feature_dim = 4 * w
@@ -88,10 +93,16 @@ class ResNet9(nn.Module):
         self.norm = _Normalize(mean, std)
         self.body = nn.Sequential(
             _cbr(in_channels, w),
-            _cbr(w, 2 * w), nn.MaxPool2d(2), _Residual(2 * w),
-            _cbr(2 * w, 4 * w), nn.MaxPool2d(2),
-            _cbr(4 * w, 8 * w), nn.MaxPool2d(2), _Residual(8 * w),
-            nn.AdaptiveMaxPool2d(1), nn.Flatten(),
+            _cbr(w, 2 * w),
+            nn.MaxPool2d(2),
+            _Residual(2 * w),
+            _cbr(2 * w, 4 * w),
+            nn.MaxPool2d(2),
+            _cbr(4 * w, 8 * w),
+            nn.MaxPool2d(2),
+            _Residual(8 * w),
+            nn.AdaptiveMaxPool2d(1),
+            nn.Flatten(),
         )
         self.head = nn.Linear(8 * w, num_classes)
         self.feature_dim = 8 * w
@@ -136,15 +147,30 @@ def evaluate_accuracy(model, images, labels, batch_size=500, device="cpu") -> fl
     model.eval()
     correct = 0
     for s in range(0, len(images), batch_size):
-        _, logits = model(images[s:s + batch_size].to(device))
-        correct += (logits.argmax(1).cpu() == labels[s:s + batch_size]).sum().item()
+        _, logits = model(images[s : s + batch_size].to(device))
+        correct += (logits.argmax(1).cpu() == labels[s : s + batch_size]).sum().item()
     return correct / max(1, len(images))
 
 
 def train_classifier(
-    train_images, train_labels, test_images, test_labels, num_classes, dataset_name,
-    arch=None, arch_args=None, epochs=10, batch_size=128, lr=0.1, weight_decay=5e-4,
-    augment=None, seed=0, device="cpu", progress=True, max_train=None, log=print,
+    train_images,
+    train_labels,
+    test_images,
+    test_labels,
+    num_classes,
+    dataset_name,
+    arch=None,
+    arch_args=None,
+    epochs=10,
+    batch_size=128,
+    lr=0.1,
+    weight_decay=5e-4,
+    augment=None,
+    seed=0,
+    device="cpu",
+    progress=True,
+    max_train=None,
+    log=print,
 ) -> tuple[nn.Module, dict]:
     """Train a classifier (SGD-Nesterov, one-cycle LR, label smoothing 0.1) and measure test accuracy.
 
@@ -165,15 +191,21 @@ def train_classifier(
     mean = x.mean(dim=(0, 2, 3)).tolist()
     std = x.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist()
     del x
-    full_args = {"in_channels": image_shape[0], "num_classes": int(num_classes), "mean": mean, "std": std,
-                 **(arch_args or {})}
+    full_args = {
+        "in_channels": image_shape[0],
+        "num_classes": int(num_classes),
+        "mean": mean,
+        "std": std,
+        **(arch_args or {}),
+    }
     model = ARCHS[arch](**full_args).to(device)
     if augment is None:
         augment = {"pad": 2, "flip": False} if image_shape[0] == 1 else {"pad": 4, "flip": True}
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
     steps_per_epoch = math.ceil(len(train_images) / batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                                                pct_start=0.25, anneal_strategy="linear")
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=lr, epochs=epochs, steps_per_epoch=steps_per_epoch, pct_start=0.25, anneal_strategy="linear"
+    )
     t0 = time.time()
     history = []
     for epoch in range(epochs):
@@ -182,7 +214,7 @@ def train_classifier(
         tot, n = 0.0, 0
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, leave=False)
         for b in bar:
-            idx = perm[b * batch_size:(b + 1) * batch_size]
+            idx = perm[b * batch_size : (b + 1) * batch_size]
             xb = random_crop_flip(train_images[idx], augment["pad"], augment["flip"], gen).to(device)
             yb = train_labels[idx].to(device)
             _, logits = model(xb)
@@ -194,20 +226,33 @@ def train_classifier(
             tot += loss.item() * len(idx)
             n += len(idx)
         acc = evaluate_accuracy(model, test_images, test_labels, device=device)
-        history.append({"epoch": epoch + 1, "train_loss": tot / n, "test_accuracy": acc,
-                        "elapsed_s": round(time.time() - t0, 1)})
+        history.append(
+            {"epoch": epoch + 1, "train_loss": tot / n, "test_accuracy": acc, "elapsed_s": round(time.time() - t0, 1)}
+        )
         log(f"epoch {epoch + 1}/{epochs}: train loss {tot / n:.4f}, test accuracy {acc:.4f}")
     model.eval()
     info = {
-        "format": FORMAT, "arch": arch, "arch_args": full_args, "dataset": dataset_name,
+        "format": FORMAT,
+        "arch": arch,
+        "arch_args": full_args,
+        "dataset": dataset_name,
         "pixel_scaling": "zero_one, then (x - mean) / std per channel (stored in arch_args)",
-        "image_shape": list(image_shape), "num_classes": int(num_classes),
-        "test_accuracy": history[-1]["test_accuracy"] if history else evaluate_accuracy(
-            model, test_images, test_labels, device=device),
-        "n_train": len(train_images), "n_test": len(test_images),
-        "epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
-        "augment": augment, "seed": seed, "train_seconds": round(time.time() - t0, 1),
-        "history": history, "torch_version": torch.__version__,
+        "image_shape": list(image_shape),
+        "num_classes": int(num_classes),
+        "test_accuracy": history[-1]["test_accuracy"]
+        if history
+        else evaluate_accuracy(model, test_images, test_labels, device=device),
+        "n_train": len(train_images),
+        "n_test": len(test_images),
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "weight_decay": weight_decay,
+        "augment": augment,
+        "seed": seed,
+        "train_seconds": round(time.time() - t0, 1),
+        "history": history,
+        "torch_version": torch.__version__,
         "threads": torch.get_num_threads(),
     }
     return model, info
@@ -246,8 +291,11 @@ def file_sha256(path) -> str:
 
 
 def summary_json(info: dict) -> str:
-    return json.dumps({k: v for k, v in info.items() if k != "arch_args"} | {"arch_args": {
-        k: v for k, v in info["arch_args"].items()}}, indent=2)
+    return json.dumps(
+        {k: v for k, v in info.items() if k != "arch_args"}
+        | {"arch_args": {k: v for k, v in info["arch_args"].items()}},
+        indent=2,
+    )
 
 
 class ClassifierExtractor:
@@ -272,12 +320,19 @@ class ClassifierExtractor:
     def __call__(self, x_uint8):
         h, w = self.info["image_shape"][1:]
         if tuple(x_uint8.shape[2:]) != (h, w):
-            raise DataError(f"images are {tuple(x_uint8.shape[2:])} but the classifier {self.path} "
-                            f"was trained on {h}x{w}")
+            raise DataError(
+                f"images are {tuple(x_uint8.shape[2:])} but the classifier {self.path} was trained on {h}x{w}"
+            )
         return self.model(x_uint8)
 
     def describe(self) -> dict:
-        return {"extractor": self.name, "features": f"penultimate ({self.feature_dim})",
-                "logits": f"{self.info['num_classes']} classes", "weights_file": Path(self.path).name,
-                "weights_sha256": self.weights_sha256, "classifier_arch": self.info["arch"],
-                "classifier_dataset": self.dataset, "classifier_test_accuracy": self.info["test_accuracy"]}
+        return {
+            "extractor": self.name,
+            "features": f"penultimate ({self.feature_dim})",
+            "logits": f"{self.info['num_classes']} classes",
+            "weights_file": Path(self.path).name,
+            "weights_sha256": self.weights_sha256,
+            "classifier_arch": self.info["arch"],
+            "classifier_dataset": self.dataset,
+            "classifier_test_accuracy": self.info["test_accuracy"],
+        }

@@ -26,8 +26,10 @@ from .fid import feature_statistics, frechet_distance
 def _check_conditional(G) -> int:
     k = getattr(G, "num_classes", 0)
     if not k:
-        raise ConfigError("this generator is not class-conditional (num_classes = 0): use `ganworks sample` / "
-                          "`ganworks metrics` without classes")
+        raise ConfigError(
+            "this generator is not class-conditional (num_classes = 0): use `ganworks sample` / "
+            "`ganworks metrics` without classes"
+        )
     return k
 
 
@@ -38,8 +40,9 @@ def _check_class(c: int, k: int) -> int:
 
 
 @torch.no_grad()
-def generate_with_classes(G, y: torch.Tensor, scale: str, device, batch_size: int = 100,
-                          z: torch.Tensor | None = None) -> torch.Tensor:
+def generate_with_classes(
+    G, y: torch.Tensor, scale: str, device, batch_size: int = 100, z: torch.Tensor | None = None
+) -> torch.Tensor:
     """uint8 images G(z, y) for class indices (N,) or class weights (N, K); fresh z unless given."""
     k = _check_conditional(G)
     if not y.is_floating_point():
@@ -51,8 +54,8 @@ def generate_with_classes(G, y: torch.Tensor, scale: str, device, batch_size: in
     out = []
     try:
         for s in range(0, len(y), batch_size):
-            yb = y[s:s + batch_size].to(device)
-            zb = G.sample_z(len(yb), device=device) if z is None else z[s:s + batch_size].to(device)
+            yb = y[s : s + batch_size].to(device)
+            zb = G.sample_z(len(yb), device=device) if z is None else z[s : s + batch_size].to(device)
             out.append(to_uint8(G(zb, yb), scale).cpu())
     finally:
         G.train(was)
@@ -91,8 +94,9 @@ def class_statistics(extractor, images_of_class, batch_size: int = 64, progress:
     return out
 
 
-def intra_fid(G, extractor, reference: dict, per_class: int, scale: str, device, batch_size: int = 100,
-              progress: bool = False) -> dict:
+def intra_fid(
+    G, extractor, reference: dict, per_class: int, scale: str, device, batch_size: int = 100, progress: bool = False
+) -> dict:
     """Mean over the reference's classes of FID(G's images of class c, real images of class c).
 
     ``reference`` maps each class to its real (mean, covariance) (``class_statistics``).

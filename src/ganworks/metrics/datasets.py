@@ -13,9 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ganworks.errors import DataError
-
 from ganworks.data.datasets import IMAGE_EXTENSIONS as IMAGE_EXTS
+from ganworks.errors import DataError
 
 
 def parse_dataset_spec(spec: str) -> tuple[str, str]:
@@ -24,7 +23,7 @@ def parse_dataset_spec(spec: str) -> tuple[str, str]:
     A spec without a split means ``test``.
     """
     if spec.startswith("imagefolder:"):
-        rest = spec[len("imagefolder:"):]
+        rest = spec[len("imagefolder:") :]
         path, sep, split = rest.rpartition(":")
         if not sep or "/" in split or not path:
             return "imagefolder:" + rest, "test"
@@ -36,7 +35,7 @@ def parse_dataset_spec(spec: str) -> tuple[str, str]:
 def dataset_label(name: str) -> str:
     """A short name for result keys: ``imagefolder:/x/cifar10-jpeg`` → ``cifar10-jpeg``."""
     if name.startswith("imagefolder:"):
-        return Path(name[len("imagefolder:"):].rstrip("/")).name or "imagefolder"
+        return Path(name[len("imagefolder:") :].rstrip("/")).name or "imagefolder"
     if os.path.isdir(name):
         return Path(name.rstrip("/")).name
     return name
@@ -68,8 +67,10 @@ def read_images(paths) -> torch.Tensor:
             first = (p, a.shape)
         elif a.shape != first[1]:
             (h, w, c), (h0, w0, c0) = a.shape, first[1]
-            raise DataError(f"image {p} is {w}x{h} with {c} channel(s) but {first[0]} is {w0}x{h0} with {c0}: "
-                            f"every image must have one size and mode (resize or convert {p})")
+            raise DataError(
+                f"image {p} is {w}x{h} with {c} channel(s) but {first[0]} is {w0}x{h0} with {c0}: "
+                f"every image must have one size and mode (resize or convert {p})"
+            )
         arrs.append(a)
     if not arrs:
         raise DataError("no images found")
@@ -97,8 +98,10 @@ def load_npz_images(path: str | Path) -> torch.Tensor:
         import zipfile
 
         if not zipfile.is_zipfile(path):
-            raise DataError(f"{path} is not an .npz file (an .npz is a zip archive of NumPy arrays, made by "
-                            f"numpy.savez): pass the images as an .npz, an image folder or a run directory") from None
+            raise DataError(
+                f"{path} is not an .npz file (an .npz is a zip archive of NumPy arrays, made by "
+                f"numpy.savez): pass the images as an .npz, an image folder or a run directory"
+            ) from None
         raise DataError(f"{path}: not a readable .npz ({e})") from None
     if a.dtype != np.uint8:
         raise DataError(f"{path}: array '{key}' has dtype {a.dtype}, expected uint8 images")
@@ -116,12 +119,14 @@ def load_npz_images(path: str | Path) -> torch.Tensor:
 
 
 @torch.no_grad()
-def generate_images(generator, num_samples: int, scale: str, device, batch_size: int = 100, progress=False,
-                    uint8: str = "round"):
+def generate_images(
+    generator, num_samples: int, scale: str, device, batch_size: int = 100, progress=False, uint8: str = "round"
+):
     """``num_samples`` uint8 images from ``generator`` (eval mode, has ``sample_z``), on CPU;
     ``uint8`` is ``to_uint8``'s mode ("round" or "truncate")."""
-    from ganworks.data.scaling import to_uint8
     from tqdm.auto import tqdm
+
+    from ganworks.data.scaling import to_uint8
 
     out = []
     with tqdm(total=num_samples, desc="generating", unit="img", disable=not progress, leave=False) as bar:

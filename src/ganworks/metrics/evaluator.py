@@ -22,10 +22,23 @@ class SampleQualityEvaluator:
     from different feature extractors are never mixed.
     """
 
-    def __init__(self, num_samples, reference, extractor="inception", weights=None, classifier=None,
-                 batch_size=DEFAULTS["batch_size"], data_root=None, metrics=None, cache_dir=None,
-                 is_splits=DEFAULTS["is_splits"], kid_subsets=DEFAULTS["kid_subsets"],
-                 kid_subset_size=DEFAULTS["kid_subset_size"], progress=False, uint8="round"):
+    def __init__(
+        self,
+        num_samples,
+        reference,
+        extractor="inception",
+        weights=None,
+        classifier=None,
+        batch_size=DEFAULTS["batch_size"],
+        data_root=None,
+        metrics=None,
+        cache_dir=None,
+        is_splits=DEFAULTS["is_splits"],
+        kid_subsets=DEFAULTS["kid_subsets"],
+        kid_subset_size=DEFAULTS["kid_subset_size"],
+        progress=False,
+        uint8="round",
+    ):
         self.num_samples = int(num_samples)
         self.reference = reference
         self.extractor_name = "classifier" if classifier else extractor
@@ -53,9 +66,14 @@ class SampleQualityEvaluator:
             self._ext = make_extractor(self.extractor_name, self.weights, self.classifier, device=device)
             self._device = device
         if self._ref is None and any(m in self.metrics for m in ("fid", "kid")):
-            self._ref = reference_statistics(self.reference, self._ext, data_root=self.data_root,
-                                             cache_dir=self.cache_dir, batch_size=self.batch_size,
-                                             progress=self.progress)
+            self._ref = reference_statistics(
+                self.reference,
+                self._ext,
+                data_root=self.data_root,
+                cache_dir=self.cache_dir,
+                batch_size=self.batch_size,
+                progress=self.progress,
+            )
 
     def __call__(self, generator, scale, device) -> dict:
         from ganworks.metrics.api import score_names, scores_from_features
@@ -63,16 +81,31 @@ class SampleQualityEvaluator:
         from ganworks.metrics.extract import extract_features
 
         self.prepare(device)
-        images = generate_images(generator, self.num_samples, scale, device, batch_size=self.batch_size,
-                                 uint8=self.uint8)
-        feats, logits = extract_features(self._ext, images, batch_size=self.batch_size, progress=self.progress,
-                                         desc="eval features")
+        images = generate_images(
+            generator, self.num_samples, scale, device, batch_size=self.batch_size, uint8=self.uint8
+        )
+        feats, logits = extract_features(
+            self._ext, images, batch_size=self.batch_size, progress=self.progress, desc="eval features"
+        )
         scores, proto, notes = scores_from_features(
-            feats, logits, self.metrics, self._ref, score_names(self._ext), is_splits=self.is_splits,
-            kid_subsets=self.kid_subsets, kid_subset_size=self.kid_subset_size)
-        self.last_protocol = {"n_fake": len(feats), "n_real": self._ref["n"] if self._ref else None,
-                              "reference": self.reference, "uint8": self.uint8, **self._ext.describe(), **proto,
-                              "notes": notes}
+            feats,
+            logits,
+            self.metrics,
+            self._ref,
+            score_names(self._ext),
+            is_splits=self.is_splits,
+            kid_subsets=self.kid_subsets,
+            kid_subset_size=self.kid_subset_size,
+        )
+        self.last_protocol = {
+            "n_fake": len(feats),
+            "n_real": self._ref["n"] if self._ref else None,
+            "reference": self.reference,
+            "uint8": self.uint8,
+            **self._ext.describe(),
+            **proto,
+            "notes": notes,
+        }
         out = {k: float(v) for k, v in scores.items()}
         out["sample_classes"] = effective_classes(logits)
         out["quality_weights_sha256"] = self.last_protocol.get("weights_sha256")

@@ -39,8 +39,9 @@ def _prepare(batch: torch.Tensor, extractor) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def extract_features(extractor, images, batch_size: int = 64, num_workers: int = 0, progress: bool = True,
-                     desc: str = "features") -> tuple[np.ndarray, np.ndarray]:
+def extract_features(
+    extractor, images, batch_size: int = 64, num_workers: int = 0, progress: bool = True, desc: str = "features"
+) -> tuple[np.ndarray, np.ndarray]:
     """(features (N, D), logits (N, K)) as float64 arrays."""
     from tqdm.auto import tqdm
 
@@ -49,12 +50,13 @@ def extract_features(extractor, images, batch_size: int = 64, num_workers: int =
         if images.ndim != 4:
             raise DataError(f"images must be N×C×H×W, got shape {tuple(images.shape)}")
         n = len(images)
-        batches = (images[s:s + batch_size] for s in range(0, n, batch_size))
+        batches = (images[s : s + batch_size] for s in range(0, n, batch_size))
     else:
         n = len(images)
         workers = bounded_workers(num_workers)
-        batches = torch.utils.data.DataLoader(images, batch_size=batch_size, shuffle=False, num_workers=workers,
-                                              pin_memory=device.type == "cuda")
+        batches = torch.utils.data.DataLoader(
+            images, batch_size=batch_size, shuffle=False, num_workers=workers, pin_memory=device.type == "cuda"
+        )
     if n == 0:
         raise DataError("no images to evaluate")
     feats, logits = [], []

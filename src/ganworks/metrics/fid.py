@@ -29,7 +29,9 @@ def feature_statistics(features) -> tuple[np.ndarray, np.ndarray]:
         warnings.warn(
             f"FID from {f.shape[0]} samples of {f.shape[1]}-d features: the covariance is singular and "
             "the score is strongly biased; compare only numbers computed with the same sample counts",
-            FIDWarning, stacklevel=2)
+            FIDWarning,
+            stacklevel=2,
+        )
     return f.mean(axis=0), np.cov(f, rowvar=False)
 
 
@@ -42,15 +44,17 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, imag_tol: float = 1e-3, eps: floa
     diff = mu1 - mu2
     covmean = scipy.linalg.sqrtm(s1 @ s2)
     if not np.isfinite(covmean).all():
-        warnings.warn(f"FID: sqrtm of a singular product; adding {eps}·I to the covariances", FIDWarning,
-                      stacklevel=2)
+        warnings.warn(f"FID: sqrtm of a singular product; adding {eps}·I to the covariances", FIDWarning, stacklevel=2)
         off = np.eye(s1.shape[0]) * eps
         covmean = scipy.linalg.sqrtm((s1 + off) @ (s2 + off))
     if np.iscomplexobj(covmean):
         imag = float(np.max(np.abs(covmean.imag))) if covmean.size else 0.0
         if imag > imag_tol:
-            warnings.warn(f"FID: sqrtm has an imaginary component up to {imag:.3g} (> {imag_tol:g}); dropped",
-                          FIDWarning, stacklevel=2)
+            warnings.warn(
+                f"FID: sqrtm has an imaginary component up to {imag:.3g} (> {imag_tol:g}); dropped",
+                FIDWarning,
+                stacklevel=2,
+            )
         covmean = covmean.real
     return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * np.trace(covmean))
 

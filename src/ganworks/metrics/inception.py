@@ -33,8 +33,7 @@ def _hub_path() -> Path:
 
 def _download(dst: Path) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
-    torch.hub.download_url_to_file(INCEPTION_WEIGHTS_URL, str(dst), hash_prefix=OFFICIAL_SHA256_PREFIX,
-                                   progress=False)
+    torch.hub.download_url_to_file(INCEPTION_WEIGHTS_URL, str(dst), hash_prefix=OFFICIAL_SHA256_PREFIX, progress=False)
 
 
 def resolve_inception_weights(weights: str | os.PathLike | None = None, download: bool = True) -> Path:
@@ -59,7 +58,8 @@ def resolve_inception_weights(weights: str | os.PathLike | None = None, download
         f"Inception weights not available offline: download {INCEPTION_WEIGHTS_FILE} (torch-fidelity's FID "
         f"Inception weights, {INCEPTION_WEIGHTS_URL}) and set ${env}=PATH (or `ganworks metrics --inception-weights "
         f"PATH`, `ganworks train --set eval.quality_weights=PATH`), or put it at {hub}; to train without IS/FID "
-        f"use --set eval.quality_samples=0")
+        f"use --set eval.quality_samples=0"
+    )
 
 
 @lru_cache(maxsize=16)
@@ -89,11 +89,14 @@ class InceptionExtractor:
 
         path = resolve_inception_weights(weights, download=download)
         try:
-            self.net = FeatureExtractorInceptionV3(EXTRACTOR_NAME, [self.feature_layer, self.logits_layer],
-                                                   feature_extractor_weights_path=str(path))
+            self.net = FeatureExtractorInceptionV3(
+                EXTRACTOR_NAME, [self.feature_layer, self.logits_layer], feature_extractor_weights_path=str(path)
+            )
         except Exception as e:  # noqa: BLE001 - a wrong or truncated file
-            raise GanworksError(f"Inception weights file {path} could not be loaded ({type(e).__name__}); "
-                                f"expected torch-fidelity's {INCEPTION_WEIGHTS_FILE}") from None
+            raise GanworksError(
+                f"Inception weights file {path} could not be loaded ({type(e).__name__}); "
+                f"expected torch-fidelity's {INCEPTION_WEIGHTS_FILE}"
+            ) from None
         self.net.to(device)
         self.device = torch.device(device)
         self.weights_path = str(path)
@@ -108,9 +111,15 @@ class InceptionExtractor:
         return self.net(x_uint8)
 
     def describe(self) -> dict:
-        return {"extractor": self.name, "features": "pool_3 (2048)", "logits": "1008, no bias (logits_unbiased)",
-                "weights_file": Path(self.weights_path).name, "weights_sha256": self.weights_sha256,
-                "weights_official": self.official, "implementation": "torch-fidelity FeatureExtractorInceptionV3"}
+        return {
+            "extractor": self.name,
+            "features": "pool_3 (2048)",
+            "logits": "1008, no bias (logits_unbiased)",
+            "weights_file": Path(self.weights_path).name,
+            "weights_sha256": self.weights_sha256,
+            "weights_official": self.official,
+            "implementation": "torch-fidelity FeatureExtractorInceptionV3",
+        }
 
 
 def save_random_inception_weights(path, seed: int = 0, calibration_images: int = 16) -> Path:
@@ -126,8 +135,10 @@ def save_random_inception_weights(path, seed: int = 0, calibration_images: int =
     import torch_fidelity.feature_extractor_inceptionv3 as fe
 
     g = torch.Generator().manual_seed(seed)
-    with mock.patch.object(fe, "load_state_dict_from_url", lambda *a, **k: None), \
-            mock.patch.object(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd, *a, **k: None):
+    with (
+        mock.patch.object(fe, "load_state_dict_from_url", lambda *a, **k: None),
+        mock.patch.object(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd, *a, **k: None),
+    ):
         net = fe.FeatureExtractorInceptionV3("random", ["2048"])
     with torch.no_grad():
         for m in net.modules():

@@ -26,8 +26,17 @@ def mmd2_unbiased(kxx, kxy, kyy) -> float:
     return float((sxx + syy) / (m * (m - 1)) - 2.0 * kxy.sum() / (m * m))
 
 
-def kernel_inception_distance(features1, features2, subsets=100, subset_size=1000, degree=3, gamma=None,
-                              coef0=1.0, seed=2020, adapt_subset_size=True) -> dict:
+def kernel_inception_distance(
+    features1,
+    features2,
+    subsets=100,
+    subset_size=1000,
+    degree=3,
+    gamma=None,
+    coef0=1.0,
+    seed=2020,
+    adapt_subset_size=True,
+) -> dict:
     """KID mean and std over subsets: ``{"KID", "KID_std", "subset_size", "subsets"}``."""
     f1 = np.asarray(features1, dtype=np.float64)
     f2 = np.asarray(features2, dtype=np.float64)
@@ -36,8 +45,10 @@ def kernel_inception_distance(features1, features2, subsets=100, subset_size=100
     n_min = min(len(f1), len(f2))
     if n_min < subset_size:
         if not adapt_subset_size:
-            raise ValueError(f"KID subset size {subset_size} exceeds the number of samples "
-                             f"({len(f1)} and {len(f2)}); lower the subset size")
+            raise ValueError(
+                f"KID subset size {subset_size} exceeds the number of samples "
+                f"({len(f1)} and {len(f2)}); lower the subset size"
+            )
         subset_size = n_min
     if subset_size < 2:
         raise ValueError(f"KID needs at least 2 samples per set, got {len(f1)} and {len(f2)}")
@@ -48,5 +59,9 @@ def kernel_inception_distance(features1, features2, subsets=100, subset_size=100
         y = f2[rng.choice(len(f2), subset_size, replace=False)]
         k = lambda a, b: polynomial_kernel(a, b, degree, gamma, coef0)  # noqa: E731
         mmds[i] = mmd2_unbiased(k(x, x), k(x, y), k(y, y))
-    return {"KID": float(mmds.mean()), "KID_std": float(mmds.std()), "subset_size": int(subset_size),
-            "subsets": int(subsets)}
+    return {
+        "KID": float(mmds.mean()),
+        "KID_std": float(mmds.std()),
+        "subset_size": int(subset_size),
+        "subsets": int(subsets),
+    }

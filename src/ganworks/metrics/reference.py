@@ -38,10 +38,15 @@ def load_stats_file(path) -> dict:
     try:
         with np.load(path, allow_pickle=False) as z:
             if "mu" not in z.files or "sigma" not in z.files:
-                raise DataError(f"{path}: a reference statistics .npz needs arrays 'mu' and 'sigma' "
-                                f"(has {', '.join(z.files) or 'none'})")
-            out = {"mu": z["mu"].astype(np.float64), "sigma": z["sigma"].astype(np.float64),
-                   "features": z["features"].astype(np.float64) if "features" in z.files else None}
+                raise DataError(
+                    f"{path}: a reference statistics .npz needs arrays 'mu' and 'sigma' "
+                    f"(has {', '.join(z.files) or 'none'})"
+                )
+            out = {
+                "mu": z["mu"].astype(np.float64),
+                "sigma": z["sigma"].astype(np.float64),
+                "features": z["features"].astype(np.float64) if "features" in z.files else None,
+            }
             meta = json.loads(str(z["meta"])) if "meta" in z.files else {}
     except (OSError, ValueError) as e:
         raise DataError(f"{path}: not a readable statistics .npz ({e})") from None
@@ -59,9 +64,17 @@ def save_stats_file(path, mu, sigma, features, meta: dict) -> Path:
     return path
 
 
-def reference_statistics(reference: str, extractor, count=None, data_root=None, cache_dir=None, use_cache=True,
-                         batch_size=DEFAULTS["batch_size"], num_workers=DEFAULTS["num_workers"],
-                         progress=True) -> dict:
+def reference_statistics(
+    reference: str,
+    extractor,
+    count=None,
+    data_root=None,
+    cache_dir=None,
+    use_cache=True,
+    batch_size=DEFAULTS["batch_size"],
+    num_workers=DEFAULTS["num_workers"],
+    progress=True,
+) -> dict:
     """``{"mu", "sigma", "features", "n", "meta"}`` for a dataset spec, a statistics ``.npz`` or
     in-memory uint8 images (N×C×H×W tensor/array; not cached)."""
     from ganworks.metrics.datasets import load_split, parse_dataset_spec
@@ -72,8 +85,14 @@ def reference_statistics(reference: str, extractor, count=None, data_root=None, 
         import torch
 
         images = torch.as_tensor(reference)
-        feats, _ = extract_features(extractor, images, batch_size=batch_size, num_workers=num_workers,
-                                    progress=progress, desc="reference features")
+        feats, _ = extract_features(
+            extractor,
+            images,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            progress=progress,
+            desc="reference features",
+        )
         mu, sigma = feature_statistics(feats)
         meta = {"reference": "in-memory images", "split": None, "n": int(len(feats)), "extractor": extractor.name}
         return {"mu": mu, "sigma": sigma, "features": feats, "n": int(len(feats)), "meta": meta}
@@ -84,7 +103,7 @@ def reference_statistics(reference: str, extractor, count=None, data_root=None, 
         return load_stats_file(ref)
     name, split = parse_dataset_spec(ref)
     if name.startswith("imagefolder:"):
-        name = "imagefolder:" + os.path.abspath(name[len("imagefolder:"):])
+        name = "imagefolder:" + os.path.abspath(name[len("imagefolder:") :])
     key = cache_key(name, split, count, extractor.name, extractor.weights_sha256)
     path = cache_root(cache_dir) / "ref-stats" / f"{key}.npz"
     if use_cache and path.is_file():
@@ -101,11 +120,25 @@ def reference_statistics(reference: str, extractor, count=None, data_root=None, 
         if count > len(images):
             raise DataError(f"reference '{ref}' has {len(images)} images, fewer than the requested {count}")
         images = images[:count]
-    feats, _ = extract_features(extractor, images, batch_size=batch_size, num_workers=num_workers,
-                                progress=progress, desc=f"reference {name}:{split}")
+    feats, _ = extract_features(
+        extractor,
+        images,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        progress=progress,
+        desc=f"reference {name}:{split}",
+    )
     mu, sigma = feature_statistics(feats)
-    meta = {"reference": ref, "dataset": name, "split": split, "count": count, "n": int(len(feats)),
-            "extractor": extractor.name, "weights_sha256": extractor.weights_sha256, "cache_key": key}
+    meta = {
+        "reference": ref,
+        "dataset": name,
+        "split": split,
+        "count": count,
+        "n": int(len(feats)),
+        "extractor": extractor.name,
+        "weights_sha256": extractor.weights_sha256,
+        "cache_key": key,
+    }
     if use_cache:
         save_stats_file(path, mu, sigma, feats, meta)
         meta["cache_file"] = str(path)

@@ -32,7 +32,7 @@ class MetricsResult:
         return path
 
     @classmethod
-    def from_dict(cls, d: dict) -> "MetricsResult":
+    def from_dict(cls, d: dict) -> MetricsResult:
         return cls(scores=dict(d["scores"]), protocol=dict(d["protocol"]), notes=list(d.get("notes", [])))
 
     def table(self) -> str:

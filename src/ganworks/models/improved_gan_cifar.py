@@ -47,8 +47,12 @@ from ..nn.vbn import VirtualBatchNorm
 from ..nn.weight_norm import weight_norm
 
 _WEIGHT_STD = 0.05  # every W ~ N(0, 0.05²) in the CIFAR/SVHN scripts
-_D_WIDTHS = {("cifar10", "fm"): (96, 192), ("cifar10", "md"): (96, 192),
-             ("svhn", "fm"): (64, 128), ("svhn", "md"): (96, 192)}
+_D_WIDTHS = {
+    ("cifar10", "fm"): (96, 192),
+    ("cifar10", "md"): (96, 192),
+    ("svhn", "fm"): (64, 128),
+    ("svhn", "md"): (96, 192),
+}
 
 
 def _units(n: int, width: float) -> int:
@@ -88,20 +92,31 @@ class CifarDiscriminator(nn.Module):
         lrelu = lambda: nn.LeakyReLU(0.2)  # noqa: E731
         self.input_layer = nn.Dropout(input_dropout) if variant == "fm" else GaussianNoise(input_noise)
         self.body = nn.Sequential(
-            _wn_conv(self.image_shape[0], a, 3), lrelu(),
-            _wn_conv(a, a, 3), lrelu(),
-            _wn_conv(a, a, 3, stride=2), lrelu(),
+            _wn_conv(self.image_shape[0], a, 3),
+            lrelu(),
+            _wn_conv(a, a, 3),
+            lrelu(),
+            _wn_conv(a, a, 3, stride=2),
+            lrelu(),
             nn.Dropout(dropout),
-            _wn_conv(a, b, 3), lrelu(),
-            _wn_conv(b, b, 3), lrelu(),
-            _wn_conv(b, b, 3, stride=2), lrelu(),
+            _wn_conv(a, b, 3),
+            lrelu(),
+            _wn_conv(b, b, 3),
+            lrelu(),
+            _wn_conv(b, b, 3, stride=2),
+            lrelu(),
             nn.Dropout(dropout),
-            _wn_conv(b, b, 3, padding=0), lrelu(),
-            _wn_conv(b, b, 1, padding=0), lrelu(),  # NIN
-            _wn_conv(b, b, 1, padding=0), lrelu(),  # NIN
+            _wn_conv(b, b, 3, padding=0),
+            lrelu(),
+            _wn_conv(b, b, 1, padding=0),
+            lrelu(),  # NIN
+            _wn_conv(b, b, 1, padding=0),
+            lrelu(),  # NIN
         )
         self.feature_dim = b
-        self.minibatch = MinibatchDiscrimination(b, num_kernels, dim_per_kernel) if variant == "md" and num_kernels else None
+        self.minibatch = (
+            MinibatchDiscrimination(b, num_kernels, dim_per_kernel) if variant == "md" and num_kernels else None
+        )
         dense_in = self.minibatch.out_features if self.minibatch is not None else b
         out = nn.Linear(dense_in, num_classes)
         nn.init.zeros_(out.bias)
@@ -188,18 +203,23 @@ class CifarGenerator(nn.Module):
         return x[n_ref:]
 
 
-def _discriminator(dataset: str, variant: str, image_size: int, channels: int, num_classes: int,
-                   width: float, num_kernels: int) -> CifarDiscriminator:
+def _discriminator(
+    dataset: str, variant: str, image_size: int, channels: int, num_classes: int, width: float, num_kernels: int
+) -> CifarDiscriminator:
     if (dataset, variant) not in _D_WIDTHS:
         raise ConfigError(f"discriminator variant must be 'fm' or 'md', got {variant!r}")
     a, b = (_units(c, width) for c in _D_WIDTHS[dataset, variant])
-    return CifarDiscriminator((channels, image_size, image_size), num_classes, (a, b), variant,
-                              num_kernels=num_kernels)
+    return CifarDiscriminator((channels, image_size, image_size), num_classes, (a, b), variant, num_kernels=num_kernels)
 
 
 def cifar_discriminator(
-    *, variant: str = "fm", image_size: int = 32, channels: int = 3, num_classes: int = 10,
-    width: float = 1.0, num_kernels: int = 100,
+    *,
+    variant: str = "fm",
+    image_size: int = 32,
+    channels: int = 3,
+    num_classes: int = 10,
+    width: float = 1.0,
+    num_kernels: int = 100,
 ) -> CifarDiscriminator:
     """CIFAR-10 D: ``variant="fm"`` (train_cifar_feature_matching.py) or ``"md"``
     (train_cifar_minibatch_discrimination.py); widths 96/192. ``num_kernels=0`` drops the minibatch
@@ -208,16 +228,26 @@ def cifar_discriminator(
 
 
 def svhn_discriminator(
-    *, variant: str = "fm", image_size: int = 32, channels: int = 3, num_classes: int = 10,
-    width: float = 1.0, num_kernels: int = 100,
+    *,
+    variant: str = "fm",
+    image_size: int = 32,
+    channels: int = 3,
+    num_classes: int = 10,
+    width: float = 1.0,
+    num_kernels: int = 100,
 ) -> CifarDiscriminator:
     """SVHN D: ``variant="fm"`` has widths 64/128; ``"md"`` the CIFAR widths 96/192."""
     return _discriminator("svhn", variant, image_size, channels, num_classes, width, num_kernels)
 
 
 def cifar_generator(
-    *, image_size: int = 32, channels: int = 3, z_dim: int = 100, width: float = 1.0,
-    norm: str = "batch", vbn_ref_size: int = 100,
+    *,
+    image_size: int = 32,
+    channels: int = 3,
+    z_dim: int = 100,
+    width: float = 1.0,
+    norm: str = "batch",
+    vbn_ref_size: int = 100,
 ) -> CifarGenerator:
     """The CIFAR-10/SVHN generator; ``norm="batch"`` (the released code, Table 3 "−VBN+BN") or
     ``"vbn"`` with a ``vbn_ref_size``-sample reference batch (Table 3's full model)."""

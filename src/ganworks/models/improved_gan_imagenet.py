@@ -65,15 +65,16 @@ class ImageNetGenerator(nn.Module):
             raise ConfigError(f"the Improved-GAN ImageNet generator makes 128x128 images, got image_size {image_size}")
         self.image_shape = (3, 128, 128)
         self.z_dim = z_dim
-        widths = [gf * 8, gf * 4, gf * 2, gf, gf, gf]            # h0 .. h5
-        noise = [gf, gf, gf // 2, gf // 4, gf // 8, gf // 8]      # noise channels after each
+        widths = [gf * 8, gf * 4, gf * 2, gf, gf, gf]  # h0 .. h5
+        noise = [gf, gf, gf // 2, gf // 4, gf // 8, gf // 8]  # noise channels after each
         self.noise_channels = [max(1, c) for c in noise]
-        self.sizes = [4 * 2 ** i for i in range(6)]
+        self.sizes = [4 * 2**i for i in range(6)]
         self.dense = nn.Linear(z_dim, widths[0] * 16)
         nn.init.normal_(self.dense.weight, 0.0, _STD)
         nn.init.zeros_(self.dense.bias)
         self.deconvs = nn.ModuleList(
-            _deconv(widths[i - 1] + self.noise_channels[i - 1], widths[i]) for i in range(1, 6))
+            _deconv(widths[i - 1] + self.noise_channels[i - 1], widths[i]) for i in range(1, 6)
+        )
         self.vbns = nn.ModuleList(VirtualBatchNorm(w, vbn_ref_size) for w in widths)
         self.out = _deconv(widths[5] + self.noise_channels[5], 3, stride=1, std=0.075, bias=-0.45)
         self._widths = widths
@@ -151,20 +152,29 @@ class JointMinibatchDiscrimination(nn.Module):
         n2 = h.shape[0]
         b = n2 // 2
         m = self.linear(h).view(n2, self.num_kernels, self.dim_per_kernel)
-        dist = (m[:, None] - m[None, :]).abs().sum(dim=3)           # (n2, n2, kernels)
+        dist = (m[:, None] - m[None, :]).abs().sum(dim=3)  # (n2, n2, kernels)
         mask = 1.0 - torch.eye(n2, device=h.device, dtype=h.dtype)[:, :, None]
         sim = torch.exp(-dist) * mask
-        f_real = sim[:, :b].sum(dim=1) / mask[:, :b].sum()          # / B(2B − 1), as the reference
+        f_real = sim[:, :b].sum(dim=1) / mask[:, :b].sum()  # / B(2B − 1), as the reference
         f_fake = sim[:, b:].sum(dim=1) / mask[:, b:].sum()
         return torch.cat([f_real, f_fake], dim=1)
 
 
 class ImageNetDiscriminator(nn.Module):
-    def __init__(self, image_size: int = 128, df: int = 64, num_classes: int = 1001, num_kernels: int = 300,
-                 dim_per_kernel: int = 50, input_noise: float = 0.1) -> None:
+    def __init__(
+        self,
+        image_size: int = 128,
+        df: int = 64,
+        num_classes: int = 1001,
+        num_kernels: int = 300,
+        dim_per_kernel: int = 50,
+        input_noise: float = 0.1,
+    ) -> None:
         super().__init__()
         if image_size != 128:
-            raise ConfigError(f"the Improved-GAN ImageNet discriminator takes 128x128 images, got image_size {image_size}")
+            raise ConfigError(
+                f"the Improved-GAN ImageNet discriminator takes 128x128 images, got image_size {image_size}"
+            )
         self.image_shape = (3, 128, 128)
         self.input_noise = input_noise
         self.num_classes = num_classes
@@ -202,16 +212,24 @@ class ImageNetDiscriminator(nn.Module):
         return (logits, features) if with_features else logits
 
 
-def imagenet_generator(*, image_size: int = 128, z_dim: int = 8192, width: float = 1.0,
-                       vbn_ref_size: int = 16) -> ImageNetGenerator:
+def imagenet_generator(
+    *, image_size: int = 128, z_dim: int = 8192, width: float = 1.0, vbn_ref_size: int = 16
+) -> ImageNetGenerator:
     return ImageNetGenerator(image_size, z_dim, _units(64, width), vbn_ref_size)
 
 
-def imagenet_discriminator(*, image_size: int = 128, width: float = 1.0, num_classes: int = 1001,
-                           num_kernels: int = 300, dim_per_kernel: int = 50,
-                           input_noise: float = 0.1) -> ImageNetDiscriminator:
-    return ImageNetDiscriminator(image_size, max(2, _units(64, width)), num_classes, num_kernels, dim_per_kernel,
-                                 input_noise)
+def imagenet_discriminator(
+    *,
+    image_size: int = 128,
+    width: float = 1.0,
+    num_classes: int = 1001,
+    num_kernels: int = 300,
+    dim_per_kernel: int = 50,
+    input_noise: float = 0.1,
+) -> ImageNetDiscriminator:
+    return ImageNetDiscriminator(
+        image_size, max(2, _units(64, width)), num_classes, num_kernels, dim_per_kernel, input_noise
+    )
 
 
 BUILDERS = {

@@ -98,16 +98,20 @@ class MnistGenerator(nn.Module):
 
 
 def mnist_discriminator(
-    *, image_size: int = 28, channels: int = 1, num_classes: int = 10, width: float = 1.0,
-    input_noise: float = 0.3, hidden_noise: float = 0.5,
+    *,
+    image_size: int = 28,
+    channels: int = 1,
+    num_classes: int = 10,
+    width: float = 1.0,
+    input_noise: float = 0.3,
+    hidden_noise: float = 0.5,
 ) -> MnistDiscriminator:
-    return MnistDiscriminator((channels, image_size, image_size), num_classes, width=width,
-                              input_noise=input_noise, hidden_noise=hidden_noise)
+    return MnistDiscriminator(
+        (channels, image_size, image_size), num_classes, width=width, input_noise=input_noise, hidden_noise=hidden_noise
+    )
 
 
-def mnist_generator(
-    *, image_size: int = 28, channels: int = 1, z_dim: int = 100, width: float = 1.0
-) -> MnistGenerator:
+def mnist_generator(*, image_size: int = 28, channels: int = 1, z_dim: int = 100, width: float = 1.0) -> MnistGenerator:
     return MnistGenerator((channels, image_size, image_size), z_dim, width=width)
 
 

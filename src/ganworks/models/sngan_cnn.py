@@ -127,7 +127,9 @@ class CNNGenerator(nn.Module):
         self.dense = nn.Linear(z_dim, c0 * bottom * bottom)
         # the code's BN over the dense output is per unit (8192 features at M_g = 4)
         self.dense_post = (
-            nn.Sequential(nn.BatchNorm1d(c0 * bottom * bottom, eps=_BN_EPS, momentum=_BN_MOMENTUM), nn.ReLU(inplace=True))
+            nn.Sequential(
+                nn.BatchNorm1d(c0 * bottom * bottom, eps=_BN_EPS, momentum=_BN_MOMENTUM), nn.ReLU(inplace=True)
+            )
             if dense_bn_relu
             else nn.Identity()
         )

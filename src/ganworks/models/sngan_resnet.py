@@ -70,16 +70,36 @@ _RESIDUAL_GAIN = math.sqrt(2.0)
 # image_size → (G dense channels, G block output channels, D block channels, D downsample flags,
 #               D final bias)
 _CONFIGS = {
-    32: dict(g_start=256, g_blocks=(256, 256, 256), d_blocks=(128, 128, 128, 128),
-             d_down=(True, True, False, False), final_bias=False),
-    48: dict(g_start=512, g_blocks=(256, 128, 64), d_blocks=(64, 128, 256, 512, 1024),
-             d_down=(True, True, True, True, False), final_bias=True),
+    32: dict(
+        g_start=256,
+        g_blocks=(256, 256, 256),
+        d_blocks=(128, 128, 128, 128),
+        d_down=(True, True, False, False),
+        final_bias=False,
+    ),
+    48: dict(
+        g_start=512,
+        g_blocks=(256, 128, 64),
+        d_blocks=(64, 128, 256, 512, 1024),
+        d_down=(True, True, True, True, False),
+        final_bias=True,
+    ),
     # ImageNet 64×64 [SNP:gen_models/resnet_64.py, dis_models/snresnet_64.py, ch=64]
-    64: dict(g_start=1024, g_blocks=(512, 256, 128, 64), d_blocks=(64, 128, 256, 512, 1024),
-             d_down=(True, True, True, True, True), final_bias=True),
+    64: dict(
+        g_start=1024,
+        g_blocks=(512, 256, 128, 64),
+        d_blocks=(64, 128, 256, 512, 1024),
+        d_down=(True, True, True, True, True),
+        final_bias=True,
+    ),
     # ImageNet 128×128 [SN-paper Table 6; SNP:gen_models/resnet.py, dis_models/snresnet.py, ch=64]
-    128: dict(g_start=1024, g_blocks=(1024, 512, 256, 128, 64), d_blocks=(64, 128, 256, 512, 1024, 1024),
-              d_down=(True, True, True, True, True, False), final_bias=True),
+    128: dict(
+        g_start=1024,
+        g_blocks=(1024, 512, 256, 128, 64),
+        d_blocks=(64, 128, 256, 512, 1024, 1024),
+        d_down=(True, True, True, True, True, False),
+        final_bias=True,
+    ),
 }
 D_CONDITIONING = ("projection", "concat")
 #: the concat discriminator's class embedding width (dim_emb of SNResNetConcatDiscriminator)
@@ -94,9 +114,11 @@ def _units(n: int, width: float) -> int:
 
 def _config(image_size: int) -> dict:
     if image_size not in _CONFIGS:
-        raise ConfigError(f"the SN-GAN ResNets exist for image_size 32 (CIFAR-10), 48 (STL-10), 64 and 128 "
-                          f"(ImageNet), got {image_size}: set model.generator.image_size and "
-                          f"model.discriminator.image_size to one of them")
+        raise ConfigError(
+            f"the SN-GAN ResNets exist for image_size 32 (CIFAR-10), 48 (STL-10), 64 and 128 "
+            f"(ImageNet), got {image_size}: set model.generator.image_size and "
+            f"model.discriminator.image_size to one of them"
+        )
     return _CONFIGS[image_size]
 
 
@@ -265,7 +287,9 @@ class ResNetDiscriminator(nn.Module):
         if num_classes < 0:
             raise ConfigError(f"num_classes must be >= 0 (0: unconditional), got {num_classes}")
         if conditioning not in D_CONDITIONING:
-            raise ConfigError(f"conditioning must be one of {', '.join(map(repr, D_CONDITIONING))}; got {conditioning!r}")
+            raise ConfigError(
+                f"conditioning must be one of {', '.join(map(repr, D_CONDITIONING))}; got {conditioning!r}"
+            )
         concat = bool(num_classes) and conditioning == "concat"
         if concat and len(block_channels) <= CONCAT_AFTER:
             raise ConfigError(f"the concat discriminator needs more than {CONCAT_AFTER} blocks")

@@ -20,6 +20,15 @@ from .vbn import VirtualBatchNorm
 from .weight_norm import data_dependent_init, weight_norm
 
 __all__ = [
-    "CategoricalConditionalBatchNorm2d", "GaussianNoise", "MinibatchDiscrimination", "ParallelGaussianStream", "VirtualBatchNorm", "apply_spectral_norm", "batch_norm_no_gain",
-    "data_dependent_init", "spectral_norm", "spectral_norms", "weight_norm",
+    "CategoricalConditionalBatchNorm2d",
+    "GaussianNoise",
+    "MinibatchDiscrimination",
+    "ParallelGaussianStream",
+    "VirtualBatchNorm",
+    "apply_spectral_norm",
+    "batch_norm_no_gain",
+    "data_dependent_init",
+    "spectral_norm",
+    "spectral_norms",
+    "weight_norm",
 ]

@@ -57,4 +57,3 @@ def batch_norm_or_conditional(num_features: int, num_classes: int, eps: float, m
 
 def is_conditional(module: nn.Module) -> bool:
     return isinstance(module, CategoricalConditionalBatchNorm2d)
-

@@ -32,7 +32,6 @@ import torch
 from torch import Tensor, nn
 
 
-
 class MinibatchDiscrimination(nn.Module):
     """Append B minibatch features to A input features: (n, A) → (n, A + B).
 

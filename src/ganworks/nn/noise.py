@@ -153,7 +153,7 @@ class ParallelGaussianStream:
         self.seed, self.count = int(state["seed"]), int(state["count"])
         self._ahead = None
 
-    def __deepcopy__(self, memo) -> "ParallelGaussianStream":
+    def __deepcopy__(self, memo) -> ParallelGaussianStream:
         return self  # a copied model (e.g. the averaged D) draws from the same stream
 
     def close(self) -> None:

@@ -83,9 +83,7 @@ def spectral_norm(module: nn.Module, name: str = "weight") -> nn.Module:
 
 def is_spectral_normed(module: nn.Module, name: str = "weight") -> bool:
     """Whether ``module.<name>`` carries a spectral-norm parametrization."""
-    return parametrize.is_parametrized(module, name) and any(
-        _is_sn(p) for p in module.parametrizations[name]
-    )
+    return parametrize.is_parametrized(module, name) and any(_is_sn(p) for p in module.parametrizations[name])
 
 
 def apply_spectral_norm(model: nn.Module) -> nn.Module:
@@ -130,6 +128,7 @@ def spectral_norms(model: nn.Module, normalized: bool = False) -> dict[str, floa
 
 
 if _SpectralNorm is not None:
+
     class _SpectralNormFP32(_SpectralNorm):
         """torch's spectral norm with the power iteration and the σ division always in float32,
         outside any autocast region (mixed-precision training, ``train.amp``); the layer's own

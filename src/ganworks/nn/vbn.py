@@ -47,9 +47,7 @@ class VirtualBatchNorm(nn.Module):
         if x.dim() < 2 or x.shape[1] != self.num_features:
             raise ValueError(f"expected (n, {self.num_features}, ...) input, got shape {tuple(x.shape)}")
         if x.shape[0] < n_ref:
-            raise ValueError(
-                f"VBN input must start with the {n_ref}-row reference batch, got only {x.shape[0]} rows"
-            )
+            raise ValueError(f"VBN input must start with the {n_ref}-row reference batch, got only {x.shape[0]} rows")
         ref, live = x[:n_ref], x[n_ref:]
         spatial = tuple(range(2, x.dim()))
         ref_dims = (0,) + spatial

@@ -73,8 +73,10 @@ def is_weight_normed(module: nn.Module) -> bool:
 
 def needs_data_dependent_init(model: nn.Module) -> bool:
     """Whether ``data_dependent_init`` would change anything in ``model``."""
-    return any((is_weight_normed(m) and m.ddi_init_scale is not None) or hasattr(m, "data_dependent_init_")
-               for m in model.modules())
+    return any(
+        (is_weight_normed(m) and m.ddi_init_scale is not None) or hasattr(m, "data_dependent_init_")
+        for m in model.modules()
+    )
 
 
 @torch.no_grad()

@@ -28,8 +28,11 @@ class Objective:
 
     def __init__(self, G: nn.Module, D: nn.Module, historical_averaging: float = 0.0) -> None:
         self.G, self.D = G, D
-        self.historical = ({"d": HistoricalAverage(D, historical_averaging), "g": HistoricalAverage(G, historical_averaging)}
-                           if historical_averaging > 0 else {})
+        self.historical = (
+            {"d": HistoricalAverage(D, historical_averaging), "g": HistoricalAverage(G, historical_averaging)}
+            if historical_averaging > 0
+            else {}
+        )
 
     def d_loss(self, batch: dict) -> tuple[Tensor, dict[str, Tensor]]:
         raise NotImplementedError

@@ -24,8 +24,9 @@ from .base import Objective, scalar_logit
 class ConditionalGAN(Objective):
     stream = "unsupervised"  # batches carry "x" and "y"
 
-    def __init__(self, G, D, *, loss: str = "hinge", n_dis: int = 5, n_gen_samples: int = 0,
-                 historical_averaging: float = 0.0) -> None:
+    def __init__(
+        self, G, D, *, loss: str = "hinge", n_dis: int = 5, n_gen_samples: int = 0, historical_averaging: float = 0.0
+    ) -> None:
         super().__init__(G, D, historical_averaging)
         if loss not in losses.ADVERSARIAL_LOSSES:
             raise ValueError(f"loss must be one of {', '.join(losses.ADVERSARIAL_LOSSES)}, got {loss!r}")
@@ -33,9 +34,11 @@ class ConditionalGAN(Objective):
             raise ValueError("n_dis must be at least 1 and n_gen_samples at least 0 (0: the batch size)")
         k_g, k_d = getattr(G, "num_classes", 0), getattr(D, "num_classes", 0)
         if not k_g or k_g != k_d:
-            raise ValueError(f"the conditional objective needs a generator and a discriminator conditional on the "
-                             f"same classes (got num_classes {k_g} and {k_d}): set model.generator.num_classes and "
-                             f"model.discriminator.num_classes")
+            raise ValueError(
+                f"the conditional objective needs a generator and a discriminator conditional on the "
+                f"same classes (got num_classes {k_g} and {k_d}): set model.generator.num_classes and "
+                f"model.discriminator.num_classes"
+            )
         self.num_classes = k_g
         self.d_fn, self.g_fn = losses.ADVERSARIAL_LOSSES[loss]
         self.schedule = ("g",) + ("d",) * n_dis

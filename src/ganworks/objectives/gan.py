@@ -29,9 +29,21 @@ from .base import Objective, scalar_logit
 class GAN(Objective):
     stream = "unsupervised"
 
-    def __init__(self, G, D, *, loss: str = "nonsaturating", n_dis: int = 1, g_batch_multiplier: int = 1,
-                 gradient_penalty: float = 0.0, gp_mode: str = "wgan-gp", weight_clip: float = 0.0,
-                 orthonormal: float = 0.0, real_target: float = 1.0, historical_averaging: float = 0.0) -> None:
+    def __init__(
+        self,
+        G,
+        D,
+        *,
+        loss: str = "nonsaturating",
+        n_dis: int = 1,
+        g_batch_multiplier: int = 1,
+        gradient_penalty: float = 0.0,
+        gp_mode: str = "wgan-gp",
+        weight_clip: float = 0.0,
+        orthonormal: float = 0.0,
+        real_target: float = 1.0,
+        historical_averaging: float = 0.0,
+    ) -> None:
         super().__init__(G, D, historical_averaging)
         if loss not in losses.ADVERSARIAL_LOSSES:
             raise ValueError(f"loss must be one of {', '.join(losses.ADVERSARIAL_LOSSES)}, got {loss!r}")

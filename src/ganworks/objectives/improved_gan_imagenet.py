@@ -41,8 +41,16 @@ class ImageNetSemiSupervisedGAN(Objective):
     stream = "unsupervised"  # batches carry "x" and "y"
     schedule = ("d", "g")
 
-    def __init__(self, G, D, *, real_target: float = 0.75, g_target: float = 0.375, class_weight: float = 1.0,
-                 historical_averaging: float = 0.0) -> None:
+    def __init__(
+        self,
+        G,
+        D,
+        *,
+        real_target: float = 0.75,
+        g_target: float = 0.375,
+        class_weight: float = 1.0,
+        historical_averaging: float = 0.0,
+    ) -> None:
         super().__init__(G, D, historical_averaging)
         if not (0 < real_target <= 1 and 0 < g_target <= 1):
             raise ValueError("real_target and g_target must be in (0, 1]")
@@ -64,8 +72,12 @@ class ImageNetSemiSupervisedGAN(Objective):
         loss_class = F.cross_entropy(class_logits, y)
         loss = loss_real + loss_fake + self.class_weight * loss_class
         train_error = (class_logits.argmax(dim=1) != y).float().mean()
-        return loss, {"d_loss_real": loss_real, "d_loss_fake": loss_fake, "d_loss_class": loss_class,
-                      "train_error": train_error}
+        return loss, {
+            "d_loss_real": loss_real,
+            "d_loss_fake": loss_fake,
+            "d_loss_class": loss_class,
+            "train_error": train_error,
+        }
 
     def g_loss(self, batch):
         x = batch["x"]

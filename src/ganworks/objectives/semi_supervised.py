@@ -31,16 +31,27 @@ from .base import Objective
 class SemiSupervisedGAN(Objective):
     stream = "semi_supervised"
 
-    def __init__(self, G, D, *, unlabeled_weight: float = 1.0, feature_matching: str = "l2",
-                 real_target: float = 1.0, g_steps: int = 1, historical_averaging: float = 0.0,
-                 fuse_d_passes: bool = False) -> None:
+    def __init__(
+        self,
+        G,
+        D,
+        *,
+        unlabeled_weight: float = 1.0,
+        feature_matching: str = "l2",
+        real_target: float = 1.0,
+        g_steps: int = 1,
+        historical_averaging: float = 0.0,
+        fuse_d_passes: bool = False,
+    ) -> None:
         super().__init__(G, D, historical_averaging)
         if feature_matching not in ("l1", "l2", ""):
             raise ValueError(f"feature_matching must be 'l1', 'l2' or '' (minimax), got {feature_matching!r}")
         if fuse_d_passes and not getattr(D, "samplewise", False):
-            raise ValueError(f"fuse_d_passes needs a discriminator that treats every example on its own (no batch "
-                             f"norm, no minibatch discrimination); {type(D).__name__} does not declare samplewise = "
-                             f"True: set objective.fuse_d_passes=false")
+            raise ValueError(
+                f"fuse_d_passes needs a discriminator that treats every example on its own (no batch "
+                f"norm, no minibatch discrimination); {type(D).__name__} does not declare samplewise = "
+                f"True: set objective.fuse_d_passes=false"
+            )
         self.fuse_d_passes = fuse_d_passes
         self.unlabeled_weight = unlabeled_weight
         self.feature_matching = feature_matching
@@ -59,7 +70,8 @@ class SemiSupervisedGAN(Objective):
             logits_unl = self.D(x_unl)
             logits_fake = self.D(fake)
         total, sup, unsup = losses.semi_supervised_d_loss(
-            logits_lab, batch["y_lab"], logits_unl, logits_fake, self.unlabeled_weight, self.real_target)
+            logits_lab, batch["y_lab"], logits_unl, logits_fake, self.unlabeled_weight, self.real_target
+        )
         train_err = (logits_lab.argmax(1) != batch["y_lab"]).float().mean()
         return total, {"loss_lab": sup, "loss_unl": unsup, "train_error": train_err}
 

@@ -9,5 +9,17 @@ from .report import collect, write_report
 from .runner import Caps, run_local, run_state, run_submitit
 from .tables import Row, RunSpec, Table, list_tables, load_table, plan
 
-__all__ = ["Caps", "Row", "RunSpec", "Table", "collect", "list_tables", "load_table", "plan", "run_local",
-           "run_state", "run_submitit", "write_report"]
+__all__ = [
+    "Caps",
+    "Row",
+    "RunSpec",
+    "Table",
+    "collect",
+    "list_tables",
+    "load_table",
+    "plan",
+    "run_local",
+    "run_state",
+    "run_submitit",
+    "write_report",
+]

@@ -55,8 +55,10 @@ def _machine() -> str:
     import torch
 
     gpu = f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores{gpu}; "
-            f"torch {torch.__version__}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores{gpu}; "
+        f"torch {torch.__version__}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+    )
 
 
 def metric_value(row: dict, metric: str):
@@ -90,9 +92,18 @@ def outcome(seed: dict, rules: dict) -> str:
 def collect(table: Table, specs: list[RunSpec], results_dir: Path | None = None) -> dict:
     """Per row: every seed's final metrics, curves and epochs; mean ± std over the seeds that have one.
     A run without a run folder is read from its committed copy under ``results_dir``."""
-    out = {"table": table.name, "id": table.id, "title": table.title, "paper": table.paper, "notes": table.notes,
-           "metrics": table.metrics, "rows": [], "machine": _machine(), "outcomes": table.outcomes,
-           "claim": table.claim}
+    out = {
+        "table": table.name,
+        "id": table.id,
+        "title": table.title,
+        "paper": table.paper,
+        "notes": table.notes,
+        "metrics": table.metrics,
+        "rows": [],
+        "machine": _machine(),
+        "outcomes": table.outcomes,
+        "claim": table.claim,
+    }
     caps_seen = []
     extractors: dict[str, list[str]] = {}
     by_row: dict[str, list[RunSpec]] = {}
@@ -123,17 +134,26 @@ def collect(table: Table, specs: list[RunSpec], results_dir: Path | None = None)
             sha = next((r["quality_weights_sha256"] for r in reversed(rows) if r.get("quality_weights_sha256")), None)
             if sha:
                 extractors.setdefault(sha, []).append(f"{row.id}/seed{s.seed}")
-            seeds.append({
-                "seed": s.seed, "run_dir": source, "finished": bool(status.get("finished")),
-                "diverged": ended_by_divergence(status), "error": status.get("error"),
-                "epochs": last.get("epoch"), "iteration": last.get("iteration"),
-                "wall_time_s": last.get("wall_time_s"), "sample_classes": last.get("sample_classes"),
-                "extractor_sha256": sha,
-                "final": {m: metric_value(last, m) for m in table.metrics},
-                "curve": {m: [[r.get("epoch"), metric_value(r, m)] for r in rows if metric_value(r, m) is not None]
-                          for m in table.metrics},
-                "samples": samples,
-            })
+            seeds.append(
+                {
+                    "seed": s.seed,
+                    "run_dir": source,
+                    "finished": bool(status.get("finished")),
+                    "diverged": ended_by_divergence(status),
+                    "error": status.get("error"),
+                    "epochs": last.get("epoch"),
+                    "iteration": last.get("iteration"),
+                    "wall_time_s": last.get("wall_time_s"),
+                    "sample_classes": last.get("sample_classes"),
+                    "extractor_sha256": sha,
+                    "final": {m: metric_value(last, m) for m in table.metrics},
+                    "curve": {
+                        m: [[r.get("epoch"), metric_value(r, m)] for r in rows if metric_value(r, m) is not None]
+                        for m in table.metrics
+                    },
+                    "samples": samples,
+                }
+            )
             if table.outcomes:
                 seeds[-1]["outcome"] = outcome(seeds[-1], table.outcomes)
         if not seeds:
@@ -141,22 +161,39 @@ def collect(table: Table, specs: list[RunSpec], results_dir: Path | None = None)
         summary = {}
         for m in table.metrics:
             vals = [x["final"][m] for x in seeds if x["final"].get(m) is not None]
-            summary[m] = {"mean": statistics.fmean(vals) if vals else None,
-                          "std": statistics.stdev(vals) if len(vals) > 1 else (0.0 if vals else None),
-                          "n": len(vals), "published": row.published.get(m), "published_std": row.published_std.get(m),
-                          "common": at_common_epoch([x["curve"][m] for x in seeds if x["curve"][m]])}
+            summary[m] = {
+                "mean": statistics.fmean(vals) if vals else None,
+                "std": statistics.stdev(vals) if len(vals) > 1 else (0.0 if vals else None),
+                "n": len(vals),
+                "published": row.published.get(m),
+                "published_std": row.published_std.get(m),
+                "common": at_common_epoch([x["curve"][m] for x in seeds if x["curve"][m]]),
+            }
         epochs = [x["epochs"] for x in seeds if x["epochs"] is not None]
-        out["rows"].append({"id": row.id, "label": row.label, "preset": row.preset, "seeds_asked": row.seeds,
-                            "summary": summary, "epochs_min": min(epochs) if epochs else None,
-                            "epochs_max": max(epochs) if epochs else None,
-                            "finished": sum(x["finished"] for x in seeds), "seeds": seeds,
-                            "group": row.group, "series": row.series})
+        out["rows"].append(
+            {
+                "id": row.id,
+                "label": row.label,
+                "preset": row.preset,
+                "seeds_asked": row.seeds,
+                "summary": summary,
+                "epochs_min": min(epochs) if epochs else None,
+                "epochs_max": max(epochs) if epochs else None,
+                "finished": sum(x["finished"] for x in seeds),
+                "seeds": seeds,
+                "group": row.group,
+                "series": row.series,
+            }
+        )
     if len(extractors) > 1:
-        parts = "; ".join(f"{sha[:12]}: {', '.join(runs[:3])}{' ...' if len(runs) > 3 else ''}"
-                          for sha, runs in extractors.items())
-        raise ConfigError(f"the runs of table {table.name!r} were scored with {len(extractors)} different feature "
-                          f"extractors ({parts}): their numbers cannot share a report; rerun the odd runs with the "
-                          f"same eval.quality_classifier / weights, or report them separately with --rows")
+        parts = "; ".join(
+            f"{sha[:12]}: {', '.join(runs[:3])}{' ...' if len(runs) > 3 else ''}" for sha, runs in extractors.items()
+        )
+        raise ConfigError(
+            f"the runs of table {table.name!r} were scored with {len(extractors)} different feature "
+            f"extractors ({parts}): their numbers cannot share a report; rerun the odd runs with the "
+            f"same eval.quality_classifier / weights, or report them separately with --rows"
+        )
     out["extractor_sha256"] = next(iter(extractors), None)
     out["caps"] = caps_seen
     if table.claim:
@@ -186,8 +223,11 @@ def check_claim(data: dict, claim: dict, metric: str) -> dict:
     aggressive = [g for g in claim.get("aggressive", []) if g in groups]
     missing = [f"{g}/{s}" for g in groups for s in [series] + baselines if (g, s) not in by]
     if missing or not groups:
-        return {"verdict": "incomplete", "missing": missing,
-                "sentence": f"incomplete: no result yet for {', '.join(missing) or 'any row'}"}
+        return {
+            "verdict": "incomplete",
+            "missing": missing,
+            "sentence": f"incomplete: no result yet for {', '.join(missing) or 'any row'}",
+        }
     sn = {g: value(g, series) for g in groups}
     ok = [v for v, bad in sn.values() if v is not None and not bad]
     robust = len(ok) == len(groups) and max(ok) <= claim.get("robust_factor", 1.5) * min(ok)
@@ -203,14 +243,16 @@ def check_claim(data: dict, claim: dict, metric: str) -> dict:
     better = all(n >= need for n in wins.values())
     verdict = "agrees" if robust and better else "partly" if robust or better else "disagrees"
     spread = f"{max(ok) / min(ok):.2f}x" if ok and min(ok) > 0 else "n/a"
-    sentence = (f"{verdict}: {series} {'is' if robust else 'is not'} robust across settings {', '.join(groups)} "
-                f"(worst/best mean {metric} {spread} over the settings it kept, limit {claim.get('robust_factor', 1.5)}x; "
-                f"settings where half or more of its seeds diverged or collapsed: "
-                f"{', '.join(g for g, (_, bad) in sn.items() if bad) or 'none'}), and in the aggressive settings "
-                f"{', '.join(aggressive)} it beats " + ", ".join(f"{b} in {n} of {len(aggressive)}" for b, n in wins.items())
-                + f" (needed: {need} each)")
-    return {"verdict": verdict, "robust": robust, "spread": spread, "wins": wins, "need": need,
-            "sentence": sentence}
+    sentence = (
+        f"{verdict}: {series} {'is' if robust else 'is not'} robust across settings {', '.join(groups)} "
+        f"(worst/best mean {metric} {spread} over the settings it kept, limit {claim.get('robust_factor', 1.5)}x; "
+        f"settings where half or more of its seeds diverged or collapsed: "
+        f"{', '.join(g for g, (_, bad) in sn.items() if bad) or 'none'}), and in the aggressive settings "
+        f"{', '.join(aggressive)} it beats "
+        + ", ".join(f"{b} in {n} of {len(aggressive)}" for b, n in wins.items())
+        + f" (needed: {need} each)"
+    )
+    return {"verdict": verdict, "robust": robust, "spread": spread, "wins": wins, "need": need, "sentence": sentence}
 
 
 def at_common_epoch(curves: list[list[list[float]]]) -> dict | None:
@@ -229,10 +271,16 @@ def at_common_epoch(curves: list[list[list[float]]]) -> dict | None:
 
 
 def markdown(data: dict) -> str:
-    lines = [f"# {data['title']}", "", f"Paper: {data['paper']}." if data["paper"] else "",
-             f"Table `{data['table']}`, produced by `ganworks reproduce {data['table']} --report`. "
-             "Ours: the last evaluation of each run, mean ± sample std over the seeds that have one.", "",
-             f"Report written on: {data['machine']}.", ""]
+    lines = [
+        f"# {data['title']}",
+        "",
+        f"Paper: {data['paper']}." if data["paper"] else "",
+        f"Table `{data['table']}`, produced by `ganworks reproduce {data['table']} --report`. "
+        "Ours: the last evaluation of each run, mean ± sample std over the seeds that have one.",
+        "",
+        f"Report written on: {data['machine']}.",
+        "",
+    ]
     if data["notes"]:
         lines += [data["notes"], ""]
     if data.get("extractor_sha256"):
@@ -243,46 +291,88 @@ def markdown(data: dict) -> str:
         o = data["outcomes"]
         seeds = [x for r in data["rows"] for x in r["seeds"]]
         counts = {k: sum(x.get("outcome") == k for x in seeds) for k in ("ok", "diverged", "collapsed", "missing")}
-        lines += [f"Outcomes of {len(seeds)} runs: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v)
-                  + f" (diverged: stopped by a non-finite loss, or final {o['metric']} above "
-                  f"{o.get('diverged_factor', 2.0)}x the run's best; collapsed: fewer than "
-                  f"{o.get('collapsed_classes', 3.0)} effective classes among the samples at the end).", ""]
+        lines += [
+            f"Outcomes of {len(seeds)} runs: "
+            + ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+            + f" (diverged: stopped by a non-finite loss, or final {o['metric']} above "
+            f"{o.get('diverged_factor', 2.0)}x the run's best; collapsed: fewer than "
+            f"{o.get('collapsed_classes', 3.0)} effective classes among the samples at the end).",
+            "",
+        ]
         by_series: dict[str, list[str]] = {}
         for r in data["rows"]:
             for x in r["seeds"]:
                 by_series.setdefault(r.get("series") or r["id"], []).append(x.get("outcome"))
         if any(r.get("series") for r in data["rows"]):
             lines += ["| series | runs | diverged | collapsed |", "|---|---|---|---|"]
-            lines += [f"| {k} | {len(v)} | {v.count('diverged')} ({v.count('diverged') / len(v):.0%}) | "
-                      f"{v.count('collapsed')} ({v.count('collapsed') / len(v):.0%}) |" for k, v in by_series.items()]
+            lines += [
+                f"| {k} | {len(v)} | {v.count('diverged')} ({v.count('diverged') / len(v):.0%}) | "
+                f"{v.count('collapsed')} ({v.count('collapsed') / len(v):.0%}) |"
+                for k, v in by_series.items()
+            ]
             lines += [""]
     caps = [c for c in data["caps"] if any(v is not None for v in c.values())]
     if caps:
-        lines += ["**Caps**: the runs were trained under " + "; ".join(
-            ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in c.items() if v is not None) for c in caps)
-            + " (not the full recipe where these stop a run early).", ""]
+        lines += [
+            "**Caps**: the runs were trained under "
+            + "; ".join(", ".join(f"{k.replace('_', ' ')} {v}" for k, v in c.items() if v is not None) for c in caps)
+            + " (not the full recipe where these stop a run early).",
+            "",
+        ]
     else:
         lines += ["Caps: none (each run's full recipe).", ""]
-    lines += ["| row | metric | ours (mean ± std) | seeds (of asked) | finished | epochs trained | paper |",
-              "|---|---|---|---|---|---|---|"]
+    lines += [
+        "| row | metric | ours (mean ± std) | seeds (of asked) | finished | epochs trained | paper |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in data["rows"]:
-        ep = "–" if r["epochs_min"] is None else (
-            f"{r['epochs_min']:.1f}" if abs(r["epochs_min"] - r["epochs_max"]) < 0.05 else f"{r['epochs_min']:.1f}–{r['epochs_max']:.1f}")
+        ep = (
+            "–"
+            if r["epochs_min"] is None
+            else (
+                f"{r['epochs_min']:.1f}"
+                if abs(r["epochs_min"] - r["epochs_max"]) < 0.05
+                else f"{r['epochs_min']:.1f}–{r['epochs_max']:.1f}"
+            )
+        )
         for m, s in r["summary"].items():
-            ours = ("–" if s["mean"] is None else f"{_fmt(s['mean'], m)} ± {_fmt(s['std'], m)}" if s["n"] > 1
-                    else f"{_fmt(s['mean'], m)} (one seed)")
+            ours = (
+                "–"
+                if s["mean"] is None
+                else f"{_fmt(s['mean'], m)} ± {_fmt(s['std'], m)}"
+                if s["n"] > 1
+                else f"{_fmt(s['mean'], m)} (one seed)"
+            )
             c = s.get("common")
             if c:
-                ours += (f" (seeds at different epochs; at epoch {c['epoch']:.1f}, the last all {c['n']} reached: "
-                         f"{_fmt(c['mean'], m)} ± {_fmt(c['std'], m)})")
-            paper = "–" if s["published"] is None else (
-                _fmt(s["published"], m) + (f" ± {_fmt(s['published_std'], m)}" if s["published_std"] is not None else ""))
-            lines.append(f"| {r['label']} | {m} | {ours} | {s['n']} of {len(r['seeds_asked'])} | "
-                         f"{r['finished']} | {ep} | {paper} |")
+                ours += (
+                    f" (seeds at different epochs; at epoch {c['epoch']:.1f}, the last all {c['n']} reached: "
+                    f"{_fmt(c['mean'], m)} ± {_fmt(c['std'], m)})"
+                )
+            paper = (
+                "–"
+                if s["published"] is None
+                else (
+                    _fmt(s["published"], m)
+                    + (f" ± {_fmt(s['published_std'], m)}" if s["published_std"] is not None else "")
+                )
+            )
+            lines.append(
+                f"| {r['label']} | {m} | {ours} | {s['n']} of {len(r['seeds_asked'])} | "
+                f"{r['finished']} | {ep} | {paper} |"
+            )
     extra = data.get("outcomes") and True
-    lines += ["", "Per seed:", "", "| row | seed | " + " | ".join(data["metrics"]) + " | epochs | finished | "
-              + ("outcome | sample classes | minutes | " if extra else "") + "run |",
-              "|---|---|" + "---|" * len(data["metrics"]) + "---|---|" + ("---|---|---|" if extra else "") + "---|"]
+    lines += [
+        "",
+        "Per seed:",
+        "",
+        "| row | seed | "
+        + " | ".join(data["metrics"])
+        + " | epochs | finished | "
+        + ("outcome | sample classes | minutes | " if extra else "")
+        + "run |",
+        "|---|---|" + "---|" * len(data["metrics"]) + "---|---|" + ("---|---|---|" if extra else "") + "---|",
+    ]
     for r in data["rows"]:
         for x in r["seeds"]:
             vals = " | ".join(_fmt(x["final"].get(m), m) for m in data["metrics"])
@@ -292,8 +382,10 @@ def markdown(data: dict) -> str:
                 mins = "–" if x.get("wall_time_s") is None else f"{x['wall_time_s'] / 60:.1f}"
                 cls = "–" if x.get("sample_classes") is None else f"{x['sample_classes']:.1f}"
                 more = f"{x.get('outcome', '–')} | {cls} | {mins} | "
-            lines.append(f"| {r['id']} | {x['seed']} | {vals} | {ep} | {'yes' if x['finished'] else 'no'} | {more}"
-                         f"`{x['run_dir']}` |")
+            lines.append(
+                f"| {r['id']} | {x['seed']} | {vals} | {ep} | {'yes' if x['finished'] else 'no'} | {more}"
+                f"`{x['run_dir']}` |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -311,8 +403,12 @@ def plot_row(row: dict, metrics: list[str], path: Path) -> Path | None:
         for x in row["seeds"]:
             pts = x["curve"][m]
             if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="." if len(pts) < 30 else None,
-                        label=f"seed {x['seed']}")
+                ax.plot(
+                    [p[0] for p in pts],
+                    [p[1] for p in pts],
+                    marker="." if len(pts) < 30 else None,
+                    label=f"seed {x['seed']}",
+                )
         pub = row["summary"][m]["published"]
         if pub is not None:
             ax.axhline(pub, color="k", linestyle="--", label=f"paper {pub:g}")
@@ -348,8 +444,10 @@ def plot_groups(data: dict, metric: str, path: Path) -> Path | None:
     series = list(dict.fromkeys(r["series"] for r in rows))
     width = 0.8 / len(series)
     fig, ax = plt.subplots(figsize=(1.2 + 1.3 * len(groups) * max(1, len(series) / 3), 3.8))
-    top = max([v for r in rows for x in r["seeds"] for v in [x["final"].get(metric)] if v is not None and
-               math.isfinite(v)] or [1.0])
+    top = max(
+        [v for r in rows for x in r["seeds"] for v in [x["final"].get(metric)] if v is not None and math.isfinite(v)]
+        or [1.0]
+    )
     for i, name in enumerate(series):
         xs, hs = [], []
         for j, g in enumerate(groups):
@@ -366,8 +464,15 @@ def plot_groups(data: dict, metric: str, path: Path) -> Path | None:
                     ax.plot([x0], [v], "k.", markersize=3)
                 mark = {"diverged": "D", "collapsed": "C", "missing": "?"}.get(x.get("outcome", "ok"))
                 if mark:
-                    ax.text(x0, min(v, top) if v is not None and math.isfinite(v) else top, mark, ha="center",
-                            va="bottom", fontsize=8, color="crimson")
+                    ax.text(
+                        x0,
+                        min(v, top) if v is not None and math.isfinite(v) else top,
+                        mark,
+                        ha="center",
+                        va="bottom",
+                        fontsize=8,
+                        color="crimson",
+                    )
         ax.bar(xs, hs, width=width * 0.95, label=name)
     ax.set_xticks(range(len(groups)), groups)
     ax.set_xlabel("setting")
@@ -376,8 +481,9 @@ def plot_groups(data: dict, metric: str, path: Path) -> Path | None:
     ax.legend(fontsize=7, ncol=len(series))
     ax.grid(axis="y", alpha=0.3)
     if data.get("outcomes"):
-        ax.text(1.0, -0.16, "D: diverged, C: collapsed", transform=ax.transAxes, ha="right", fontsize=7,
-                color="crimson")
+        ax.text(
+            1.0, -0.16, "D: diverged, C: collapsed", transform=ax.transAxes, ha="right", fontsize=7, color="crimson"
+        )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -29,8 +29,9 @@ def ended_by_divergence(status: dict) -> bool:
     """A run that stopped because a loss or its state became non-finite: ``ganworks train``'s one
     error line (``... became nan at iteration N ...`` / ``... became non-finite ...``), kept by the runner."""
     text = str(status.get("error", "")).lower()
-    return not status.get("finished") and any(w in text for w in ("became nan", "became inf", "became -inf",
-                                                                     "non-finite"))
+    return not status.get("finished") and any(
+        w in text for w in ("became nan", "became inf", "became -inf", "non-finite")
+    )
 
 
 def export_run(spec: RunSpec, results_dir: Path) -> Path | None:
@@ -50,11 +51,18 @@ def export_run(spec: RunSpec, results_dir: Path) -> Path | None:
         config = json.loads((spec.run_dir / "config.json").read_text())
     except (OSError, ValueError):
         config = None
-    data = {"format": FORMAT, "table": spec.table.name, "row": spec.row.id, "seed": spec.seed,
-            "preset": spec.row.preset, "overrides": spec.overrides, "status": status,
-            "device": (config or {}).get("train", {}).get("device"),
-            "metrics": [{k: v for k, v in r.items() if k != "samples"} for r in rows],
-            "samples": samples.name if samples else None}
+    data = {
+        "format": FORMAT,
+        "table": spec.table.name,
+        "row": spec.row.id,
+        "seed": spec.seed,
+        "preset": spec.row.preset,
+        "overrides": spec.overrides,
+        "status": status,
+        "device": (config or {}).get("train", {}).get("device"),
+        "metrics": [{k: v for k, v in r.items() if k != "samples"} for r in rows],
+        "samples": samples.name if samples else None,
+    }
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(data, indent=1) + "\n")
     tmp.replace(path)

@@ -112,8 +112,9 @@ def run_state(spec: RunSpec, caps: Caps) -> str:
     return "new"
 
 
-def train_command(spec: RunSpec, state: str, caps: Caps, threads: int, device: str | None = None,
-                  data_root: str | None = None) -> list[str]:
+def train_command(
+    spec: RunSpec, state: str, caps: Caps, threads: int, device: str | None = None, data_root: str | None = None
+) -> list[str]:
     cmd = [sys.executable, "-m", "ganworks.cli", "train"]
     if state == "partial":
         cmd += ["--resume", str(spec.run_dir)]
@@ -167,8 +168,9 @@ class Launch:
         self._log.write(f"\n# {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n")
         self._log.flush()
         env = dict(_child_env(threads), **{runlock.INHERITED_FD: str(self._lock.fileno())})
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env,
-                                     pass_fds=(self._lock.fileno(),))
+        self.proc = subprocess.Popen(
+            cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, pass_fds=(self._lock.fileno(),)
+        )
         self.started = time.time()
 
     def poll(self) -> dict | None:
@@ -187,8 +189,9 @@ def finish(run_dir: Path, returncode: int, caps: Caps) -> dict:
     status = read_status(run_dir) or {}
     if returncode == 2 and "already finished" in _tail(run_dir / LOG):
         status.update(finished=True)  # a resumed run that had already reached its end
-    status.update(returncode=returncode, caps=caps.target(), caps_record=caps.record(),
-                  ended=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    status.update(
+        returncode=returncode, caps=caps.target(), caps_record=caps.record(), ended=time.strftime("%Y-%m-%dT%H:%M:%S")
+    )
     if returncode != 0 and not status.get("finished"):
         status["finished"] = False
         status["error"] = _tail(run_dir / LOG).strip().splitlines()[-1:] or [""]
@@ -247,15 +250,29 @@ def describe_result(result: dict) -> str:
     return f"failed (exit {code}): {result.get('error', '')}"
 
 
-def run_local(specs: list[RunSpec], caps: Caps, jobs: int, threads: int, device=None, data_root=None,
-              progress: bool = True, on_done=None) -> dict[str, str]:
+def run_local(
+    specs: list[RunSpec],
+    caps: Caps,
+    jobs: int,
+    threads: int,
+    device=None,
+    data_root=None,
+    progress: bool = True,
+    on_done=None,
+) -> dict[str, str]:
     """Run ``specs`` ``jobs`` at a time; returns each run's outcome by ``spec.key``. ``on_done(spec)``
     is called as each run ends (e.g. to copy its result somewhere that outlives the run folder)."""
     from tqdm import tqdm
 
     outcome, todo = _sort_out(specs, caps)
-    bar = tqdm(total=len(specs), initial=len(outcome), desc=specs[0].table.id if specs else "reproduce",
-               unit="run", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(
+        total=len(specs),
+        initial=len(outcome),
+        desc=specs[0].table.id if specs else "reproduce",
+        unit="run",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
     active: list[Launch] = []
     failed = 0
     try:
@@ -295,8 +312,18 @@ def run_local(specs: list[RunSpec], caps: Caps, jobs: int, threads: int, device=
     return outcome
 
 
-def run_submitit(specs: list[RunSpec], caps: Caps, jobs: int, threads: int, folder: Path, cluster: str = "slurm",
-                 slurm: dict | None = None, device=None, data_root=None, progress: bool = True) -> dict[str, str]:
+def run_submitit(
+    specs: list[RunSpec],
+    caps: Caps,
+    jobs: int,
+    threads: int,
+    folder: Path,
+    cluster: str = "slurm",
+    slurm: dict | None = None,
+    device=None,
+    data_root=None,
+    progress: bool = True,
+) -> dict[str, str]:
     """One submitit job per run that is not finished; waits for them with one progress bar."""
     from ..extras import require
 
@@ -315,8 +342,14 @@ def run_submitit(specs: list[RunSpec], caps: Caps, jobs: int, threads: int, fold
     params.update(slurm or {})
     executor.update_parameters(**params)
     submitted = [(s, executor.submit(execute, s, caps, threads, device, data_root)) for s in todo]
-    bar = tqdm(total=len(specs), initial=len(outcome), desc=specs[0].table.id if specs else "reproduce",
-               unit="run", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(
+        total=len(specs),
+        initial=len(outcome),
+        desc=specs[0].table.id if specs else "reproduce",
+        unit="run",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
     try:
         pending = list(submitted)
         while pending:

@@ -84,8 +84,8 @@ class Row:
 
 @dataclass
 class Table:
-    name: str                  # e.g. "improved-gan/table1"
-    id: str                    # e.g. "improved-gan-table1"
+    name: str  # e.g. "improved-gan/table1"
+    id: str  # e.g. "improved-gan-table1"
     title: str
     metrics: list[str]
     rows: list[Row]
@@ -126,24 +126,48 @@ def parse_table(name: str, data: dict) -> Table:
         rows = []
         for i, r in enumerate(data["rows"]):
             seeds = r.get("seeds", [1])
-            bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < 2**63] \
-                if isinstance(seeds, list) else [seeds]
+            bad = (
+                [s for s in seeds if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < 2**63]
+                if isinstance(seeds, list)
+                else [seeds]
+            )
             if bad:
-                raise ConfigError(f"table {name!r}: row {r.get('id', i)!r} has seeds {seeds!r}; seeds are whole numbers "
-                                  f"from 0 to 2^63-1, e.g. seeds = [1, 2, 3] ({bad[0]!r} is not)")
+                raise ConfigError(
+                    f"table {name!r}: row {r.get('id', i)!r} has seeds {seeds!r}; seeds are whole numbers "
+                    f"from 0 to 2^63-1, e.g. seeds = [1, 2, 3] ({bad[0]!r} is not)"
+                )
             if not seeds:
                 raise ConfigError(f"table {name!r}: row {r.get('id', i)!r} lists no seeds")
             _check_folder_name(name, "row id", r["id"])
-            rows.append(Row(id=r["id"], preset=r["preset"], seeds=seeds, label=r.get("label", r["id"]),
-                            overrides=list(r.get("overrides", [])),
-                            published=_by_metric(r.get("published"), metrics, f"table {name!r} row {r['id']!r} published"),
-                            published_std=_by_metric(r.get("published_std"), metrics, f"table {name!r} row {r['id']!r} published_std"),
-                            group=str(r.get("group", "")), series=str(r.get("series", ""))))
-        table = Table(name=name, id=data["id"], title=data.get("title", name), metrics=metrics, rows=rows,
-                      paper=data.get("paper", ""), notes=data.get("notes", ""),
-                      metric_label=data.get("metric_label", ", ".join(metrics)), lower_is_better=lib,
-                      overrides=list(data.get("overrides", [])), outcomes=dict(data.get("outcomes", {})),
-                      claim=dict(data.get("claim", {})))
+            rows.append(
+                Row(
+                    id=r["id"],
+                    preset=r["preset"],
+                    seeds=seeds,
+                    label=r.get("label", r["id"]),
+                    overrides=list(r.get("overrides", [])),
+                    published=_by_metric(r.get("published"), metrics, f"table {name!r} row {r['id']!r} published"),
+                    published_std=_by_metric(
+                        r.get("published_std"), metrics, f"table {name!r} row {r['id']!r} published_std"
+                    ),
+                    group=str(r.get("group", "")),
+                    series=str(r.get("series", "")),
+                )
+            )
+        table = Table(
+            name=name,
+            id=data["id"],
+            title=data.get("title", name),
+            metrics=metrics,
+            rows=rows,
+            paper=data.get("paper", ""),
+            notes=data.get("notes", ""),
+            metric_label=data.get("metric_label", ", ".join(metrics)),
+            lower_is_better=lib,
+            overrides=list(data.get("overrides", [])),
+            outcomes=dict(data.get("outcomes", {})),
+            claim=dict(data.get("claim", {})),
+        )
     except KeyError as e:
         raise ConfigError(f"table {name!r} lacks the key {e.args[0]!r} (see ganworks/reproduce/tables.py)") from None
     _check_folder_name(name, "id", table.id)
@@ -158,8 +182,10 @@ def parse_table(name: str, data: dict) -> Table:
 def _check_folder_name(table: str, what: str, value) -> None:
     """Table and row ids name folders under --out: one plain name each, never a path out of it."""
     if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._-]*", value):
-        raise ConfigError(f"table {table!r}: its {what} {value!r} names a folder under --out, so it must be one plain "
-                          f"name of letters, digits, '.', '_' and '-' (no '/' or '..')")
+        raise ConfigError(
+            f"table {table!r}: its {what} {value!r} names a folder under --out, so it must be one plain "
+            f"name of letters, digits, '.', '_' and '-' (no '/' or '..')"
+        )
 
 
 def load_table(name: str) -> Table:
@@ -189,15 +215,20 @@ class RunSpec:
     row: Row
     seed: int
     run_dir: Path
-    overrides: list[str]       # --set overrides for `ganworks train` (seed included)
+    overrides: list[str]  # --set overrides for `ganworks train` (seed included)
 
     @property
     def key(self) -> str:
         return f"{self.row.id}/seed{self.seed}"
 
 
-def plan(table: Table, out: Path, extra_overrides: list[str] = (), rows: list[str] | None = None,
-         seeds: list[int] | None = None) -> list[RunSpec]:
+def plan(
+    table: Table,
+    out: Path,
+    extra_overrides: list[str] = (),
+    rows: list[str] | None = None,
+    seeds: list[int] | None = None,
+) -> list[RunSpec]:
     """Every (row, seed) of ``table`` (or of the named ``rows``, and only the named ``seeds`` of each)
     as a RunSpec under ``out``. A named seed that no chosen row lists is an error."""
     chosen = [table.row(r) for r in rows] if rows else table.rows
@@ -205,9 +236,11 @@ def plan(table: Table, out: Path, extra_overrides: list[str] = (), rows: list[st
         listed = sorted({s for row in chosen for s in row.seeds})
         unknown = sorted(set(seeds) - set(listed))
         if unknown:
-            raise ConfigError(f"--seeds {' '.join(map(str, unknown))}: not a seed of the chosen rows of table "
-                              f"{table.name!r} (they list {', '.join(map(str, listed))}); add seeds to a row in a "
-                              f"copy of the table's .toml to run more")
+            raise ConfigError(
+                f"--seeds {' '.join(map(str, unknown))}: not a seed of the chosen rows of table "
+                f"{table.name!r} (they list {', '.join(map(str, listed))}); add seeds to a row in a "
+                f"copy of the table's .toml to run more"
+            )
     specs = []
     for row in chosen:
         for seed in row.seeds:

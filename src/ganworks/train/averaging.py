@@ -30,7 +30,7 @@ class EMA:
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         self.steps += 1
-        w = (1.0 - self.decay) / (1.0 - self.decay ** self.steps)
+        w = (1.0 - self.decay) / (1.0 - self.decay**self.steps)
         avg = [p for p in self.model.parameters()]
         cur = [p.detach() for p in model.parameters()]
         torch._foreach_lerp_(avg, cur, w)

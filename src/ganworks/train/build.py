@@ -14,8 +14,14 @@ from dataclasses import dataclass
 
 import torch
 
-from ..data import (SemiSupervisedStream, UnsupervisedStream, balanced_labeled_subset, data_permutation,
-                    load_dataset, to_float)
+from ..data import (
+    SemiSupervisedStream,
+    UnsupervisedStream,
+    balanced_labeled_subset,
+    data_permutation,
+    load_dataset,
+    to_float,
+)
 from ..data.folder import LAZY_DATASETS, FolderStream, load_folder_dataset
 from ..data.own import has_test_split
 from ..errors import ConfigError, DataError
@@ -24,7 +30,6 @@ from ..nn.weight_norm import data_dependent_init, needs_data_dependent_init
 from ..objectives import OBJECTIVES
 from .compiled import compile_update_wanted
 from .optim import build_optimizer, build_scheduler
-
 
 # ---- data ------------------------------------------------------------------------------------------
 
@@ -35,15 +40,18 @@ def load_split(data_cfg: dict, split: str, root=None):
     opts = {"path": d["path"]} if d["path"] else {}
     if d["classes"]:
         if not d["name"].startswith("imagefolder"):
-            raise ConfigError(f"data.classes picks class folders of an image-folder dataset (imagefolder:<path> or "
-                              f"imagenet), not of {d['name']!r}: remove it")
+            raise ConfigError(
+                f"data.classes picks class folders of an image-folder dataset (imagefolder:<path> or "
+                f"imagenet), not of {d['name']!r}: remove it"
+            )
         opts["classes"] = list(d["classes"])
     if d["name"] == "synthetic":
         opts["channels"] = d["channels"]
     if d["name"] == "own":  # the run's channels and class order (data/own_recipe.py fills them in)
         opts.update(channels=d["channels"], class_names=tuple(d["class_names"]))
-    data = load_dataset(d["name"], split, root=root or d["root"] or None, download=d["download"],
-                        image_size=d["image_size"], **opts)
+    data = load_dataset(
+        d["name"], split, root=root or d["root"] or None, download=d["download"], image_size=d["image_size"], **opts
+    )
     n = d[f"{split}_limit"]
     if n and n < len(data):
         data.images, data.labels = data.images[:n], data.labels[:n]
@@ -82,14 +90,18 @@ def build_data(cfg: dict) -> Splits:
     if d["validation"]:
         n_val, n = d["validation"], len(train)
         if n_val >= n - d["batch_size"]:
-            raise ConfigError(f"data.validation={n_val} leaves less than one batch of the {n} training images: "
-                              f"hold out fewer (at most {n - d['batch_size'] - 1})")
+            raise ConfigError(
+                f"data.validation={n_val} leaves less than one batch of the {n} training images: "
+                f"hold out fewer (at most {n - d['batch_size'] - 1})"
+            )
         validation = split_off(train, n - n_val)
     best = cfg["eval"]["best"]
     if best.startswith("test_"):
-        warnings.warn(f"eval.best={best!r} selects best.pt on the test set, which flatters any number read from "
-                      f"it: hold out data.validation and select on {best.replace('test_', 'val_', 1)!r}",
-                      stacklevel=3)
+        warnings.warn(
+            f"eval.best={best!r} selects best.pt on the test set, which flatters any number read from "
+            f"it: hold out data.validation and select on {best.replace('test_', 'val_', 1)!r}",
+            stacklevel=3,
+        )
     return Splits(train, test, validation, lazy)
 
 
@@ -100,10 +112,13 @@ def build_stream(cfg: dict, objective, splits: Splits, scale: str, device: torch
     train = splits.train
     if splits.lazy:
         if objective.stream != "unsupervised":
-            raise ConfigError(f"dataset {d['name']!r} is read lazily and serves the unsupervised/conditional "
-                              f"objectives only, not {cfg['objective']['name']!r}")
-        stream = FolderStream(train, d["batch_size"], scale, seed, device, workers=d["workers"],
-                              dequantize=d["dequantize"])
+            raise ConfigError(
+                f"dataset {d['name']!r} is read lazily and serves the unsupervised/conditional "
+                f"objectives only, not {cfg['objective']['name']!r}"
+            )
+        stream = FolderStream(
+            train, d["batch_size"], scale, seed, device, workers=d["workers"], dequantize=d["dequantize"]
+        )
     elif objective.stream == "semi_supervised":
         if d["labels"] <= 0:
             raise ConfigError("the semi-supervised objective needs labels: set data.labels (e.g. 100)")
@@ -144,13 +159,16 @@ def _check_image_shape(cfg: dict, role: str, model, image_shape) -> None:
     if (h, w) != tuple(model.image_shape[1:]):
         fixes.append(f"set model.{role}.image_size={h} or data.image_size={mh}")
     if c != mc:
-        fixes.append(f"set data.channels={mc}" if d["name"] == "synthetic" else
-                     f"pick a preset for {c}-channel images (or model.{role}.channels={c} where the "
-                     f"model takes it)")
+        fixes.append(
+            f"set data.channels={mc}"
+            if d["name"] == "synthetic"
+            else f"pick a preset for {c}-channel images (or model.{role}.channels={c} where the model takes it)"
+        )
     raise DataError(
         f"dataset {d['name']!r} has {c}x{h}x{w} images but the {role} "
         f"{cfg['model'][role]['name']!r} is built for {'x'.join(map(str, model.image_shape))}: "
-        f"{'; and '.join(fixes)}")
+        f"{'; and '.join(fixes)}"
+    )
 
 
 def data_dependent_init_pass(cfg: dict, G, D, train_data, scale: str, device: torch.device, n: int) -> None:
@@ -221,14 +239,22 @@ def build_evaluator(cfg: dict, device: torch.device):
 
     classifier = e["quality_classifier"] or None
     if "is" in e["quality_metrics"] and e["quality_samples"] < 2 * e["quality_splits"]:
-        raise ConfigError(f"eval.quality_samples={e['quality_samples']} gives the Inception Score fewer than 2 "
-                          f"images per split (eval.quality_splits={e['quality_splits']}; one per split always "
-                          f"scores 1 ± 0): raise quality_samples or lower quality_splits")
+        raise ConfigError(
+            f"eval.quality_samples={e['quality_samples']} gives the Inception Score fewer than 2 "
+            f"images per split (eval.quality_splits={e['quality_splits']}; one per split always "
+            f"scores 1 ± 0): raise quality_samples or lower quality_splits"
+        )
     evaluator = SampleQualityEvaluator(
-        e["quality_samples"], e["quality_reference"] or None,
-        extractor="classifier" if classifier else e["quality_extractor"], weights=e["quality_weights"] or None,
-        classifier=classifier, data_root=cfg["data"]["root"] or None, metrics=e["quality_metrics"],
-        is_splits=e["quality_splits"], uint8=e["quality_uint8"])
+        e["quality_samples"],
+        e["quality_reference"] or None,
+        extractor="classifier" if classifier else e["quality_extractor"],
+        weights=e["quality_weights"] or None,
+        classifier=classifier,
+        data_root=cfg["data"]["root"] or None,
+        metrics=e["quality_metrics"],
+        is_splits=e["quality_splits"],
+        uint8=e["quality_uint8"],
+    )
     evaluator.prepare(device)
     return evaluator
 
@@ -255,12 +281,17 @@ def check_best(cfg: dict, objective, evaluator, has_validation: bool, averages_d
     scores = ("IS", "IS_std", "FID", "KID", "KID_std")
     if evaluator is None and (best in scores or best.endswith(tuple(f"-{k}" for k in scores))):
         # a preset's FID selection in a run with the scores switched off (smoke runs)
-        warnings.warn(f"eval.best={best!r} but eval.quality_samples=0 computes no scores: best.pt is not "
-                      f"written in this run", stacklevel=3)
+        warnings.warn(
+            f"eval.best={best!r} but eval.quality_samples=0 computes no scores: best.pt is not written in this run",
+            stacklevel=3,
+        )
         return
     if best.startswith("val_") and not has_validation:
-        raise ConfigError(f"eval.best={best!r} is measured on a validation split, and there is none: hold out "
-                          f"training images with data.validation (e.g. data.validation=5000)")
-    raise ConfigError(f"eval.best={best!r} is not a number this run writes, so best.pt would never be written; "
-                      f"it writes {', '.join(sorted(written)) or 'no scores'} (or a loss_*/sigma_* key)")
-
+        raise ConfigError(
+            f"eval.best={best!r} is measured on a validation split, and there is none: hold out "
+            f"training images with data.validation (e.g. data.validation=5000)"
+        )
+    raise ConfigError(
+        f"eval.best={best!r} is not a number this run writes, so best.pt would never be written; "
+        f"it writes {', '.join(sorted(written)) or 'no scores'} (or a loss_*/sigma_* key)"
+    )

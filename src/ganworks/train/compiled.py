@@ -53,7 +53,7 @@ def _compile_setting(cfg: dict):
         setting = setting.lower() == "true"
     if isinstance(setting, bool) or setting in ("auto", "optimizer"):
         return setting
-    raise ConfigError(f"train.compile must be true, false, \"optimizer\" or \"auto\", got {setting!r}")
+    raise ConfigError(f'train.compile must be true, false, "optimizer" or "auto", got {setting!r}')
 
 
 def _measured_faster(table: set[tuple[str, str]], cfg: dict, device: torch.device, total_iterations: int) -> bool:
@@ -76,8 +76,9 @@ def compile_update_wanted(cfg: dict, device: torch.device, total_iterations: int
     setting = _compile_setting(cfg)
     if setting != "auto":
         return setting is True or setting == "optimizer"
-    return (compile_wanted(cfg, device, total_iterations)
-            or _measured_faster(FASTER_COMPILED_UPDATE, cfg, device, total_iterations))
+    return compile_wanted(cfg, device, total_iterations) or _measured_faster(
+        FASTER_COMPILED_UPDATE, cfg, device, total_iterations
+    )
 
 
 def _rng_state(device: torch.device):
@@ -100,8 +101,14 @@ def _one_line(e: BaseException) -> str:
 class PhaseLoss:
     """``(phase, batch) -> (loss, logs)``: the objective's loss for one phase, eager or compiled."""
 
-    def __init__(self, objective, compile: bool = False, device: torch.device | None = None,
-                 models: tuple[nn.Module, ...] = (), per_call: bool = False) -> None:
+    def __init__(
+        self,
+        objective,
+        compile: bool = False,
+        device: torch.device | None = None,
+        models: tuple[nn.Module, ...] = (),
+        per_call: bool = False,
+    ) -> None:
         self.objective = objective
         self.per_call = per_call  # no parametrize.cached: a power step on every training-mode call
         self.device = torch.device(device or "cpu")
@@ -115,8 +122,9 @@ class PhaseLoss:
             inductor_config.fallback_random = True
             n_params = sum(p.numel() for m in models for p in m.parameters())
             self.cuda_graphs = self.device.type == "cuda" and n_params <= SMALL_MODEL_PARAMS
-            self.compiled = torch.compile(self.eager, mode="reduce-overhead" if self.cuda_graphs else None,
-                                          dynamic=False)
+            self.compiled = torch.compile(
+                self.eager, mode="reduce-overhead" if self.cuda_graphs else None, dynamic=False
+            )
 
     @property
     def is_compiled(self) -> bool:
@@ -138,8 +146,11 @@ class PhaseLoss:
             try:
                 out = self.compiled(phase, batch)
             except Exception as e:  # noqa: BLE001 - any compiler failure means: run eagerly
-                warnings.warn(f"train.compile: compiling the {phase.upper()} step failed ({_one_line(e)}); "
-                              "training eagerly (set train.compile=false to skip the attempt)", stacklevel=2)
+                warnings.warn(
+                    f"train.compile: compiling the {phase.upper()} step failed ({_one_line(e)}); "
+                    "training eagerly (set train.compile=false to skip the attempt)",
+                    stacklevel=2,
+                )
                 self.compiled = None
                 _set_rng_state(rng, self.device)
                 return self.eager(phase, batch)

@@ -79,8 +79,9 @@ def setup(device: torch.device) -> tuple[DistInfo, torch.device]:
         device = torch.device("cuda", info.local_rank)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
-                                timeout=datetime.timedelta(hours=2))  # rank 0 evaluates while the others wait
+        dist.init_process_group(
+            "nccl" if device.type == "cuda" else "gloo", timeout=datetime.timedelta(hours=2)
+        )  # rank 0 evaluates while the others wait
     return info, device
 
 
@@ -90,9 +91,11 @@ def teardown() -> None:
 
 
 # rank 0's buffers are broadcast at every forward (the option's name changed in newer torch)
-_SYNC_BUFFERS = ({"forward_sync_buffers": True}
-                 if "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters
-                 else {"broadcast_buffers": True})
+_SYNC_BUFFERS = (
+    {"forward_sync_buffers": True}
+    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters
+    else {"broadcast_buffers": True}
+)
 
 
 class _DDP(DistributedDataParallel):
@@ -127,13 +130,19 @@ class RankStream:
 def check_config(cfg: dict, world_size: int) -> None:
     d, t, o = cfg["data"], cfg["train"], cfg["objective"]
     if d["batch_size"] % world_size:
-        raise ConfigError(f"data.batch_size {d['batch_size']} (the global batch) is not divisible by the "
-                          f"{world_size} processes: choose a multiple of {world_size}")
+        raise ConfigError(
+            f"data.batch_size {d['batch_size']} (the global batch) is not divisible by the "
+            f"{world_size} processes: choose a multiple of {world_size}"
+        )
     if o.get("n_gen_samples", 0) % world_size:
-        raise ConfigError(f"objective.n_gen_samples {o['n_gen_samples']} is not divisible by the {world_size} processes")
+        raise ConfigError(
+            f"objective.n_gen_samples {o['n_gen_samples']} is not divisible by the {world_size} processes"
+        )
     if world_size > 1 and t["max_minutes"]:
-        raise ConfigError("train.max_minutes cannot be used with several processes (they would stop at different "
-                          "iterations): set train.iterations instead")
+        raise ConfigError(
+            "train.max_minutes cannot be used with several processes (they would stop at different "
+            "iterations): set train.iterations instead"
+        )
 
 
 def wrap(exp, info: DistInfo) -> None:
@@ -147,8 +156,9 @@ def wrap(exp, info: DistInfo) -> None:
     exp.dist = info
     if isinstance(exp.stream, FolderStream):
         s = exp.stream
-        exp.stream = FolderStream(s.data, s.batch_size // n, s.scale, s.seed, s.device, s.workers, s.dequantize,
-                                  rank=info.rank, world_size=n)
+        exp.stream = FolderStream(
+            s.data, s.batch_size // n, s.scale, s.seed, s.device, s.workers, s.dequantize, rank=info.rank, world_size=n
+        )
     else:
         exp.stream = RankStream(exp.stream, info)
     obj = exp.objective
@@ -212,9 +222,7 @@ def hash_seed(*parts: int) -> int:
 
 def train_distributed(exp, run_dir, progress: bool = True) -> dict:
     """Rank 0 runs the ordinary loop (and writes); the other ranks run the same iterations silently."""
-    from .loop import train, train_iteration
-
-    from .loop import _graceful_interrupt
+    from .loop import _graceful_interrupt, train, train_iteration
 
     info = getattr(exp, "dist", None) or DistInfo()
     if info.is_main:

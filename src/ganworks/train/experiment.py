@@ -18,11 +18,20 @@ from ..data import data_scale
 from ..device import pick_device  # noqa: F401  (re-exported by ganworks.train)
 from ..errors import CheckpointError, ConfigError
 from ..metrics.classification import count_errors_of
-from ..nn.noise import ParallelGaussianStream, attach as attach_noise
+from ..nn.noise import ParallelGaussianStream
+from ..nn.noise import attach as attach_noise
 from ..nn.spectral_norm import spectral_norms
 from .averaging import EMA
-from .build import (build_data, build_evaluator, build_models, build_objective, build_optimizers, build_stream,
-                    check_best, run_length)
+from .build import (
+    build_data,
+    build_evaluator,
+    build_models,
+    build_objective,
+    build_optimizers,
+    build_stream,
+    check_best,
+    run_length,
+)
 from .compiled import PhaseLoss, compile_wanted
 
 
@@ -44,10 +53,16 @@ class Experiment:
         self.stream = build_stream(cfg, self.objective, splits, self.scale, device)
         self.iterations_per_epoch, self.total_iterations = run_length(cfg, self.stream, self.objective)
 
-        self.phase_loss = PhaseLoss(self.objective, compile_wanted(cfg, device, self.total_iterations), device,
-                                    (self.G, self.D), per_call=t["power_iteration"] == "per-call")
-        self.params, self.optimizers, self.schedulers = build_optimizers(cfg, self.G, self.D, device,
-                                                                         self.total_iterations)
+        self.phase_loss = PhaseLoss(
+            self.objective,
+            compile_wanted(cfg, device, self.total_iterations),
+            device,
+            (self.G, self.D),
+            per_call=t["power_iteration"] == "per-call",
+        )
+        self.params, self.optimizers, self.schedulers = build_optimizers(
+            cfg, self.G, self.D, device, self.total_iterations
+        )
         self.ema = {k: EMA(m, t[f"ema_{k}"]) for k, m in (("d", self.D), ("g", self.G)) if t[f"ema_{k}"] > 0}
         # train.noise: the noise layers' draws from a counter-keyed stream filled in parallel (nn/noise.py)
         self.noise = None
@@ -151,8 +166,10 @@ class Experiment:
             self.amp_scaler.load_state_dict(state["amp"])
         if self.noise is not None:
             if not state.get("noise"):
-                raise ConfigError("this checkpoint was written with train.noise=\"global\": resume it with "
-                                  "--set train.noise=global (or start a new run)")
+                raise ConfigError(
+                    'this checkpoint was written with train.noise="global": resume it with '
+                    "--set train.noise=global (or start a new run)"
+                )
             self.noise.load_state_dict(state["noise"])
         set_rng_state(state["rng"], self.device)
 
@@ -161,8 +178,10 @@ def check_world_size(state: dict, world_size: int) -> None:
     """A checkpoint resumes exactly only on as many processes as wrote it (train/distributed.py)."""
     saved = state.get("world_size", 1)
     if saved != world_size:
-        raise CheckpointError(f"this run was trained on {saved} process(es) and resumes exactly only on as many: "
-                              f"use --nproc {saved} (a different count changes the batches and the noise)")
+        raise CheckpointError(
+            f"this run was trained on {saved} process(es) and resumes exactly only on as many: "
+            f"use --nproc {saved} (a different count changes the batches and the noise)"
+        )
 
 
 def _no_context(phase: str):

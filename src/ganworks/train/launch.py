@@ -19,8 +19,16 @@ ERROR = 2
 
 def torchrun_command(req, run_dir: Path) -> list[str]:
     """The torchrun command line whose every rank trains ``req`` (a ``RunRequest``) in ``run_dir``."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={req.nproc}",
-           "-m", "ganworks", "train"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={req.nproc}",
+        "-m",
+        "ganworks",
+        "train",
+    ]
     if req.resume:
         cmd += ["--resume", str(req.resume)]
         if req.preset:
@@ -31,8 +39,14 @@ def torchrun_command(req, run_dir: Path) -> list[str]:
             cmd += ["--set", item]
         if req.seed is not None:
             cmd += ["--seed", str(req.seed)]
-    for flag, value in (("--epochs", req.epochs), ("--iterations", req.iterations), ("--compile", req.compile),
-                        ("--threads", req.threads), ("--device", req.device), ("--data-root", req.data_root)):
+    for flag, value in (
+        ("--epochs", req.epochs),
+        ("--iterations", req.iterations),
+        ("--compile", req.compile),
+        ("--threads", req.threads),
+        ("--device", req.device),
+        ("--data-root", req.data_root),
+    ):
         if value is not None:
             cmd += [flag, str(value)]
     if not req.progress:

@@ -35,9 +35,9 @@ from pathlib import Path
 import torch
 from torchvision.utils import save_image
 
+from ..checkpoints import nonfinite, remove_stale_tmp, save_atomic
 from ..data.scaling import to_uint8
 from ..errors import Interrupted, TrainingDiverged
-from ..checkpoints import nonfinite, remove_stale_tmp, save_atomic
 from .compiled import PhaseLoss
 from .experiment import Experiment
 
@@ -229,8 +229,14 @@ def train(exp: Experiment, run_dir: Path, progress: bool = True) -> dict:
                 running.setdefault(name, []).append(v)
         pending.clear()
 
-    bar = tqdm(total=exp.total_iterations, initial=pos["iteration"], disable=not progress,
-               desc=cfg["meta"].get("preset", "train"), unit="it", dynamic_ncols=True)
+    bar = tqdm(
+        total=exp.total_iterations,
+        initial=pos["iteration"],
+        disable=not progress,
+        desc=cfg["meta"].get("preset", "train"),
+        unit="it",
+        dynamic_ncols=True,
+    )
     agree = getattr(exp, "agree_stop", None)  # several processes: every rank stops at the same iteration
     try:
         with _graceful_interrupt() as interrupt, _second_signal_is_one_line(run_dir):
@@ -264,8 +270,11 @@ def train(exp: Experiment, run_dir: Path, progress: bool = True) -> dict:
                         _save(exp, run_dir, None, running)  # no row: the resumed run writes this window's row
                     last_row = {"iteration": it}
                 if interrupt["stop"]:
-                    tqdm.write(f"interrupted ({interrupt['stop']}): saved {run_dir / 'checkpoints' / 'last.pt'} at "
-                               f"iteration {it}; continue with: ganworks train --resume {run_dir}", file=sys.stderr)
+                    tqdm.write(
+                        f"interrupted ({interrupt['stop']}): saved {run_dir / 'checkpoints' / 'last.pt'} at "
+                        f"iteration {it}; continue with: ganworks train --resume {run_dir}",
+                        file=sys.stderr,
+                    )
                     last_row["interrupted"] = interrupt["stop"]
                     break
                 if done:
@@ -296,10 +305,14 @@ def _second_signal_is_one_line(run_dir: Path):
         name = "SIGINT" if isinstance(e, KeyboardInterrupt) else "SIGTERM"
         remove_stale_tmp(run_dir)
         last = run_dir / "checkpoints" / "last.pt"
-        kept = (f"{last} is intact (the last save): continue with ganworks train --resume {run_dir}"
-                if last.is_file() else "no checkpoint was written yet: start the run again")
-        raise Interrupted(f"interrupted twice ({name}): stopped at once without saving; {kept}",
-                          EXIT_CODES[name]) from None
+        kept = (
+            f"{last} is intact (the last save): continue with ganworks train --resume {run_dir}"
+            if last.is_file()
+            else "no checkpoint was written yet: start the run again"
+        )
+        raise Interrupted(
+            f"interrupted twice ({name}): stopped at once without saving; {kept}", EXIT_CODES[name]
+        ) from None
 
 
 def _diverged(exp: Experiment, run_dir: Path, what: str) -> TrainingDiverged:
@@ -320,32 +333,49 @@ def _diverged(exp: Experiment, run_dir: Path, what: str) -> TrainingDiverged:
     if last.is_file() and not good:
         return TrainingDiverged(
             f"{what}; {last} is no good checkpoint either (it is unreadable or holds non-finite weights): "
-            f"start the run again with a lower {lr} and a new --out")
+            f"start the run again with a lower {lr} and a new --out"
+        )
     if good:
         return TrainingDiverged(
             f"{what}; the run stopped without saving, so {last}{at} is the last good checkpoint: lower {lr} "
             f"or check the data scaling and start again (--resume {run_dir} keeps the same lr and will "
-            f"diverge again)")
+            f"diverge again)"
+        )
     return TrainingDiverged(
         f"{what}; the run stopped before its first checkpoint, so no checkpoint was written: start again "
-        f"with a lower {lr} or check the data scaling")
+        f"with a lower {lr} or check the data scaling"
+    )
 
 
 def _check_finite(exp: Experiment, run_dir: Path) -> None:
     """Every parameter, buffer, optimizer state and average must be finite before a save (one sync)."""
-    bad = nonfinite({"models": {"G": exp.G.state_dict(), "D": exp.D.state_dict()},
-                     "optimizers": {k: o.state_dict()["state"] for k, o in exp.optimizers.items()},
-                     "ema": {k: e.model.state_dict() for k, e in exp.ema.items()}})
+    bad = nonfinite(
+        {
+            "models": {"G": exp.G.state_dict(), "D": exp.D.state_dict()},
+            "optimizers": {k: o.state_dict()["state"] for k, o in exp.optimizers.items()},
+            "ema": {k: e.model.state_dict() for k, e in exp.ema.items()},
+        }
+    )
     if bad:
         more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
-        raise _diverged(exp, run_dir, f"at iteration {exp.position['iteration']} the training state became "
-                                      f"non-finite ({', '.join(bad[:3])}{more})")
+        raise _diverged(
+            exp,
+            run_dir,
+            f"at iteration {exp.position['iteration']} the training state became "
+            f"non-finite ({', '.join(bad[:3])}{more})",
+        )
 
 
-def _evaluate(exp: Experiment, log: RunLog, running: dict, elapsed: float, images_seen: int, final: bool = False) -> dict:
+def _evaluate(
+    exp: Experiment, log: RunLog, running: dict, elapsed: float, images_seen: int, final: bool = False
+) -> dict:
     pos = exp.position
-    row = {"iteration": pos["iteration"], "epoch": pos["epoch"] + pos["index"] / exp.stream.batches_per_epoch,
-           "wall_time_s": round(elapsed, 3), "images_per_s": round(images_seen / max(elapsed, 1e-9), 2)}
+    row = {
+        "iteration": pos["iteration"],
+        "epoch": pos["epoch"] + pos["index"] / exp.stream.batches_per_epoch,
+        "wall_time_s": round(elapsed, 3),
+        "images_per_s": round(images_seen / max(elapsed, 1e-9), 2),
+    }
     row.update({k: sum(v) / len(v) for k, v in running.items() if v})
     row.update({f"lr_{k}": s.get_last_lr()[0] for k, s in exp.schedulers.items()})
     row.update(exp.evaluate(final=final))

@@ -17,8 +17,10 @@ from torch.optim.lr_scheduler import LambdaLR
 from ..config import ADAM_SETTINGS  # noqa: F401  (SN-GAN Table 1; its home is config, which applies it)
 from ..errors import ConfigError
 
-def adam_eps_inside_sqrt_update(params, grads, exp_avgs, exp_avg_sqs, denoms, beta1: float, beta2: float,
-                                lr_over_c1, c2, eps: float) -> None:
+
+def adam_eps_inside_sqrt_update(
+    params, grads, exp_avgs, exp_avg_sqs, denoms, beta1: float, beta2: float, lr_over_c1, c2, eps: float
+) -> None:
     """One update of every tensor in place, foreach: m ← lerp(m, g, 1−β1), v ← β2·v + (1−β2)·g²,
     p ← p − (lr / c1) · m / √(v / c2 + ε), with c1, c2 the bias corrections; ``denoms`` is scratch."""
     torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
@@ -85,22 +87,34 @@ class AdamEpsInsideSqrt(Optimizer):
                 ms.append(state["exp_avg"])
                 vs.append(state["exp_avg_sq"])
             t = float(self.state[params[0]]["step"])  # a CPU tensor: no device sync
-            lr_over_c1, c2 = group["lr"] / (1 - beta1 ** t), 1 - beta2 ** t
+            lr_over_c1, c2 = group["lr"] / (1 - beta1**t), 1 - beta2**t
             if self._compiled is not None:
                 try:  # bias corrections as 0-dim tensors: one compiled graph for every step
-                    self._compiled(params, grads, ms, vs, self._denoms(i, params), beta1, beta2,
-                                   torch.tensor(lr_over_c1, dtype=torch.float64),
-                                   torch.tensor(c2, dtype=torch.float64), group["eps"])
+                    self._compiled(
+                        params,
+                        grads,
+                        ms,
+                        vs,
+                        self._denoms(i, params),
+                        beta1,
+                        beta2,
+                        torch.tensor(lr_over_c1, dtype=torch.float64),
+                        torch.tensor(c2, dtype=torch.float64),
+                        group["eps"],
+                    )
                     self._compiled_ok = True
                     continue
                 except Exception as e:  # noqa: BLE001 - a compiler failure: update eagerly from now on
                     if self._compiled_ok:
                         raise
-                    warnings.warn(f"train.compile: compiling the Adam update failed ({type(e).__name__}); "
-                                  "updating eagerly", stacklevel=2)
+                    warnings.warn(
+                        f"train.compile: compiling the Adam update failed ({type(e).__name__}); updating eagerly",
+                        stacklevel=2,
+                    )
                     self._compiled = None
-            adam_eps_inside_sqrt_update(params, grads, ms, vs, self._denoms(i, params), beta1, beta2,
-                                        lr_over_c1, c2, group["eps"])
+            adam_eps_inside_sqrt_update(
+                params, grads, ms, vs, self._denoms(i, params), beta1, beta2, lr_over_c1, c2, group["eps"]
+            )
         return loss
 
 

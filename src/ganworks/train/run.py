@@ -64,15 +64,19 @@ def check_request(req: RunRequest) -> None:
     if req.threads is not None and not 1 <= req.threads <= MAX_THREADS:
         raise ConfigError(f"--threads must be between 1 and {MAX_THREADS}, got {req.threads}")
     if req.iterations == 0:
-        raise ConfigError("--iterations 0 trains nothing: give the total number of iterations to train to (at least "
-                          "1), or leave it out for the preset's length")
+        raise ConfigError(
+            "--iterations 0 trains nothing: give the total number of iterations to train to (at least "
+            "1), or leave it out for the preset's length"
+        )
     if req.epochs is not None and req.iterations is not None:
         raise ConfigError("give --epochs or --iterations, not both (each sets the length of the run)")
     if req.out is not None and not str(req.out).strip():
         raise ConfigError("--out is empty: name a folder for the run, or leave --out out for runs/<preset>-...")
     if req.nproc > 1 and req.max_minutes is not None:
-        raise ConfigError("--max-minutes cannot be used with --nproc above 1 (the processes would stop at different "
-                          "iterations): give --iterations instead")
+        raise ConfigError(
+            "--max-minutes cannot be used with --nproc above 1 (the processes would stop at different "
+            "iterations): give --iterations instead"
+        )
     if not req.resume and not req.preset:
         raise ConfigError("name a preset (see `ganworks presets`) or --resume RUN_DIR")
 
@@ -84,8 +88,10 @@ def resume_target(path: str | os.PathLike) -> tuple[Path, Path | None]:
     p = Path(path).expanduser()
     if p.is_file():
         if p.parent.name != "checkpoints" or not (p.parent.parent / "config.json").is_file():
-            raise CheckpointError(f"--resume takes a run directory (or RUN/checkpoints/<name>.pt inside one); {p} is "
-                                  f"not inside a run directory")
+            raise CheckpointError(
+                f"--resume takes a run directory (or RUN/checkpoints/<name>.pt inside one); {p} is "
+                f"not inside a run directory"
+            )
         return p.parent.parent, p
     if not p.is_dir():
         raise CheckpointError(f"no such run directory: {p}")
@@ -94,8 +100,10 @@ def resume_target(path: str | os.PathLike) -> tuple[Path, Path | None]:
         return p, last
     if (p / "config.json").is_file():
         return p, None  # killed before its first checkpoint: restart it from its config
-    raise CheckpointError(f"{p} is not a ganworks run directory (no config.json or checkpoints/last.pt): "
-                          f"pass the folder `ganworks train --out` wrote")
+    raise CheckpointError(
+        f"{p} is not a ganworks run directory (no config.json or checkpoints/last.pt): "
+        f"pass the folder `ganworks train --out` wrote"
+    )
 
 
 def run(req: RunRequest) -> int:
@@ -154,19 +162,27 @@ def _locked_run(req: RunRequest, writer: bool, held: list) -> int:
             runfolder.refuse_nonfinite_resume(run_dir, ckpt, state)
             cfg = state["config"]
             if ckpt.name != "last.pt":
-                print(f"resuming from {ckpt} (iteration {state['position']['iteration']}); its later rows in "
-                      f"metrics.jsonl are dropped and last.pt is overwritten at the next save", file=sys.stderr)
+                print(
+                    f"resuming from {ckpt} (iteration {state['position']['iteration']}); its later rows in "
+                    f"metrics.jsonl are dropped and last.pt is overwritten at the next save",
+                    file=sys.stderr,
+                )
         else:
             cfg = runfolder.read_run_config(run_dir)
-            print(f"{run_dir} has no checkpoint (stopped before its first save): starting it again from its "
-                  f"config.json", file=sys.stderr)
+            print(
+                f"{run_dir} has no checkpoint (stopped before its first save): starting it again from its config.json",
+                file=sys.stderr,
+            )
         cfg = validate(cfg)
         if req.preset and req.preset != cfg["meta"].get("preset"):
-            raise ConfigError(f"{run_dir} is a run of {cfg['meta'].get('preset')!r}, not {req.preset!r}: drop the "
-                              f"preset name to resume it")
+            raise ConfigError(
+                f"{run_dir} is a run of {cfg['meta'].get('preset')!r}, not {req.preset!r}: drop the "
+                f"preset name to resume it"
+            )
         if req.overrides or req.seed is not None:
-            raise ConfigError("--set and --seed cannot change a run being resumed (only --epochs/--iterations/"
-                              "--device/--data-root)")
+            raise ConfigError(
+                "--set and --seed cannot change a run being resumed (only --epochs/--iterations/--device/--data-root)"
+            )
     else:
         cfg = _new_config(req)
         run_dir = Path(req.out) if req.out else runfolder.default_run_dir(req.preset, cfg["train"]["seed"])
@@ -232,19 +248,27 @@ def _train(req: RunRequest, cfg: dict, state: dict | None, run_dir: Path, writer
         if state is not None:
             exp.load_state_dict(state)
             if exp.position["iteration"] >= exp.total_iterations:
-                raise ConfigError(f"{run_dir} already finished {exp.position['iteration']} iterations: ask for more "
-                                  f"with --epochs or --iterations")
+                raise ConfigError(
+                    f"{run_dir} already finished {exp.position['iteration']} iterations: ask for more "
+                    f"with --epochs or --iterations"
+                )
         if info is not None:
             distributed.wrap(exp, info)
         if writer:
             write_config(run_dir, cfg)
             procs = f"{info.world_size} processes, " if info is not None else ""
-            print(f"run: {run_dir}  {procs}device: {device}  iterations: {exp.position['iteration']} -> "
-                  f"{exp.total_iterations} ({exp.iterations_per_epoch} per epoch)  compiled: {_compiled_parts(exp)}"
-                  + (f"  data: {cfg['meta']['data']}" if cfg["meta"].get("data") else ""), file=sys.stderr)
+            print(
+                f"run: {run_dir}  {procs}device: {device}  iterations: {exp.position['iteration']} -> "
+                f"{exp.total_iterations} ({exp.iterations_per_epoch} per epoch)  compiled: {_compiled_parts(exp)}"
+                + (f"  data: {cfg['meta']['data']}" if cfg["meta"].get("data") else ""),
+                file=sys.stderr,
+            )
         progress = req.progress and writer
-        row = distributed.train_distributed(exp, run_dir, progress) if info is not None else \
-            train(exp, run_dir, progress=progress)
+        row = (
+            distributed.train_distributed(exp, run_dir, progress)
+            if info is not None
+            else train(exp, run_dir, progress=progress)
+        )
     finally:
         if info is not None:
             distributed.teardown()
@@ -271,15 +295,21 @@ def write_status(run_dir: Path, exp, row: dict) -> dict:
     """``run_dir/status.json``: how far the run got, whether it finished, and the signal that stopped it
     (read by ``ganworks reproduce`` and by the ``--nproc`` launcher); returns what it wrote."""
     it = exp.position["iteration"]
-    status = {"iteration": it, "total_iterations": exp.total_iterations, "finished": it >= exp.total_iterations,
-              "epoch": it / exp.iterations_per_epoch, "interrupted": bool(row.get("interrupted")),
-              "signal": row.get("interrupted")}
+    status = {
+        "iteration": it,
+        "total_iterations": exp.total_iterations,
+        "finished": it >= exp.total_iterations,
+        "epoch": it / exp.iterations_per_epoch,
+        "interrupted": bool(row.get("interrupted")),
+        "signal": row.get("interrupted"),
+    }
     (run_dir / "status.json").write_text(json.dumps(status) + "\n")
     return status
 
 
 def _compiled_parts(exp) -> str:
     """What train.compile compiled: the phases and/or the optimizers' update, or nothing."""
-    parts = (["step"] if exp.phase_loss.is_compiled else []) + \
-        (["optimizer update"] if any(getattr(o, "is_compiled", False) for o in exp.optimizers.values()) else [])
+    parts = (["step"] if exp.phase_loss.is_compiled else []) + (
+        ["optimizer update"] if any(getattr(o, "is_compiled", False) for o in exp.optimizers.values()) else []
+    )
     return " + ".join(parts) or "nothing"

@@ -36,8 +36,12 @@ def default_run_dir(preset: str, seed: int) -> Path:
 
 def is_run_config(cfg) -> bool:
     """A ganworks run's ``config.json``: every section of the defaults, each a table, and a preset name."""
-    return (isinstance(cfg, dict) and all(isinstance(cfg.get(k), dict) for k in DEFAULTS)
-            and isinstance(cfg["meta"].get("preset"), str) and bool(cfg["meta"]["preset"]))
+    return (
+        isinstance(cfg, dict)
+        and all(isinstance(cfg.get(k), dict) for k in DEFAULTS)
+        and isinstance(cfg["meta"].get("preset"), str)
+        and bool(cfg["meta"]["preset"])
+    )
 
 
 def read_run_config(run_dir: Path) -> dict | None:
@@ -49,12 +53,15 @@ def read_run_config(run_dir: Path) -> dict | None:
     try:
         cfg = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{path} is unreadable ({type(e).__name__}): start the run again with its preset "
-                              f"and a new --out") from None
+        raise CheckpointError(
+            f"{path} is unreadable ({type(e).__name__}): start the run again with its preset and a new --out"
+        ) from None
     if not is_run_config(cfg):
-        raise CheckpointError(f"{path} is not a ganworks run config (it lacks the sections "
-                              f"{', '.join(DEFAULTS)} and meta.preset): {run_dir} is not a run; pick a new or "
-                              f"empty --out, and it is left as it is")
+        raise CheckpointError(
+            f"{path} is not a ganworks run config (it lacks the sections "
+            f"{', '.join(DEFAULTS)} and meta.preset): {run_dir} is not a run; pick a new or "
+            f"empty --out, and it is left as it is"
+        )
     return with_defaults(cfg)
 
 
@@ -73,12 +80,16 @@ def check_out_dir(run_dir: Path, preset: str) -> None:
     try:
         cfg = read_run_config(run_dir)
     except CheckpointError:
-        raise ConfigError(f"--out {run_dir} holds a config.json that is not a ganworks run config: pick a new or "
-                          f"empty folder (the folder is left as it is)") from None
+        raise ConfigError(
+            f"--out {run_dir} holds a config.json that is not a ganworks run config: pick a new or "
+            f"empty folder (the folder is left as it is)"
+        ) from None
     if cfg["meta"]["preset"] != preset:
-        raise ConfigError(f"--out {run_dir} holds a run of {cfg['meta']['preset']!r} (stopped before its first "
-                          f"checkpoint), not of {preset!r}: pick another --out, or restart it with "
-                          f"--resume {run_dir}")
+        raise ConfigError(
+            f"--out {run_dir} holds a run of {cfg['meta']['preset']!r} (stopped before its first "
+            f"checkpoint), not of {preset!r}: pick another --out, or restart it with "
+            f"--resume {run_dir}"
+        )
 
 
 def _flat(tree: dict, prefix: str = "") -> dict:
@@ -110,7 +121,8 @@ def check_checkpoint_belongs(run_dir: Path, ckpt: Path, state: dict) -> None:
         raise CheckpointError(
             f"{ckpt} does not belong to the run in {run_dir}: it is a checkpoint of {theirs!r} whose config "
             f"differs from {run_dir / 'config.json'} in {', '.join(diff[:4])}{more}; put the run's own checkpoint "
-            f"back (nothing was written), or resume the folder the checkpoint came from")
+            f"back (nothing was written), or resume the folder the checkpoint came from"
+        )
 
 
 def refuse_nonfinite_resume(run_dir: Path, ckpt: Path, state: dict) -> None:
@@ -132,5 +144,7 @@ def refuse_nonfinite_resume(run_dir: Path, ckpt: Path, state: dict) -> None:
         hint = f"the newest finite checkpoint is {good} (iteration {it}): ganworks train --resume {good}"
     else:
         hint = f"no checkpoint of {run_dir} is finite: start the run again with a lower optim.lr and a new --out"
-    raise CheckpointError(f"{ckpt} holds non-finite weights (NaN/Inf; the run diverged before it was saved), so "
-                          f"it cannot be resumed; {hint}")
+    raise CheckpointError(
+        f"{ckpt} holds non-finite weights (NaN/Inf; the run diverged before it was saved), so "
+        f"it cannot be resumed; {hint}"
+    )

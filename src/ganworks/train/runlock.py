@@ -101,15 +101,18 @@ def acquire(run_dir: str | os.PathLike, what: str = "run folder") -> RunLock:
             return RunLock(run_dir, fd, owned=False)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
-        raise GanworksError(f"cannot write in {run_dir} ({e.strerror}): pick a folder you can write to "
-                            f"(--out)") from None
+        raise GanworksError(
+            f"cannot write in {run_dir} ({e.strerror}): pick a folder you can write to (--out)"
+        ) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         os.close(fd)
         pid = holder_pid(run_dir)
         who = f"process {pid}" if pid else "another process"
-        raise RunFolderBusy(f"{what} {run_dir} is in use by {who} (lock file {run_dir / LOCK}): wait for it to "
-                            f"finish or stop it (kill {pid or '<pid>'}); two writers would mix their rows") from None
+        raise RunFolderBusy(
+            f"{what} {run_dir} is in use by {who} (lock file {run_dir / LOCK}): wait for it to "
+            f"finish or stop it (kill {pid or '<pid>'}); two writers would mix their rows"
+        ) from None
     _write_pid(fd)
     return RunLock(run_dir, fd, owned=True)

@@ -24,8 +24,22 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from sqlalchemy import (Boolean, Column, Float, Integer, MetaData, String, Table, Text, UniqueConstraint,
-                        create_engine, event, inspect, select, text)
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    inspect,
+    select,
+    text,
+)
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from ganworks.errors import ConfigError
@@ -35,13 +49,15 @@ SCHEMA_VERSION = 2
 metadata = MetaData()
 
 schema_table = Table(
-    "ganworks_schema", metadata,
+    "ganworks_schema",
+    metadata,
     Column("name", String(32), primary_key=True),
     Column("version", Integer, nullable=False),
 )
 
 sessions = Table(
-    "sessions", metadata,
+    "sessions",
+    metadata,
     Column("id", String(64), primary_key=True),
     Column("study", String(64), nullable=False, index=True),
     Column("worker_id", String(128), nullable=True),
@@ -53,7 +69,8 @@ sessions = Table(
 )
 
 votes = Table(
-    "votes", metadata,
+    "votes",
+    metadata,
     Column("vote_id", String(64), primary_key=True),
     Column("session_id", String(64), nullable=False, index=True),
     Column("study", String(64), nullable=False, index=True),
@@ -71,13 +88,14 @@ votes = Table(
 )
 
 # the columns of each table at each version (to recognise a version and refuse a mismatch)
-_V1 = {"sessions": {"id", "study", "worker_id", "items", "code", "created"},
-       "votes": {c.name for c in votes.columns}}
+_V1 = {"sessions": {"id", "study", "worker_id", "items", "code", "created"}, "votes": {c.name for c in votes.columns}}
 COLUMNS = {1: _V1, 2: {"sessions": _V1["sessions"] | {"token_hash"}, "votes": _V1["votes"]}}
 # statements that bring version k-1 to version k
 MIGRATIONS = {
-    2: ["ALTER TABLE sessions ADD COLUMN token_hash VARCHAR(64)",
-        "CREATE INDEX ix_sessions_token_hash ON sessions (token_hash)"],
+    2: [
+        "ALTER TABLE sessions ADD COLUMN token_hash VARCHAR(64)",
+        "CREATE INDEX ix_sessions_token_hash ON sessions (token_hash)",
+    ],
 }
 
 
@@ -99,7 +117,7 @@ def normalize_url(url: str) -> str:
     """``postgresql://`` and ``postgres://`` mean psycopg 3, the driver of the ``postgres`` extra."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
@@ -112,8 +130,12 @@ def make_engine(url: str, busy_timeout_ms: int = 10000, sync: str = "normal", mi
     if url.startswith("sqlite"):
         if sync not in ("normal", "full"):
             raise ValueError("sync must be 'normal' or 'full'")
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},
-                               pool_size=8, max_overflow=8)
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},
+            pool_size=8,
+            max_overflow=8,
+        )
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):
@@ -131,8 +153,10 @@ def make_engine(url: str, busy_timeout_ms: int = 10000, sync: str = "normal", mi
         try:
             engine = create_engine(url, pool_pre_ping=True, pool_size=16, max_overflow=16)
         except ModuleNotFoundError as e:
-            raise ConfigError(f"--db {_safe_url(url)}: its database driver is not installed ({e.name}); "
-                              "for PostgreSQL: pip install 'ganworks[postgres]' (psycopg 3)") from None
+            raise ConfigError(
+                f"--db {_safe_url(url)}: its database driver is not installed ({e.name}); "
+                "for PostgreSQL: pip install 'ganworks[postgres]' (psycopg 3)"
+            ) from None
         except SQLAlchemyError as e:
             raise ConfigError(f"--db {_safe_url(url)}: not a usable SQLAlchemy URL ({type(e).__name__})") from None
     ensure_schema(engine, url, migrate=migrate)
@@ -161,7 +185,8 @@ def _check_columns(conn, version: int, where: str) -> None:
             raise ConfigError(
                 f"{where}: table {table!r} does not match ganworks vote schema version {version} "
                 f"(missing columns {missing}, unexpected {extra}); it was not made by this ganworks: "
-                "use another --db (an empty database or a new file)")
+                "use another --db (an empty database or a new file)"
+            )
 
 
 def ensure_schema(engine, url: str, migrate: bool = True) -> int:
@@ -174,8 +199,7 @@ def ensure_schema(engine, url: str, migrate: bool = True) -> int:
         with engine.connect():
             pass
     except DBAPIError as e:
-        raise ConfigError(f"--db {where}: cannot connect to the database "
-                          f"({_first_line(e.orig)})") from None
+        raise ConfigError(f"--db {where}: cannot connect to the database ({_first_line(e.orig)})") from None
     for attempt in range(5):
         try:
             # BEGIN IMMEDIATE: SQLite's write lock from the start, so a second process waits for the first
@@ -190,8 +214,10 @@ def ensure_schema(engine, url: str, migrate: bool = True) -> int:
                     c.execute(schema_table.insert().values(name="turing", version=SCHEMA_VERSION))
                     return SCHEMA_VERSION
                 if v > SCHEMA_VERSION:
-                    raise ConfigError(f"{where}: its vote tables are schema version {v}, made by a newer ganworks "
-                                      f"(this one reads up to version {SCHEMA_VERSION}); upgrade ganworks")
+                    raise ConfigError(
+                        f"{where}: its vote tables are schema version {v}, made by a newer ganworks "
+                        f"(this one reads up to version {SCHEMA_VERSION}); upgrade ganworks"
+                    )
                 if v not in COLUMNS:
                     raise ConfigError(f"{where}: unknown vote schema version {v}")
                 _check_columns(c, v, where)

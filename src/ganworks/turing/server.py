@@ -41,7 +41,7 @@ import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -60,8 +60,10 @@ WORKER_PARAMS = ("PROLIFIC_PID", "workerId", "worker_id")
 STAIRCASE = {"down_after": 2, "factor": 0.8, "min_ms": 20, "max_ms": 2000}
 COOKIE = "ganworks_session"
 COOKIE_MAX_AGE = 30 * 24 * 3600
-OTHER_BROWSER = ("this worker id already has a session, opened in another browser; a session and its completion "
-                 "code stay with the browser that opened it, so continue there")
+OTHER_BROWSER = (
+    "this worker id already has a session, opened in another browser; a session and its completion "
+    "code stay with the browser that opened it, so continue there"
+)
 NOT_YOURS = "this browser does not hold the session's token (its cookie is missing or belongs to another session)"
 NO_STUDY_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -99,7 +101,7 @@ def _describe_invalid(e: dict) -> str:
     return "the request is not valid"
 
 
-def _token_hash(request: Request) -> Optional[str]:
+def _token_hash(request: Request) -> str | None:
     tok = request.cookies.get(COOKIE)
     if not tok or len(tok) > 128:
         return None
@@ -108,7 +110,7 @@ def _token_hash(request: Request) -> Optional[str]:
 
 class SessionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    worker_id: Optional[str] = Field(default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@-]+$")
+    worker_id: str | None = Field(default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@-]+$")
 
 
 class VoteIn(BaseModel):
@@ -116,7 +118,7 @@ class VoteIn(BaseModel):
     vote_id: str = Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
     image_id: str = Field(min_length=1, max_length=64)
     answer: Literal["real", "fake"]
-    latency_ms: Optional[int] = Field(default=None, ge=0, le=86_400_000)
+    latency_ms: int | None = Field(default=None, ge=0, le=86_400_000)
 
 
 def staircase_exposure(start_ms: int, history: list[bool]) -> int:
@@ -134,9 +136,16 @@ def staircase_exposure(start_ms: int, history: list[bool]) -> int:
     return int(round(e))
 
 
-def create_app(study_dir, db_url: str | None = None, token: str | None = None,
-               worker_params=WORKER_PARAMS, completion_url: str | None = None, sync: str = "normal",
-               reps: int = 1000, processes: int = 1) -> FastAPI:
+def create_app(
+    study_dir,
+    db_url: str | None = None,
+    token: str | None = None,
+    worker_params=WORKER_PARAMS,
+    completion_url: str | None = None,
+    sync: str = "normal",
+    reps: int = 1000,
+    processes: int = 1,
+) -> FastAPI:
     """The FastAPI app serving the study in ``study_dir`` (votes in ``db_url``, default its SQLite file)."""
     study = load_study(study_dir)
     name = study["name"]
@@ -195,8 +204,9 @@ def create_app(study_dir, db_url: str | None = None, token: str | None = None,
         fake_labels = [s["label"] for s in study["sources"] if s["truth"] == "fake"]
         tut_real = by.get((real_label, "tutorial"), [])
         tut_fake = [i for lab in fake_labels for i in by.get((lab, "tutorial"), [])]
-        tut = rng.sample(tut_real, min(len(tut_real), (opts["tutorial"] + 1) // 2)) + \
-            rng.sample(tut_fake, min(len(tut_fake), opts["tutorial"] // 2))
+        tut = rng.sample(tut_real, min(len(tut_real), (opts["tutorial"] + 1) // 2)) + rng.sample(
+            tut_fake, min(len(tut_fake), opts["tutorial"] // 2)
+        )
         rng.shuffle(tut)
         main = rng.sample(by[(real_label, "main")], min(opts["real_per_session"], len(by[(real_label, "main")])))
         n_fake = opts["fake_per_session"]
@@ -216,13 +226,20 @@ def create_app(study_dir, db_url: str | None = None, token: str | None = None,
             if not (8 <= len(sid) <= 64):
                 raise HTTPException(404, "unknown session")
             with engine.connect() as c:
-                row = c.execute(select(dbm.sessions).where(dbm.sessions.c.id == sid,
-                                                           dbm.sessions.c.study == name)).first()
+                row = c.execute(
+                    select(dbm.sessions).where(dbm.sessions.c.id == sid, dbm.sessions.c.study == name)
+                ).first()
             if row is None:
                 raise HTTPException(404, "unknown session")
             items = json.loads(row.items)
-            s = {"id": row.id, "items": items, "code": row.code, "worker_id": row.worker_id,
-                 "token_hash": row.token_hash, "pos": {it["image_id"]: k for k, it in enumerate(items)}}
+            s = {
+                "id": row.id,
+                "items": items,
+                "code": row.code,
+                "worker_id": row.worker_id,
+                "token_hash": row.token_hash,
+                "pos": {it["image_id"]: k for k, it in enumerate(items)},
+            }
             if len(session_cache) > 100_000:
                 session_cache.clear()
             session_cache[sid] = s
@@ -236,8 +253,14 @@ def create_app(study_dir, db_url: str | None = None, token: str | None = None,
 
     def read_answers(sid: str) -> list[tuple]:
         with engine.connect() as c:
-            return [tuple(r) for r in c.execute(select(dbm.votes.c.image_id, dbm.votes.c.kind, dbm.votes.c.correct)
-                                                .where(dbm.votes.c.session_id == sid).order_by(dbm.votes.c.created))]
+            return [
+                tuple(r)
+                for r in c.execute(
+                    select(dbm.votes.c.image_id, dbm.votes.c.kind, dbm.votes.c.correct)
+                    .where(dbm.votes.c.session_id == sid)
+                    .order_by(dbm.votes.c.created)
+                )
+            ]
 
     def answered(sid: str) -> list[tuple]:
         if shared_store:
@@ -249,14 +272,14 @@ def create_app(study_dir, db_url: str | None = None, token: str | None = None,
             h = histories[sid] = read_answers(sid)
         return h
 
-    def owned_session(sid: str, th: Optional[str]) -> dict:
+    def owned_session(sid: str, th: str | None) -> dict:
         """The session ``sid`` if the request's cookie holds its token (else 403)."""
         s = load_session(sid)
         if th is None or s["token_hash"] is None or not secrets.compare_digest(s["token_hash"], th):
             raise HTTPException(403, NOT_YOURS)
         return s
 
-    def next_exposure(rows) -> Optional[int]:
+    def next_exposure(rows) -> int | None:
         if not opts.get("exposure_ms"):
             return None
         if not opts.get("staircase"):
@@ -272,9 +295,17 @@ def create_app(study_dir, db_url: str | None = None, token: str | None = None,
     def session_view(s: dict) -> dict:
         rows = list(answered(s["id"]))
         done = len(rows) >= len(s["items"])
-        view = {"session_id": s["id"], "study": name, "items": s["items"], "answered": [r[0] for r in rows],
-                "total": len(s["items"]), "progress": len(rows), "done": done,
-                "feedback": bool(opts["feedback"]), "exposure_ms": next_exposure(rows)}
+        view = {
+            "session_id": s["id"],
+            "study": name,
+            "items": s["items"],
+            "answered": [r[0] for r in rows],
+            "total": len(s["items"]),
+            "progress": len(rows),
+            "done": done,
+            "feedback": bool(opts["feedback"]),
+            "exposure_ms": next_exposure(rows),
+        }
         if done:
             view.update(completion(s))
         return view
@@ -297,11 +328,17 @@ def create_app(study_dir, db_url: str | None = None, token: str | None = None,
     @app.get("/api/studies/{study}/config")
     def config(study: str):
         check_study(study)
-        return {"study": name, "feedback": bool(opts["feedback"]), "exposure_ms": opts.get("exposure_ms"),
-                "staircase": bool(opts.get("staircase")), "worker_params": list(worker_params),
-                "tutorial": opts["tutorial"], "per_session": opts["per_session"]}
+        return {
+            "study": name,
+            "feedback": bool(opts["feedback"]),
+            "exposure_ms": opts.get("exposure_ms"),
+            "staircase": bool(opts.get("staircase")),
+            "worker_params": list(worker_params),
+            "tutorial": opts["tutorial"],
+            "per_session": opts["per_session"],
+        }
 
-    def open_session(worker_id: Optional[str], th: Optional[str]) -> tuple[dict, Optional[str]]:
+    def open_session(worker_id: str | None, th: str | None) -> tuple[dict, str | None]:
         """(the session view, a new token or None): this browser's session for ``worker_id`` again, or
         a new one; a worker id whose session another browser holds is refused (409)."""
         S = dbm.sessions
@@ -318,9 +355,15 @@ def create_app(study_dir, db_url: str | None = None, token: str | None = None,
                     raise HTTPException(409, OTHER_BROWSER)
         sid, new_token = secrets.token_urlsafe(24), secrets.token_urlsafe(32)
         items = make_items(random.Random(secrets.randbits(64)))
-        row = {"id": sid, "study": name, "worker_id": worker_id, "items": json.dumps(items),
-               "code": secrets.token_hex(4).upper(), "created": time.time(),
-               "token_hash": hashlib.sha256(new_token.encode()).hexdigest()}
+        row = {
+            "id": sid,
+            "study": name,
+            "worker_id": worker_id,
+            "items": json.dumps(items),
+            "code": secrets.token_hex(4).upper(),
+            "created": time.time(),
+            "token_hash": hashlib.sha256(new_token.encode()).hexdigest(),
+        }
         try:
             with engine.begin() as c:
                 c.execute(insert(S).values(**row))
@@ -336,8 +379,15 @@ def create_app(study_dir, db_url: str | None = None, token: str | None = None,
         view, new_token = await in_db(open_session, body.worker_id, _token_hash(request))
         resp = JSONResponse(view)
         if new_token is not None:
-            resp.set_cookie(COOKIE, new_token, max_age=COOKIE_MAX_AGE, path=f"/api/studies/{name}", httponly=True,
-                            samesite="lax", secure=request.url.scheme == "https")
+            resp.set_cookie(
+                COOKIE,
+                new_token,
+                max_age=COOKIE_MAX_AGE,
+                path=f"/api/studies/{name}",
+                httponly=True,
+                samesite="lax",
+                secure=request.url.scheme == "https",
+            )
         return resp
 
     @app.get("/api/studies/{study}/sessions/{sid}")
@@ -346,7 +396,7 @@ def create_app(study_dir, db_url: str | None = None, token: str | None = None,
         th = _token_hash(request)
         return await in_db(lambda: session_view(owned_session(sid, th)))
 
-    def store_vote(sid: str, th: Optional[str], body: VoteIn) -> dict:
+    def store_vote(sid: str, th: str | None, body: VoteIn) -> dict:
         s = owned_session(sid, th)
         pos = s["pos"].get(body.image_id)
         if pos is None:
@@ -356,10 +406,21 @@ def create_app(study_dir, db_url: str | None = None, token: str | None = None,
         kind = "tutorial" if item["tutorial"] else ("attention" if m["kind"] == "attention" else "main")
         correct = body.answer == m["truth"]
         hist = answered(sid)
-        row = {"vote_id": body.vote_id, "session_id": sid, "study": name, "image_id": body.image_id,
-               "position": pos, "source": m["source"], "truth": m["truth"], "kind": kind,
-               "answer": body.answer, "correct": correct, "latency_ms": body.latency_ms,
-               "exposure_ms": next_exposure(hist), "created": time.time()}
+        row = {
+            "vote_id": body.vote_id,
+            "session_id": sid,
+            "study": name,
+            "image_id": body.image_id,
+            "position": pos,
+            "source": m["source"],
+            "truth": m["truth"],
+            "kind": kind,
+            "answer": body.answer,
+            "correct": correct,
+            "latency_ms": body.latency_ms,
+            "exposure_ms": next_exposure(hist),
+            "created": time.time(),
+        }
         duplicate = False
         try:
             with engine.begin() as c:
@@ -375,8 +436,14 @@ def create_app(study_dir, db_url: str | None = None, token: str | None = None,
         else:
             hist.append((body.image_id, kind, correct))
         n = len(hist)
-        out = {"stored": True, "duplicate": duplicate, "progress": n, "total": len(s["items"]),
-               "done": n >= len(s["items"]), "exposure_ms": next_exposure(hist)}
+        out = {
+            "stored": True,
+            "duplicate": duplicate,
+            "progress": n,
+            "total": len(s["items"]),
+            "done": n >= len(s["items"]),
+            "exposure_ms": next_exposure(hist),
+        }
         if opts["feedback"] or item["tutorial"]:
             out.update(correct=correct, truth=m["truth"])
         if out["done"]:
@@ -410,8 +477,11 @@ def create_app(study_dir, db_url: str | None = None, token: str | None = None,
 
         rows = await in_db(dbm.read_votes, engine, name)
         # the bootstrap is CPU work: a thread of its own, not the database's
-        return _json_safe(await asyncio.get_running_loop().run_in_executor(
-            None, lambda: summarize(study_obj(), rows, exclude_failed=not include_failed, reps=reps)))
+        return _json_safe(
+            await asyncio.get_running_loop().run_in_executor(
+                None, lambda: summarize(study_obj(), rows, exclude_failed=not include_failed, reps=reps)
+            )
+        )
 
     @app.get("/api/studies/{study}/votes.csv")
     async def votes_csv(study: str, request: Request):

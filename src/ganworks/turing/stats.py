@@ -53,10 +53,10 @@ def bootstrap_hype(rater, image, is_fake, error, reps: int = 1000, seed: int = 0
     h = np.empty(reps)
     chunk = max(1, int(2e6 // max(1, len(error))))  # bound memory: chunk × votes weights at a time
     for a in range(0, reps, chunk):
-        w = wR[a:a + chunk, rater] * wI[a:a + chunk, image]  # chunk × votes
+        w = wR[a : a + chunk, rater] * wI[a : a + chunk, image]  # chunk × votes
         wf, wr = w * f, w * (1 - f)
         with np.errstate(invalid="ignore", divide="ignore"):
-            h[a:a + chunk] = 0.5 * ((wf @ error) / wf.sum(1) + (wr @ error) / wr.sum(1))
+            h[a : a + chunk] = 0.5 * ((wf @ error) / wf.sum(1) + (wr @ error) / wr.sum(1))
     h = h[np.isfinite(h)]  # a replicate that drew no fake (or no real) image has no HYPE
     a = (1 - level) / 2
     lo, hi = np.quantile(h, [a, 1 - a]) if len(h) else (math.nan, math.nan)
@@ -78,14 +78,22 @@ def rank_correlations(human: dict, scores: dict) -> list[dict]:
         y = [scores[g][k] for g in labels]
         rho = spearmanr(x, y).statistic if len(labels) > 2 else float(np.sign((x[1] - x[0]) * (y[1] - y[0])))
         tau = kendalltau(x, y).statistic
-        out.append({"score": k, "n": len(labels), "generators": labels, "spearman": float(rho),
-                    "kendall": float(tau),
-                    "expected_sign": -1 if "FID" in k or "KID" in k else 1})
+        out.append(
+            {
+                "score": k,
+                "n": len(labels),
+                "generators": labels,
+                "spearman": float(rho),
+                "kendall": float(tau),
+                "expected_sign": -1 if "FID" in k or "KID" in k else 1,
+            }
+        )
     return out
 
 
-def summarize(study: dict, votes: list[dict], exclude_failed: bool = True, reps: int = 1000,
-              seed: int = 0, top: int = 8) -> dict:
+def summarize(
+    study: dict, votes: list[dict], exclude_failed: bool = True, reps: int = 1000, seed: int = 0, top: int = 8
+) -> dict:
     """Every number of the owner's page and of ``ganworks turing results``.
 
     ``votes``: dicts with ``session_id``, ``image_id``, ``source``, ``truth``, ``kind``, ``answer``.
@@ -116,38 +124,60 @@ def summarize(study: dict, votes: list[dict], exclude_failed: bool = True, reps:
     reals = [v for v in used if v["source"] == real_label]
     real_err = sum(v["answer"] != v["truth"] for v in reals)
     per_source = []
-    rs = {"source": real_label, "truth": "real", "votes": len(reals),
-          "raters": len({v["session_id"] for v in reals}),
-          "accuracy": 1 - real_err / len(reals) if reals else math.nan,
-          "error_on_reals": real_err / len(reals) if reals else math.nan,
-          "error_on_reals_wilson": list(wilson(real_err, len(reals)))}
+    rs = {
+        "source": real_label,
+        "truth": "real",
+        "votes": len(reals),
+        "raters": len({v["session_id"] for v in reals}),
+        "accuracy": 1 - real_err / len(reals) if reals else math.nan,
+        "error_on_reals": real_err / len(reals) if reals else math.nan,
+        "error_on_reals_wilson": list(wilson(real_err, len(reals))),
+    }
     per_source.append(rs)
     human = {}
     for k, s in enumerate(fakes):
         fv = [v for v in used if v["source"] == s["label"]]
         ferr = sum(v["answer"] != v["truth"] for v in fv)
         both = fv + reals
-        row = {"source": s["label"], "truth": "fake", "votes": len(fv), "raters": len({v["session_id"] for v in fv}),
-               "error_on_fakes": ferr / len(fv) if fv else math.nan,
-               "error_on_fakes_wilson": list(wilson(ferr, len(fv))),
-               "error_on_reals": rs["error_on_reals"], "scores": s.get("scores", {})}
+        row = {
+            "source": s["label"],
+            "truth": "fake",
+            "votes": len(fv),
+            "raters": len({v["session_id"] for v in fv}),
+            "error_on_fakes": ferr / len(fv) if fv else math.nan,
+            "error_on_fakes_wilson": list(wilson(ferr, len(fv))),
+            "error_on_reals": rs["error_on_reals"],
+            "scores": s.get("scores", {}),
+        }
         if fv and reals:
             r, im, fk, err = arrays(both)
             h, lo, hi = bootstrap_hype(r, im, fk, err, reps=reps, seed=seed + k)
             nerr = int(err.sum())
-            row.update(accuracy=1 - float(err.mean()), hype=h, hype_ci=[lo, hi],
-                       pooled_error=float(err.mean()), pooled_error_wilson=list(wilson(nerr, len(both))))
+            row.update(
+                accuracy=1 - float(err.mean()),
+                hype=h,
+                hype_ci=[lo, hi],
+                pooled_error=float(err.mean()),
+                pooled_error_wilson=list(wilson(nerr, len(both))),
+            )
         else:
-            row.update(accuracy=math.nan, hype=math.nan, hype_ci=[math.nan, math.nan],
-                       pooled_error=math.nan, pooled_error_wilson=[math.nan, math.nan])
+            row.update(
+                accuracy=math.nan,
+                hype=math.nan,
+                hype_ci=[math.nan, math.nan],
+                pooled_error=math.nan,
+                pooled_error_wilson=[math.nan, math.nan],
+            )
         human[s["label"]] = row["hype"]
         per_source.append(row)
 
     # per-image "judged real" rate
     per_image = {}
     for v in used:
-        d = per_image.setdefault(v["image_id"], {"image_id": v["image_id"], "source": v["source"],
-                                                 "truth": v["truth"], "votes": 0, "judged_real": 0})
+        d = per_image.setdefault(
+            v["image_id"],
+            {"image_id": v["image_id"], "source": v["source"], "truth": v["truth"], "votes": 0, "judged_real": 0},
+        )
         d["votes"] += 1
         d["judged_real"] += v["answer"] == "real"
     images = sorted(per_image.values(), key=lambda d: (d["source"], d["image_id"]))
@@ -163,9 +193,12 @@ def summarize(study: dict, votes: list[dict], exclude_failed: bool = True, reps:
         for v in sorted(used, key=lambda v: v.get("created", 0)):
             if v.get("exposure_ms"):
                 per.setdefault(v["session_id"], []).append(v["exposure_ms"])
-        th = [float(np.mean(e[len(e) // 2:])) for e in per.values() if len(e) >= 2]
-        exposure = {"sessions": len(th), "threshold_ms_median": float(np.median(th)) if th else math.nan,
-                    "rule": "2-down-1-up staircase; per-session mean exposure over the second half of its answers"}
+        th = [float(np.mean(e[len(e) // 2 :])) for e in per.values() if len(e) >= 2]
+        exposure = {
+            "sessions": len(th),
+            "threshold_ms_median": float(np.median(th)) if th else math.nan,
+            "rule": "2-down-1-up staircase; per-session mean exposure over the second half of its answers",
+        }
     return {
         "study": study["name"],
         "staircase": exposure,
@@ -206,37 +239,62 @@ def _n(k: int, word: str) -> str:
 
 def to_markdown(r: dict) -> str:
     """The results as a Markdown report (what ``ganworks turing results --format md`` prints)."""
-    lines = [f"# Visual Turing test: {r['study']}", "",
-             f"{_n(r['sessions'], 'session')} ({r['sessions_failed_attention']} failed an attention check"
-             f"{', excluded' if r['excluded_failed_attention'] else ', kept'}); "
-             f"{r['votes_scored']} scored {'vote' if r['votes_total'] == 1 else 'votes'} of {r['votes_total']}. "
-             f"HYPE∞ = (error on fakes + error on reals) / 2; 95 % CI: bootstrap over raters and images "
-             f"({r['bootstrap']['replicates']} replicates); Wilson: pooled votes.", "",
-             "| source | kind | votes | raters | accuracy | error on fakes | error on reals | HYPE∞ | 95 % CI | Wilson (pooled) |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---|---|"]
+    lines = [
+        f"# Visual Turing test: {r['study']}",
+        "",
+        f"{_n(r['sessions'], 'session')} ({r['sessions_failed_attention']} failed an attention check"
+        f"{', excluded' if r['excluded_failed_attention'] else ', kept'}); "
+        f"{r['votes_scored']} scored {'vote' if r['votes_total'] == 1 else 'votes'} of {r['votes_total']}. "
+        f"HYPE∞ = (error on fakes + error on reals) / 2; 95 % CI: bootstrap over raters and images "
+        f"({r['bootstrap']['replicates']} replicates); Wilson: pooled votes.",
+        "",
+        "| source | kind | votes | raters | accuracy | error on fakes | error on reals | HYPE∞ | 95 % CI | Wilson (pooled) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
     for s in r["sources"]:
         if s["truth"] == "real":
-            lines.append(f"| {s['source']} | real | {s['votes']} | {s['raters']} | {_fmt(s['accuracy'])} | – | "
-                         f"{_fmt(s['error_on_reals'])} | – | – | {_ci(s['error_on_reals_wilson'])} |")
+            lines.append(
+                f"| {s['source']} | real | {s['votes']} | {s['raters']} | {_fmt(s['accuracy'])} | – | "
+                f"{_fmt(s['error_on_reals'])} | – | – | {_ci(s['error_on_reals_wilson'])} |"
+            )
         else:
-            lines.append(f"| {s['source']} | generated | {s['votes']} | {s['raters']} | {_fmt(s['accuracy'])} | "
-                         f"{_fmt(s['error_on_fakes'])} | {_fmt(s['error_on_reals'])} | {_fmt(s['hype'])} | "
-                         f"{_ci(s['hype_ci'])} | {_ci(s['pooled_error_wilson'])} |")
-    lines += ["", "Accuracy is the share of right answers on: the real images (the real row); that generator's "
-              "images and the real images together (a generated row)."]
+            lines.append(
+                f"| {s['source']} | generated | {s['votes']} | {s['raters']} | {_fmt(s['accuracy'])} | "
+                f"{_fmt(s['error_on_fakes'])} | {_fmt(s['error_on_reals'])} | {_fmt(s['hype'])} | "
+                f"{_ci(s['hype_ci'])} | {_ci(s['pooled_error_wilson'])} |"
+            )
+    lines += [
+        "",
+        "Accuracy is the share of right answers on: the real images (the real row); that generator's "
+        "images and the real images together (a generated row).",
+    ]
     if r["rank_correlations"]:
-        lines += ["", "Rank correlation of HYPE∞ with the generators' scores "
-                  "(expected sign: + for IS, − for FID/KID):", "",
-                  "| score | generators | Spearman ρ | Kendall τ | expected sign |", "|---|---:|---:|---:|---:|"]
+        lines += [
+            "",
+            "Rank correlation of HYPE∞ with the generators' scores (expected sign: + for IS, − for FID/KID):",
+            "",
+            "| score | generators | Spearman ρ | Kendall τ | expected sign |",
+            "|---|---:|---:|---:|---:|",
+        ]
         for c in r["rank_correlations"]:
-            lines.append(f"| {c['score']} | {c['n']} | {c['spearman']:.3f} | {c['kendall']:.3f} | "
-                         f"{'+' if c['expected_sign'] > 0 else '−'} |")
+            lines.append(
+                f"| {c['score']} | {c['n']} | {c['spearman']:.3f} | {c['kendall']:.3f} | "
+                f"{'+' if c['expected_sign'] > 0 else '−'} |"
+            )
     if r.get("staircase"):
         st = r["staircase"]
-        lines += ["", f"Exposure threshold (staircase, median over {st['sessions']} sessions): "
-                  f"{_fmt(st['threshold_ms_median'], pct=False)} ms."]
+        lines += [
+            "",
+            f"Exposure threshold (staircase, median over {st['sessions']} sessions): "
+            f"{_fmt(st['threshold_ms_median'], pct=False)} ms.",
+        ]
     if r["most_convincing_fakes"]:
-        lines += ["", "Most convincing fakes (share of their votes that said real): " + ", ".join(
-            f"{d['image_id']} ({d['source']}, {_fmt(d['judged_real_rate'])} of {d['votes']})"
-            for d in r["most_convincing_fakes"][:5])]
+        lines += [
+            "",
+            "Most convincing fakes (share of their votes that said real): "
+            + ", ".join(
+                f"{d['image_id']} ({d['source']}, {_fmt(d['judged_real_rate'])} of {d['votes']})"
+                for d in r["most_convincing_fakes"][:5]
+            ),
+        ]
     return "\n".join(lines) + "\n"

@@ -54,7 +54,7 @@ DEFAULTS = {
 def _label_for(spec: str, taken: set) -> str:
     s = spec.rstrip("/")
     if s.startswith("imagefolder:"):
-        s = s[len("imagefolder:"):]
+        s = s[len("imagefolder:") :]
     base = Path(s).name or s
     base = re.sub(r"[^A-Za-z0-9._:-]+", "-", base)[:40] or "source"
     if base in ("checkpoints", "last.pt", "best.pt") or base.endswith(".pt"):
@@ -80,8 +80,10 @@ def load_source(spec: str, count: int, seed: int, device="auto", data_root=None,
     else:
         name, split = parse_dataset_spec(spec)
         if ":" not in spec and not re.match(r"^[a-z0-9]+$", spec):
-            raise DataError(f"--real/--fake {spec!r}: no such file or folder, and not a dataset split "
-                            "like 'mnist:test' or 'imagefolder:DIR:test'")
+            raise DataError(
+                f"--real/--fake {spec!r}: no such file or folder, and not a dataset split "
+                "like 'mnist:test' or 'imagefolder:DIR:test'"
+            )
         images, _, _ = load_split(name, split, data_root)
         desc = {"kind": "dataset", "dataset": name, "split": split}
     n = len(images)
@@ -152,14 +154,30 @@ def _scores_of_run(spec: str) -> dict:
     return out
 
 
-def create_study(path, real: str, fakes: list[str], images_per_source=DEFAULTS["images_per_source"],
-                 per_session=DEFAULTS["per_session"], real_fraction=DEFAULTS["real_fraction"],
-                 feedback=DEFAULTS["feedback"], exposure_ms=DEFAULTS["exposure_ms"],
-                 staircase=DEFAULTS["staircase"], tutorial=DEFAULTS["tutorial"],
-                 attention=DEFAULTS["attention"], top_percent=DEFAULTS["top_percent"],
-                 scorer="inception", inception_weights=None, classifier=None, scores=None,
-                 seed=DEFAULTS["seed"], device=DEFAULTS["device"], data_root=None, size=None,
-                 overwrite=False, progress=False) -> dict:
+def create_study(
+    path,
+    real: str,
+    fakes: list[str],
+    images_per_source=DEFAULTS["images_per_source"],
+    per_session=DEFAULTS["per_session"],
+    real_fraction=DEFAULTS["real_fraction"],
+    feedback=DEFAULTS["feedback"],
+    exposure_ms=DEFAULTS["exposure_ms"],
+    staircase=DEFAULTS["staircase"],
+    tutorial=DEFAULTS["tutorial"],
+    attention=DEFAULTS["attention"],
+    top_percent=DEFAULTS["top_percent"],
+    scorer="inception",
+    inception_weights=None,
+    classifier=None,
+    scores=None,
+    seed=DEFAULTS["seed"],
+    device=DEFAULTS["device"],
+    data_root=None,
+    size=None,
+    overwrite=False,
+    progress=False,
+) -> dict:
     """Build the study folder ``path``; return its ``study.json`` content."""
     path = Path(path)
     if not NAME_RE.match(path.name):
@@ -193,18 +211,26 @@ def create_study(path, real: str, fakes: list[str], images_per_source=DEFAULTS["
         is_run = Path(spec).exists() and _looks_like_run(Path(spec))
         gen_n = int(np.ceil(want * 100.0 / top_percent)) if (top_percent and is_run) else want
         imgs, desc = load_source(spec, gen_n, seed + 1 + j, device, data_root, progress)
-        src = {"label": _label_for(spec, taken), "spec": spec, "truth": "fake", "input": desc,
-               "seed": seed + 1 + j}
+        src = {"label": _label_for(spec, taken), "spec": spec, "truth": "fake", "input": desc, "seed": seed + 1 + j}
         if top_percent and top_percent < 100:
             if extractor is None:
                 from ganworks.metrics.api import make_extractor
 
-                extractor = make_extractor("classifier" if (classifier or scorer == "classifier") else "inception",
-                                           weights=inception_weights, classifier=classifier, device=device)
+                extractor = make_extractor(
+                    "classifier" if (classifier or scorer == "classifier") else "inception",
+                    weights=inception_weights,
+                    classifier=classifier,
+                    device=device,
+                )
             keep = min(want, max(1, int(round(len(imgs) * top_percent / 100.0))))
             imgs, s = top_by_score(imgs, keep, extractor)
-            src["filter"] = {"top_percent": top_percent, "scorer": extractor.kind, "from": int(len(s)),
-                             "kept": int(len(imgs)), "min_kept_score": float(np.sort(s)[-keep])}
+            src["filter"] = {
+                "top_percent": top_percent,
+                "scorer": extractor.kind,
+                "from": int(len(s)),
+                "kept": int(len(imgs)),
+                "min_kept_score": float(np.sort(s)[-keep]),
+            }
         run_scores = dict(_scores_of_run(spec)) if Path(spec).exists() else {}
         run_scores.update((scores or {}).get(src["label"], {}))
         if run_scores:
@@ -223,7 +249,7 @@ def create_study(path, real: str, fakes: list[str], images_per_source=DEFAULTS["
         n = len(imgs)
         order = rng.permutation(n)
         n_pool = min(images_per_source, n - extra)
-        for r, i in enumerate(order[:n_pool + extra]):
+        for r, i in enumerate(order[: n_pool + extra]):
             kind = "tutorial" if r >= n_pool else "main"
             records.append((s["label"], s["truth"], kind, int(i), imgs[int(i)].numpy()))
     noise_rng = np.random.default_rng(seed + 10_000)
@@ -246,12 +272,23 @@ def create_study(path, real: str, fakes: list[str], images_per_source=DEFAULTS["
     manifest = dict(sorted(manifest.items()))
     n_real_session = max(1, int(round(per_session * real_fraction)))
     study = {
-        "format": FORMAT, "name": path.name, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "options": {"images_per_source": images_per_source, "per_session": per_session,
-                    "real_fraction": real_fraction, "real_per_session": n_real_session,
-                    "fake_per_session": per_session - n_real_session, "feedback": bool(feedback),
-                    "exposure_ms": exposure_ms, "staircase": bool(staircase), "tutorial": tutorial,
-                    "attention": attention, "top_percent": top_percent, "seed": seed},
+        "format": FORMAT,
+        "name": path.name,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "options": {
+            "images_per_source": images_per_source,
+            "per_session": per_session,
+            "real_fraction": real_fraction,
+            "real_per_session": n_real_session,
+            "fake_per_session": per_session - n_real_session,
+            "feedback": bool(feedback),
+            "exposure_ms": exposure_ms,
+            "staircase": bool(staircase),
+            "tutorial": tutorial,
+            "attention": attention,
+            "top_percent": top_percent,
+            "seed": seed,
+        },
         "image": {"width": w, "height": h, "mode": mode, "format": "png"},
         "sources": sources,
         "images": manifest,
