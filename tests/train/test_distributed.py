@@ -262,3 +262,31 @@ def test_nproc_launcher_exits_with_the_signals_status(tmp_path):
     assert proc.returncode == 143, err[-3000:]
     status = json.loads((run / "status.json").read_text())
     assert status["signal"] == "SIGTERM" and status["iteration"] == load_checkpoint(run)["position"]["iteration"]
+
+
+def test_launcher_writes_the_status_when_the_ranks_stopped_on_its_signal_without_one(tmp_path, monkeypatch):
+    """A forwarded SIGTERM can stop the ranks before rank 0 writes status.json (a rank leaves a collective
+    while the other saves): the launcher then describes the run from its last checkpoint; with no
+    checkpoint it writes nothing."""
+    import json
+
+    from ganworks import checkpoints
+    from ganworks.errors import CheckpointError
+    from ganworks.train import launch
+
+    launch._status_from_last_checkpoint(tmp_path, "SIGTERM")  # nothing saved yet
+    assert not (tmp_path / "status.json").exists()
+
+    monkeypatch.setattr(checkpoints, "load_checkpoint", lambda run_dir: {"position": {"iteration": 7, "epoch": 0.5}})
+    launch._status_from_last_checkpoint(tmp_path, "SIGTERM")
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert status["signal"] == "SIGTERM" and status["iteration"] == 7 and status["interrupted"]
+    assert not status["finished"]
+
+    def broken(run_dir):
+        raise CheckpointError("damaged")
+
+    (tmp_path / "status.json").unlink()
+    monkeypatch.setattr(checkpoints, "load_checkpoint", broken)
+    launch._status_from_last_checkpoint(tmp_path, "SIGINT")
+    assert not (tmp_path / "status.json").exists()

@@ -91,4 +91,32 @@ def _run_and_forward_signals(cmd: list[str], run_dir: Path) -> int:
             return EXIT_CODES[stopped_by]
     if code == 0:
         return 0
-    return EXIT_CODES[forwarded[0]] if forwarded else ERROR
+    if forwarded:
+        _status_from_last_checkpoint(Path(run_dir), forwarded[0])
+        return EXIT_CODES[forwarded[0]]
+    return ERROR
+
+
+def _status_from_last_checkpoint(run_dir: Path, signal_name: str) -> None:
+    """The ranks stopped on a forwarded signal without writing status.json (one left a collective
+    when the other was already saving): write it here from the last checkpoint, which the ranks' save
+    left intact, so that ``ganworks reproduce`` and the user read where the run stands."""
+    import json
+
+    from ..checkpoints import load_checkpoint
+    from ..errors import GanworksError
+
+    try:
+        position = load_checkpoint(run_dir)["position"]
+    except (GanworksError, OSError, KeyError):
+        return  # no checkpoint yet: nothing to describe, a rerun starts over
+    status = {
+        "iteration": position.get("iteration"),
+        "total_iterations": position.get("total_iterations"),
+        "finished": False,
+        "epoch": position.get("epoch"),
+        "interrupted": True,
+        "signal": signal_name,
+        "written_by": "the --nproc launcher (the ranks stopped before writing it)",
+    }
+    (run_dir / "status.json").write_text(json.dumps(status) + "\n")
