@@ -186,12 +186,82 @@ def check(
 ) -> Check:
     """A check over ``pairs``: {array name: (ours, ref)}. Keys must be the same on both sides."""
     c = Check(component, reference, ours_name, rtol, deviation=deviation, note=note, section=section, info=info)
+    c.raw, c.atol_of_check = pairs, atol_of_check  # kept (not serialised) for ``measure_pair``
     if atol_of_check and pairs:
         scales = [float(np.max(np.abs(np.asarray(r, dtype=np.float64)))) for _, r in pairs.values() if np.size(r)]
         atol = max(atol, rtol * max(scales, default=0.0))
     for name, (ours, ref) in pairs.items():
         c.arrays.append(diff(name, ours, ref, rtol, atol))
     return c
+
+
+def measure_pair(c32: Check, c64: Check) -> tuple[Check, Check]:
+    """Re-judge a float32 check and its float64 twin (same instance, upcast) from their arrays: the
+    float64 pair to ``RTOL_FLOAT64`` (zero-by-construction arrays still against the check's largest
+    array when the check said so), the float32 pair by the measured rounding noise (``check_measured``).
+
+    A float64 twin that differs by design (``deviation``) makes the float32 row a deviation too: the
+    float64 difference is then the measured cause of the float32 one. Both checks must come from
+    ``check`` (which keeps the arrays) and hold the same array names."""
+    if set(c32.raw) != set(c64.raw):
+        raise KeyError(f"{c32.component}: float32 and float64 arrays differ: {sorted(set(c32.raw) ^ set(c64.raw))}")
+    kw = dict(reference=c64.reference, ours_name=c64.ours, section=c64.section, info=c64.info)
+    wide = check(
+        c64.component,
+        pairs=c64.raw,
+        rtol=RTOL_FLOAT64,
+        atol_of_check=c64.atol_of_check,
+        deviation=c64.deviation,
+        note=c64.note,
+        **kw,
+    )
+    arrays = {k: (c32.raw[k][0], c32.raw[k][1], c64.raw[k][0], c64.raw[k][1]) for k in sorted(c32.raw)}
+    narrow = check_measured(
+        c32.component,
+        c32.reference,
+        c32.ours,
+        arrays,
+        section=c32.section,
+        info=c32.info,
+        deviation=c32.deviation or (c64.deviation and not wide.passed),
+        note=c32.note,
+    )
+    return narrow, wide
+
+
+def measure_sections(checks32: list[Check], checks64: list[Check], tag: str = " [float64]") -> list[Check]:
+    """``measure_pair`` over two runs of one section: each float32 check with the float64 check named
+    ``component + tag``; checks without a twin (e.g. a diagnostic only one precision computes) are kept
+    as they were judged."""
+    twins = {c.component: c for c in checks64}
+    out32, out64, used = [], [], set()
+    for c in checks32:
+        twin = twins.get(c.component + tag)
+        if twin is None or not hasattr(c, "raw") or not hasattr(twin, "raw"):
+            out32.append(c)
+            continue
+        narrow, wide = measure_pair(c, twin)
+        out32.append(narrow)
+        out64.append(wide)
+        used.add(twin.component)
+    out64 += [measure_pair_64(c) if hasattr(c, "raw") else c for c in checks64 if c.component not in used]
+    return out32 + out64
+
+
+def measure_pair_64(c64: Check) -> Check:
+    """A float64 check without a float32 twin, re-judged to ``RTOL_FLOAT64``."""
+    return check(
+        c64.component,
+        c64.reference,
+        c64.ours,
+        c64.raw,
+        rtol=RTOL_FLOAT64,
+        atol_of_check=c64.atol_of_check,
+        deviation=c64.deviation,
+        note=c64.note,
+        section=c64.section,
+        info=c64.info,
+    )
 
 
 def pair_up(ours: dict, ref: dict) -> dict:

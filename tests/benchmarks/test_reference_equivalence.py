@@ -195,6 +195,35 @@ def test_report_names_each_checks_worst_array():
     assert flat.worst == "b" and "(worst: b)" in C.render_markdown([flat.to_dict()], {})
 
 
+def test_measure_sections_rejudges_each_float32_row_by_its_float64_twin():
+    rng = np.random.default_rng(2)
+    exact = rng.standard_normal(20)
+    o32, r32 = _rounding_pair(exact, rng)
+    row32 = C.check("grads", "ref", "ours", {"w": (o32, r32)}, rtol=1e-12, section="s")  # fails a flat rtol
+    row64 = C.check("grads [float64]", "ref", "ours", {"w": (exact + 1e-17, exact)}, section="s-float64")
+    only32 = C.check("diagnostic", "ref", "ours", {"w": (o32, o32)}, info=True, section="s")
+    out = C.measure_sections([row32, only32], [row64])
+    narrow, kept, wide = out
+    assert not row32.passed and narrow.passed and narrow.tolerance == C.MEASURED
+    assert wide.rtol == C.RTOL_FLOAT64 and wide.passed and wide.section == "s-float64"
+    assert kept is only32
+    # a float64 pair that differs by 1e-6 fails 1e-10 (even though it passed its old 1e-5), and so does
+    # its float32 twin: the difference is real, not rounding
+    off64 = C.check("grads [float64]", "ref", "ours", {"w": (exact * (1 + 1e-6), exact)})
+    assert off64.passed
+    narrow, wide = C.measure_pair(row32, off64)
+    assert not wide.passed and wide.status == "FAIL"
+    o32_off = (exact * (1 + 1e-6)).astype(np.float32)
+    narrow, wide = C.measure_pair(C.check("grads", "ref", "ours", {"w": (o32_off, r32)}), off64)
+    assert narrow.status == "FAIL"
+    # ... unless the float64 row is a documented deviation: then both rows are deviations
+    dev64 = C.check("grads [float64]", "ref", "ours", {"w": (exact * (1 + 1e-6), exact)}, deviation=True)
+    narrow, wide = C.measure_pair(C.check("grads", "ref", "ours", {"w": (o32_off, r32)}), dev64)
+    assert narrow.status == wide.status == "deviation"
+    with pytest.raises(KeyError):
+        C.measure_pair(row32, C.check("grads [float64]", "ref", "ours", {"v": (exact, exact)}))
+
+
 def test_improved_gan_conv_layout_names_shapes_and_epsilon_adjustment():
     """sec_igan_conv.py's mapping of the CIFAR/SVHN models onto the reference scripts' parameters (tiny models)."""
     import sec_igan_conv as R
