@@ -279,11 +279,26 @@ def cmd_run(a) -> int:
     return 0 if all(v == "done" for v in status.values()) else 1
 
 
-def collect(work: Path, seeds: list[int], epochs: int) -> dict:
-    """{series key: array [seeds, epochs] (NaN where missing)} and seconds per epoch per side."""
+def collect(work: Path, seeds: list[int], epochs: int, previous: dict | None = None) -> dict:
+    """{series key: array [seeds, epochs] (NaN where missing)} and seconds per epoch per side.
+
+    A seed with no logs under ``work`` (neither side) is taken from ``previous``, an earlier results JSON
+    of the same comparison that lists it (its per-seed test errors; its seconds are in that JSON, not
+    here): the run folders of earlier seeds need not be kept to add seeds later. Such seeds are listed
+    in ``previous["_taken"]``."""
     out = {k: np.full((len(seeds), epochs), np.nan) for k in SERIES}
     secs = {"ref": [], "ours": []}
+    if previous is not None:
+        previous["_taken"] = []
     for i, s in enumerate(seeds):
+        has_logs = (work / "reference" / f"seed{s}.jsonl").exists() or (work / "ganworks" / f"seed{s}").exists()
+        if not has_logs and previous is not None and s in previous.get("seeds", []):
+            j = previous["seeds"].index(s)
+            for k in SERIES:
+                row = previous["per_epoch"][k]["per_seed"][j][:epochs]
+                out[k][i, : len(row)] = [np.nan if x is None else x for x in row]
+            previous["_taken"].append(s)
+            continue
         ref_log = work / "reference" / f"seed{s}.jsonl"
         for r in read_jsonl(ref_log) if ref_log.exists() else []:
             e = r["epoch"]
@@ -429,7 +444,12 @@ def cmd_report(a) -> int:
     settings = json.loads((work / "settings.json").read_text()) if (work / "settings.json").exists() else {}
     labels = settings.get("labels", a.labels)
     seeds, epochs = a.seeds or settings.get("seeds", [1, 2, 3]), a.epochs or settings.get("epochs", 30)
-    series, secs = collect(work, seeds, epochs)
+    prev_path = Path(a.previous) if a.previous else result_stem(labels).with_suffix(".json")
+    previous = json.loads(prev_path.read_text()) if prev_path.exists() else None
+    if previous is not None and previous.get("epochs_planned", epochs) < epochs:
+        previous = None  # shorter runs cannot fill these epochs
+    series, secs = collect(work, seeds, epochs, previous)
+    taken = (previous or {}).get("_taken", [])
     reached = {k: [int(np.sum(~np.isnan(v[i]))) for i in range(len(seeds))] for k, v in series.items()}
 
     # the last epoch at which both sides have at least two seeds (all of them once the runs are done)
@@ -482,6 +502,18 @@ def cmd_report(a) -> int:
         "device": f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores), one thread per side",
         "schedule": a.note or "both sides running at the same time (side_by_side.py run)",
         "load_average_at_report": [round(x, 2) for x in os.getloadavg()],
+        **(
+            {
+                "seeds_from_earlier_report": {
+                    "seeds": taken,
+                    "written": previous.get("written"),
+                    "schedule": previous.get("schedule"),
+                    "seconds_per_epoch": previous.get("seconds_per_epoch"),
+                }
+            }
+            if taken
+            else {}
+        ),
         "written": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "per_epoch": per_epoch,
     }
@@ -525,6 +557,18 @@ def render_markdown(result: dict, name: str) -> str:
         f"- ganworks: {result['ours']}",
     ]
     lines.append(f"- schedule: {result['schedule']}")
+    earlier = result.get("seeds_from_earlier_report")
+    if earlier:
+        sec_e = earlier.get("seconds_per_epoch") or {}
+        lines.append(
+            f"- seeds {earlier['seeds']}: taken from the report written {earlier['written']} (per-seed test errors "
+            f"kept in its JSON; those runs' folders are gone). Their schedule: {earlier['schedule']} Their seconds "
+            "per epoch: "
+            + ", ".join(
+                f"{side} {v['mean']} ± {v['std']} s over {v['n_epochs']} epochs" for side, v in sec_e.items() if v
+            )
+            + "; the seconds per epoch below are the other seeds' only."
+        )
     lines += [
         "",
         "| quantity | reference mean ± std | ganworks mean ± std | difference | 2 × pooled std | n (ref, ours) | verdict "
@@ -627,6 +671,11 @@ def main(argv=None) -> int:
     ap.add_argument("--nice", type=int, default=5)
     ap.add_argument("--poll", type=float, default=60.0, help="seconds between progress lines")
     ap.add_argument("--note", help="report: how the runs were scheduled / what else loaded the machine")
+    ap.add_argument(
+        "--previous",
+        help="report: an earlier results JSON whose seeds fill those with no logs under --work "
+        "(default: the results file this report replaces)",
+    )
     a = ap.parse_args(argv)
     if a.command == "run":
         a.seeds, a.epochs = a.seeds or [1, 2, 3], a.epochs or 30

@@ -100,6 +100,33 @@ def test_report_writes_table_and_plot(tmp_path, monkeypatch):
     assert res["seconds_per_epoch"]["ours"]["mean"] == 40.0 and res["compared_at_epoch"] == 3
 
 
+def test_report_takes_seeds_whose_logs_are_gone_from_the_report_it_replaces(tmp_path, monkeypatch):
+    monkeypatch.setattr(S, "RESULTS", tmp_path / "results")
+    first = tmp_path / "first"
+    write_logs(
+        first,
+        [1, 2],
+        3,
+        [[300, 200, 150], [320, 210, 140]],
+        [[310, 190, 145], [305, 205, 150]],
+        [[250, 150, 100], [260, 160, 110]],
+        [[240, 155, 105], [255, 150, 100]],
+    )
+    (first / "settings.json").write_text(json.dumps({"seeds": [1, 2], "epochs": 3}))
+    assert S.main(["report", "--work", str(first)]) == 0
+    later = tmp_path / "later"  # seed 3 run in another session; seeds 1 and 2's folders are gone
+    write_logs(later, [3], 3, [[330, 220, 160]], [[300, 200, 155]], [[270, 170, 120]], [[250, 160, 110]])
+    (later / "settings.json").write_text(json.dumps({"seeds": [3], "epochs": 3}))
+    assert S.main(["report", "--work", str(later), "--seeds", "1", "2", "3"]) == 0
+    res = json.loads((tmp_path / "results" / "side_by_side_mnist.json").read_text())
+    assert res["seeds"] == [1, 2, 3] and res["seeds_from_earlier_report"]["seeds"] == [1, 2]
+    assert res["per_epoch"]["ref_raw"]["per_seed"] == [[300, 200, 150], [320, 210, 140], [330, 220, 160]]
+    raw = next(v for v in res["verdicts"] if v["quantity"] == "raw D")
+    assert raw["n_ref"] == raw["n_ours"] == 3 and raw["ref_mean"] == 150.0
+    md = (tmp_path / "results" / "side_by_side_mnist.md").read_text()
+    assert "seeds [1, 2]: taken from the report written" in md
+
+
 def test_other_label_counts_one_seed_a_side(tmp_path, monkeypatch):
     """--labels 20: the reference gets --count 2, ganworks the 20-label preset; with one seed a side the
     report compares at the last epoch both reached and says the verdict needs more seeds."""
