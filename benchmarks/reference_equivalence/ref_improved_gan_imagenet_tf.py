@@ -17,6 +17,8 @@ the substitutions, all made from outside, are:
     ``tf.concat(1, [h] + minibatch_features)`` call);
   - ``random_normal`` (the discriminator's input noise, N(0, 0.1²)) returns mean + stddev × a
     standard-normal draw read from the .npz;
+  - ``nn.sigmoid_cross_entropy_with_logits`` and ``nn.sparse_softmax_cross_entropy_with_logits``
+    take the 0.x positional order ``(logits, targets/labels)`` (1.x+ takes keywords only);
   - in the float64 run only: ``float32`` is ``float64``, ``get_variable`` defaults to float64, and
     the float32 NumPy identity that ``discriminator`` builds (``big``) is cast to float64 in
     ``expand_dims``, so that the whole graph is float64.
@@ -31,7 +33,14 @@ the substitutions, all made from outside, are:
 * Weights the comparison needs (VBN γ, β; ``d_h`` = the minibatch layer's dense map;
   ``d_indiv_logits``) are assigned from the .npz after TF's initializer ran; the rest of the
   discriminator (its conv tower, only used to produce the minibatch layer's input ``h``) keeps
-  TF's seeded initial values.
+  TF's seeded initial values, which the script returns (``init:<name>``); an .npz that holds
+  ``init:<name>`` values (the float64 run: the float32 run's values, upcast) has them loaded instead,
+  so that both precisions run the same instance.
+* The losses of ``build_model.py`` (``build_model_single_gpu``: ``d_loss_real`` with one-sided label
+  smoothing through ``model.sigmoid_kl_with_logits``, ``d_loss_fake``, ``d_loss_class``, ``g_loss``)
+  need the whole multi-GPU model there; the script runs those lines (and ``discriminator.py``'s last
+  lines, 1001 logits → GAN logits) on joint-batch logits read from the .npz, with
+  ``d_label_smooth`` and ``generator_target_prob`` read from ``train_imagenet.py``'s ``DCGAN(...)`` call.
 
 Usage (the driver calls it): python ref_improved_gan_imagenet_tf.py --improved-gan DIR IN.npz OUT.npz
 """
@@ -81,8 +90,25 @@ def _random_normal(shape, mean=0.0, stddev=1.0, dtype=None, **kw):
     return tf1.constant(mean + stddev * draw.astype(DT))
 
 
+def _nn_0x(fn, second):
+    """A tf.nn loss in the 0.x positional order ``fn(logits, <second>)`` (1.x+: keywords only)."""
+
+    def wrapped(*args, **kw):
+        if args:
+            kw.update(zip(("logits", second, "name")[: len(args)], args))
+        return fn(**kw)
+
+    return wrapped
+
+
 shim.concat = _concat
 shim.random_normal = _random_normal
+shim.nn = types.ModuleType("tensorflow.nn")
+for _k in dir(tf1.nn):
+    if not _k.startswith("__"):
+        setattr(shim.nn, _k, getattr(tf1.nn, _k))
+shim.nn.sigmoid_cross_entropy_with_logits = _nn_0x(tf1.nn.sigmoid_cross_entropy_with_logits, "labels")
+shim.nn.sparse_softmax_cross_entropy_with_logits = _nn_0x(tf1.nn.sparse_softmax_cross_entropy_with_logits, "labels")
 if DT == np.float64:
     shim.float32 = tf1.float64
 
@@ -191,7 +217,64 @@ loss_head = (tf.reduce_sum(class_logits_real * d["md_w_cls"])
 g_md = tf.gradients(loss_md, [h] + md_vars)
 g_head = tf.gradients(loss_head, [h] + head_vars)
 
+# ---- the losses of build_model.py on given joint 1001-way logits ------------------------------
+# d_label_smooth and generator_target_prob are read from train_imagenet.py's DCGAN(...) call (the
+# released run's values); the GAN logits are discriminator.py's last lines, the losses
+# build_model.py's lines (0.x argument order, through the shim) with model.sigmoid_kl_with_logits.
+TRAIN = open(os.path.join(REF, "train_imagenet.py")).read()
+HP = {
+    k: float(eval(re.search(r"\b%s\s*=\s*([^,\n]+)," % k, TRAIN).group(1)))
+    for k in ("d_label_smooth", "generator_target_prob")
+}
+loss_jobs = []
+if "loss_logits" in d:
+    L = tf.placeholder(TFDT, d["loss_logits"].shape)
+    sparse_labels = tf.constant(d["loss_labels"].astype(np.int32))
+    batch_size, num_classes = d["loss_logits"].shape
+    half_batch = batch_size // 2
+    class_logits = L
+    # discriminator.py, from `generated_class_logits = ...` to the returned slices
+    generated_class_logits = tf.squeeze(tf.slice(class_logits, [0, num_classes - 1], [batch_size, 1]))
+    positive_class_logits = tf.slice(class_logits, [0, 0], [batch_size, num_classes - 1])
+    mx = tf.reduce_max(positive_class_logits, 1, keep_dims=True)
+    safe_pos_class_logits = positive_class_logits - mx
+    gan_logits = tf.log(tf.reduce_sum(tf.exp(safe_pos_class_logits), 1)) + tf.squeeze(mx) - generated_class_logits
+    class_logits = tf.slice(class_logits, [0, 0], [half_batch, num_classes])
+    D_on_data_logits = tf.slice(gan_logits, [0], [half_batch])
+    D_on_G_logits = tf.slice(gan_logits, [half_batch], [half_batch])
+    # build_model.py (build_model_single_gpu)
+    sigmoid_kl_with_logits = model.sigmoid_kl_with_logits
+    d_label_smooth = HP["d_label_smooth"]
+    d_loss_real = sigmoid_kl_with_logits(D_on_data_logits, 1.0 - d_label_smooth)
+    class_loss_weight = 1.0
+    d_loss_class = class_loss_weight * shim.nn.sparse_softmax_cross_entropy_with_logits(
+        class_logits, tf.to_int64(sparse_labels)
+    )
+    d_loss_fake = shim.nn.sigmoid_cross_entropy_with_logits(D_on_G_logits, tf.zeros_like(D_on_G_logits))
+    g_loss = sigmoid_kl_with_logits(D_on_G_logits, HP["generator_target_prob"])
+    d_loss_class = tf.reduce_mean(d_loss_class)
+    d_loss_real = tf.reduce_mean(d_loss_real)
+    d_loss_fake = tf.reduce_mean(d_loss_fake)
+    g_loss = tf.reduce_mean(g_loss)
+    d_loss = d_loss_real + d_loss_fake + d_loss_class
+    loss_jobs = (
+        [d_loss_real, d_loss_fake, d_loss_class, d_loss, g_loss] + tf.gradients(d_loss, L) + tf.gradients(g_loss, L)
+    )
+
 sess.run(tf.global_variables_initializer())
+# the variables TF initialised (the conv tower that produces h, BN gammas): given by the .npz when it
+# holds them (the float64 run receives the float32 run's values), else returned as TF drew them
+LOADED = {"d_h/Matrix", "d_h/bias", "d_indiv_logits/Matrix", "d_indiv_logits/bias"}
+LOADED |= {v.name[:-2] for _, _, _, gamma, beta, *_ in vbn_jobs for v in (gamma, beta)}
+for v in tf.global_variables():
+    name = v.name[:-2]
+    if name in LOADED:
+        continue
+    key = "init:" + name.replace("/", "|")
+    if key in d:
+        v.load(d[key], sess)
+    else:
+        out[key] = sess.run(v)
 for p, x_ref, x_live, gamma, beta, y_ref, y_live, g in vbn_jobs:
     gamma.load(d[p + "gamma"], sess)
     beta.load(d[p + "beta"], sess)
@@ -207,5 +290,12 @@ names = ["h", "f", "class_logits_real", "gan_logits_real", "gan_logits_fake",
          "ghead_h", "ghead_d_h_Matrix", "ghead_d_h_bias", "ghead_d_indiv_logits_Matrix", "ghead_d_indiv_logits_bias"]
 for k, v in zip(names, r):
     out["md_" + k] = np.asarray(v)
+if loss_jobs:
+    r = sess.run(loss_jobs, {L: d["loss_logits"]})
+    for k, v in zip(
+        ["d_loss_real", "d_loss_fake", "d_loss_class", "d_loss", "g_loss", "grad_d_loss", "grad_g_loss"], r
+    ):
+        out["loss_" + k] = np.asarray(v)
+    out["loss_hp"] = np.array([HP["d_label_smooth"], HP["generator_target_prob"]])
 np.savez(a.out, **out)
 print("tensorflow reference side done (%s)" % DT)

@@ -160,7 +160,7 @@ def main(argv=None) -> int:
         "difference (1e-6 in G's output weight norm) is given to ganworks by the harness. "
         "The side-by-side whole training runs (reference MNIST script vs ganworks train, 30 epochs "
         "x 3 seeds) are in side_by_side_mnist.md. Not compared: the rest of the ImageNet TF code "
-        "(whole G and D, losses).",
+        "(whole G and D, the training loop).",
     }
     if names:
         run = ",".join(names)
