@@ -408,8 +408,10 @@ def _dynamics_checks(a, tmp: Path) -> list[C.Check]:
         notes = {
             "reference order": "the harness gives ganworks' objective the reference's order (its first D step "
             "reuses the G step's fakes); Adam eps 1e-30 on both sides. Float64 " + size,
-            "ganworks order": "documented deviation (objectives/gan.py): ganworks' first D step of an update draws "
-            "fresh fakes from the just-updated G, the reference's reuses the G step's fakes G_old(z₀) "
+            "ganworks order": "deviation (the known order difference; objectives/gan.py gives every loss "
+            "sngan_projection's order, G step then n_dis D steps on fresh fakes, which its docstring calls the "
+            "reference updaters' order): ganworks' first D step of an update draws fresh fakes from the "
+            "just-updated G, chainer-gan-lib's WGAN-GP updater reuses its G step's fakes G_old(z₀) "
             "(same z₀ given to both, Adam eps 1e-30 on both sides): the order alone. Float64: the first D step's "
             f"fakes differ by ‖G_new(z₀) − G_old(z₀)‖ / ‖G_old(z₀)‖ = {fake_diff} in updates 1-{UPDATES}; " + size,
         }
