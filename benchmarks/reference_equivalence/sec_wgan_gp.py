@@ -9,7 +9,7 @@ ganworks' Wasserstein critic loss + λ·``regularizers.gradient_penalty`` on ``s
 real and generated batches and interpolation weights α: the losses, the mean input-gradient norm at the
 interpolates, and the gradients w.r.t. every D parameter.
 
-**Whole updates** (``_dynamics``): from identical weights, real batches, z and α, T = 3 updates of the
+**Whole updates** (``_dynamics_checks``): from identical weights, real batches, z and α, T = 3 updates of the
 reference's ``Updater.update()`` (n_dis D steps; inside the first, after D's forward passes, one G
 step on that D step's fakes: ``loss_gen = −ΣD(G(z₀))/B``, then D's step on the same fakes ``G_old(z₀)``;
 Chainer's Adam on both models) vs ganworks' ``train/loop.py`` ``train_iteration`` on an ``Experiment``
@@ -27,8 +27,11 @@ Variants:
   (losses, penalty, schedule, Adam) is ganworks' own. Adam eps 1e-30 on both sides.
 * ``ganworks order`` (deviation): ganworks as it trains — its first D step draws fresh fakes from the
   updated G (the harness gives it z₀ again, so that only the order differs); Adam eps 1e-30 on both sides.
-* ``as trained`` (deviation): ganworks' order and each framework's Adam eps (1e-8, added to √v̂ by
-  PyTorch, to √v by Chainer).
+  The note measures how far apart the first D step's fakes and the parameters end up.
+
+The G biases that feed a BN have an exact gradient of 0 and move by rounding noise on each side (info rows,
+as in ``sngan_dynamics``); G's BN running means contain them, so they are judged less that part
+(``running_mean_less_bias``), raw in an info row.
 """
 
 from __future__ import annotations
@@ -242,7 +245,7 @@ def _run_ours(variant: str, dtype: str, dr: dict) -> tuple[dict, dict, dict, lis
 
     def fake(n, device):
         x = orig_fake(n, device)
-        if d_calls["n"] % n_dis == 1 and not torch.is_grad_enabled():
+        if (d_calls["n"] - 1) % n_dis == 0 and not torch.is_grad_enabled():
             fakes0.append(as_numpy(x, np.float64))
         return x
 
