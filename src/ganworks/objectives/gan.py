@@ -1,8 +1,11 @@
 """The unconditional GAN objective of the SN-GAN experiments [SN-GAN §4, App. B; docs/papers.md §B.2].
 
-Each iteration is one G step followed by ``n_dis`` D steps (the reference updaters' order), each D
-step on a fresh real batch and a fresh generated batch of the same size; the G step draws
-``g_batch_multiplier`` × batch fakes (2 in sngan_projection's CIFAR configs).
+Each iteration is one G step followed by ``n_dis`` D steps (the order of sngan_projection's and
+chainer-gan-lib's standard updaters), each D step on a fresh real batch and a fresh generated batch of
+the same size; the G step draws ``g_batch_multiplier`` × batch fakes (2 in sngan_projection's CIFAR
+configs). chainer-gan-lib's WGAN-GP updater orders it otherwise: its G step trains on the fakes of its
+first D step, made before G's update (a documented deviation, measured in
+benchmarks/reference_equivalence, section ``wgan-gp``).
 
 ``loss`` names a (D, G) pair from ``losses.ADVERSARIAL_LOSSES``: "nonsaturating" (eq. 15),
 "hinge" (eq. 16-17), "wasserstein" (weight clipping, WGAN-GP), "minimax". The D constraints that
