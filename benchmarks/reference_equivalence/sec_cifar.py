@@ -90,7 +90,7 @@ def _same_instance(name: str, dtype: str, inp: dict, computed: tuple[str, ...]) 
         return  # no float32 run in this process (e.g. cifar64eps alone)
     assert set(ref) == set(keep), sorted(set(ref) ^ set(keep))
     for k, v in keep.items():
-        assert np.array_equal(v.astype(ref[k].dtype), ref[k]), f"{name}: {k} is not the float32 run's value"
+        assert np.array_equal(v, ref[k].astype(v.dtype)), f"{name}: {k} is not the float32 run's value upcast"
 
 
 def _wn_factor(P: dict, k: str) -> np.ndarray:
@@ -368,7 +368,7 @@ def _ganworks_lrs() -> tuple[np.ndarray, int]:
             for it in range(total):
                 lrs[it] = opt.param_groups[0]["lr"]
                 sched.step()
-        _LR_CACHE.update(lrs=lrs, per_epoch=per_epoch)
+        _LR_CACHE.update(lrs=lrs, per_epoch=per_epoch, optim=cfg["optim"])
     return _LR_CACHE["lrs"], _LR_CACHE["per_epoch"]
 
 
@@ -393,17 +393,17 @@ def _lr_schedule(sec: H.Section, ref: dict) -> None:
     if ok:
         d = np.abs(ours - ref_it.astype(np.float64))
         worst = int(np.argmax(d))
-        decay = ref_it < ref_it[0]
-        first = int(np.argmax(decay)) if decay.any() else len(ref_it)
+        start = int(np.argmax(ours < ours[0]))  # ganworks' first lowered lr
+        o = _LR_CACHE["optim"]
         note = (
-            f"measured: the schedules agree to {float(np.max(d[:first])):.2g} up to iteration {first} and at the "
-            f"first iteration of every epoch (row above); within each epoch of the decay the script keeps the "
-            f"epoch's lr (it sets lr once per epoch) while ganworks' LambdaLR lowers it every iteration "
-            f"(optim.decay='linear' over iterations {int(np.argmax(ours < ours[0]))}–{len(ours)}): the largest "
+            f"measured: the schedules agree to {float(np.max(d[:start])):.2g} before iteration {start} and at the "
+            f"first iteration of every epoch (row above); from there the script keeps each epoch's lr for the "
+            f"epoch's {per_epoch} iterations (it sets lr once per epoch) while ganworks' LambdaLR (optim.decay="
+            f"'{o['decay']}', decay_start {o['decay_start']}, decay_end {o['decay_end']}) lowers it every iteration: the largest "
             f"difference is {float(d[worst]):.3g} ({float(d[worst] / ref_it[worst]):.3g} of the script's lr there) "
-            f"at iteration {worst} (epoch {worst // per_epoch}, its last iteration), and over the decay ganworks "
-            f"trains with {float(ours[first:].sum() / ref_it[first:].astype(np.float64).sum() - 1):+.3g} of the "
-            f"script's summed lr; this stepping difference is not among the documented deviations"
+            f"at iteration {worst}, the last of epoch {worst // per_epoch}; summed over the decay ganworks' lr is "
+            f"{float(1 - ours[start:].sum() / ref_it[start:].astype(np.float64).sum()):.3g} below the script's. "
+            "This stepping difference is not among the documented deviations"
         )
     else:
         note = f"ganworks' run has {len(ours)} iterations, the script {len(ref_it)}"
@@ -563,7 +563,8 @@ def _whole_iteration(a, tmp: Path, dtype: str, sec: H.Section, match_eps: bool) 
             "; what differs is the weight-norm epsilon (README 'Weight-norm epsilon'): it changes the gradients "
             f"w.r.t. V by ~ε/‖V‖² (measured here: up to {eps['d2']:.2g} on D's first conv, {eps['g5']:.2g} on G's "
             "output layer), which Adam's first step g/√(g² + 1e-8) turns into larger relative changes of entries "
-            "with gradients near 1e-4; the [float64, WN eps matched] rows show the same iteration equal once "
+            "with gradients near 1e-4; the G step then runs through D after that update, so every G gradient "
+            "carries the difference; the [float64, WN eps matched] rows show the same iteration equal once "
             "ganworks is given the epsilon"
         )
     d_logs = logs[0][1]
