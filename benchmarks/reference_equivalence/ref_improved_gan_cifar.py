@@ -15,8 +15,14 @@ the discriminator layer stacks. Substitutions made from outside (``theano_improv
 
 The init, forward and feature-matching expressions below are the script's own lines, evaluated with
 those draws.
+
+The learning-rate schedule: the script's own ``lr = ...`` line (the first after ``for epoch in range(...):``)
+is executed in the script's namespace at every epoch of that range; the script's
+``nr_batches_train = ...`` line is evaluated with ``trainx`` of ``n_train`` (CIFAR-10's 50000) images and the
+parser's default ``--batch_size`` (the run's own batch is the harness's small one).
 """
 import argparse
+import re
 import sys
 
 import numpy as np
@@ -122,5 +128,24 @@ for k, v in zip(["d_logits_lab", "g_out", "feat_mean_unl", "feat_mean_gen", "los
     out["step_" + k] = np.asarray(v)
 for p, g in zip(gen_params, r[5:]):
     out["step_grad_g_" + name_of[p]] = np.asarray(g)
+
+# ---- the learning-rate schedule: the script's own lines ------------------------------------------
+src = open(script_path).read()
+loop = re.search(r"^for epoch in range\((.+)\):$", src, re.M)
+lr_line = next(line.strip() for line in src[loop.end():].splitlines() if line.strip().startswith("lr = "))
+env = dict(ns)
+lrs = []
+for epoch in range(eval(loop.group(1), env)):
+    env["epoch"] = epoch
+    exec(lr_line, env)
+    lrs.append(env["lr"])
+out["lr_epoch"] = np.asarray(lrs)
+out["lr_line"] = np.asarray(lr_line)
+nr_line = next(line for line in src.splitlines() if line.startswith("nr_batches_train = "))
+args_default = argparse.Namespace(**vars(ns["args"]))
+args_default.batch_size = ns["parser"].get_default("batch_size")
+env = dict(ns, trainx=np.empty((int(d["n_train"]), 0)), args=args_default)
+exec(nr_line, env)
+out["nr_batches_train"] = np.asarray(env["nr_batches_train"])
 np.savez(a.out, **out)
 print("cifar reference side done")

@@ -14,7 +14,9 @@ expressions) with its forward outputs and its gradient w.r.t. every D parameter,
 (feature matching or −mean softplus(l_gen)) with its gradient w.r.t. every G parameter.
 
 ``--mode step``: from ``post_`` weights, the script's own ``train_batch_disc`` once, then ``train_batch_gen``
-``g_steps`` times; the parameters after each, and the script's test-time average ``disc_param_avg`` after them.
+``g_steps`` times (with ``x_unl2`` where it takes a batch: the feature-matching scripts); the parameters and
+Adam's moments and step count (``adam_d_``, ``adam_g<j>_``) after each, and the script's test-time average
+``disc_param_avg`` after them.
 [if ``avgin_`` weights are given] those are put into ``disc_param_avg`` and the script's test-time pass on
 ``x_lab`` is run with it (``test_batch``: ``givens=disc_avg_givens``, ``deterministic=True``): logits and error.
 """
@@ -79,6 +81,16 @@ def set_draws(prefix):
     assert found, prefix
 
 
+def adam_state(prefix, updates):
+    """Adam's state after a step, from the script's update list (nn.adam_updates: per parameter (v, v_t) the
+    first moment, (mg, mg_t) the second, (p, p_t); then (t, t + 1)): ``<prefix>m_<name>``, ``<prefix>v_<name>``,
+    ``<prefix>t``."""
+    for i in range(len(updates) // 3):
+        (m, _), (v, _), (p, _) = updates[3 * i:3 * i + 3]
+        out[prefix + "m_" + name_of[p]], out[prefix + "v_" + name_of[p]] = m.get_value(), v.get_value()
+    out[prefix + "t"] = np.asarray(updates[-1][0].get_value())
+
+
 out = {}
 disc_params, gen_params = ns["disc_params"], ns["gen_params"]
 if a.mode == "grads":
@@ -120,12 +132,16 @@ else:
     out["dstep_loss_lab"], out["dstep_loss_unl"], out["dstep_train_err"] = [np.asarray(v) for v in r]
     for p in disc_params:
         out["after_d_" + name_of[p]] = p.get_value()
+    adam_state("adam_d_", ns["disc_param_updates"])
+    f_gen = ns["train_batch_gen"]
+    gen_x = len(f_gen.kwargs["inputs"]) == 2  # the FM scripts' train_batch_gen(x_unl, lr); MD: (lr)
     for j in range(int(d["g_steps"])):
         z_var.set_value(cast(d["z_g%d" % j]))
         set_draws("gpass%d" % j)
-        ns["train_batch_gen"](lr)
+        f_gen(*(([cast(d["x_unl2"])] if gen_x else []) + [lr]))
         for p in gen_params:
             out["after_g%d_%s" % (j, name_of[p])] = p.get_value()
+        adam_state("adam_g%d_" % j, ns["gen_param_updates"])
     for p in disc_params:  # the G steps must leave D alone
         out["after_gsteps_" + name_of[p]] = p.get_value()
     avg = ns["disc_param_avg"]

@@ -66,6 +66,7 @@ SECTIONS = {
     "mnist": measured(mnist_section),
     "mnist64eps": float64_only(mnist_section, match_g_eps=True),
     "cifar": measured(cifar_section),
+    "cifar64eps": float64_only(cifar_section, match_eps=True),
     "sngan": measured(sngan_section),
     "sngan-cond": measured(sngan_cond_section),
     "imagenet-tf": measured(imagenet_tf_section),

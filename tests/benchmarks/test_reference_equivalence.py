@@ -248,3 +248,44 @@ def test_improved_gan_conv_layout_names_shapes_and_epsilon_adjustment():
                 rtol=1e-6,
             )
             np.testing.assert_allclose(R._igan_ref_g_as_ours(adj, k), P[k + "_g"], rtol=1e-6)
+
+
+def test_cifar_weight_norm_factor_converts_the_references_g_and_its_gradient():
+    """sec_cifar._wn_factor: the reference's g of ganworks' effective weight is ganworks' g × c, and its
+    gradient (Adam's moments with it) is ganworks' / c (chain rule; float64, a dense layer in Lasagne's layout)."""
+    import sec_cifar as S
+    import sec_igan_conv as R
+
+    from ganworks.models import build_model
+
+    torch.manual_seed(0)
+    G = build_model(name="improved-gan-svhn-g", width=0.125)
+    D = build_model(name="improved-gan-svhn-d", variant="fm", width=0.125)
+    P, adj = R._igan_conv_layout(G, D), R._igan_conv_layout(G, D, eps_adjust=True)
+    for k in sorted(k[:-2] for k in P if k.endswith("_g")):
+        np.testing.assert_allclose(adj[k + "_g"], P[k + "_g"] * S._wn_factor(P, k), rtol=1e-6)
+    V = torch.randn(6, 4, dtype=torch.float64) * 0.05  # (in, out); ‖V‖² ≈ 0.015: c − 1 ≈ 3e-5
+    g = torch.rand(4, dtype=torch.float64) + 0.5
+    x, r = torch.randn(3, 6, dtype=torch.float64), torch.randn(3, 4, dtype=torch.float64)
+    c = torch.from_numpy(S._wn_factor({"d_W": V.numpy()}, "d"))
+    g_ours, g_ref = g.clone().requires_grad_(True), (g * c).requires_grad_(True)
+    loss_ours = (r * (x @ (V * g_ours / V.square().sum(0).sqrt()))).sum()
+    loss_ref = (r * (x @ (V * g_ref / (V.square().sum(0) + R._IGAN_EPS).sqrt()))).sum()
+    torch.testing.assert_close(loss_ours, loss_ref, rtol=1e-14, atol=0)
+    (d_ours,), (d_ref,) = torch.autograd.grad(loss_ours, [g_ours]), torch.autograd.grad(loss_ref, [g_ref])
+    assert not torch.allclose(d_ours, d_ref, rtol=1e-7, atol=0)  # the factor matters at this scale
+    torch.testing.assert_close(d_ours, c * d_ref, rtol=1e-13, atol=0)
+
+
+def test_cifar_float64_run_must_be_the_float32_instance():
+    """sec_cifar._same_instance: the float64 run's inputs and draws must be the float32 run's, upcast."""
+    import sec_cifar as S
+
+    rs = np.random.RandomState(0)
+    inp32 = {"mask_lab_0": (rs.rand(4, 3) < 0.5).astype(np.float32), "z": rs.rand(4, 2).astype(np.float32)}
+    S._same_instance("t", "float32", {**inp32, "post_d2_g": np.ones(3, np.float32)}, ("post_",))
+    inp64 = {k: v.astype(np.float64) for k, v in inp32.items()}
+    S._same_instance("t", "float64", {**inp64, "post_d2_g": np.full(3, 2.0)}, ("post_",))  # computed: not compared
+    inp64["z"] = inp64["z"] + 1e-12  # a draw made in float64 is not the float32 one
+    with pytest.raises(AssertionError, match="z"):
+        S._same_instance("t", "float64", inp64, ("post_",))
