@@ -15,6 +15,25 @@ import torch
 from harness import Draws, npy, run_reference
 from sec_averaging import ema_reference_form
 
+#: the float32 run's inputs to the reference (weights, batches, every draw), for the float64 runs' check
+_INPUTS32: dict = {}
+
+
+def _check_same_instance(inp: dict, wide: bool) -> None:
+    """The float32 run keeps its inputs; a float64 run after it (in the same process) asserts that each of
+    its inputs is the float32 run's, upcast: the condition for judging float32 by the float64 run."""
+    arrays = {k: v for k, v in inp.items() if isinstance(v, np.ndarray) and v.dtype.kind in "fi"}
+    if not wide:
+        _INPUTS32.clear()
+        _INPUTS32.update({k: v.copy() for k, v in arrays.items()})
+        return
+    if not _INPUTS32:
+        print("[mnist float64] no float32 run in this process: same-instance check skipped")
+        return
+    bad = sorted(k for k in set(arrays) | set(_INPUTS32) if not np.array_equal(arrays.get(k), _INPUTS32.get(k)))
+    assert not bad, f"the float64 run is not the float32 instance upcast: inputs {bad} differ"
+    print(f"[mnist float64] the same instance: {len(arrays)} input arrays equal the float32 run's, upcast")
+
 
 def mnist_section(a, tmp: Path, dtype: str = "float32", match_g_eps: bool = False) -> list[C.Check]:
     """Improved-GAN MNIST in ``dtype``: float32 is the target; float64 separates implementation
@@ -38,7 +57,10 @@ def mnist_section(a, tmp: Path, dtype: str = "float32", match_g_eps: bool = Fals
     def noise_forward(self, x):
         if not self.training or self.sigma == 0.0:
             return x
-        eps = draws.draw(keys.get(id(self), f"unnamed{id(self)}"), lambda: torch.randn_like(x))
+        # drawn in float32 and cast: the float64 run gets the float32 run's draws (same instance, upcast)
+        eps = draws.draw(
+            keys.get(id(self), f"unnamed{id(self)}"), lambda: torch.randn_like(x, dtype=torch.float32).to(x.dtype)
+        )
         return x + self.sigma * eps
 
     init_inputs = []
@@ -259,8 +281,8 @@ def mnist_section(a, tmp: Path, dtype: str = "float32", match_g_eps: bool = Fals
 
     # Adam in isolation: given gradients (ordinary, tiny and zero entries), four steps
     rs = np.random.RandomState(0)
-    p0 = rs.randn(50, 20).astype(H.DTYPE)
-    grads = rs.randn(4, 50, 20).astype(H.DTYPE) * np.logspace(-7, 0, 20, dtype=H.DTYPE)
+    p0 = rs.randn(50, 20).astype(np.float32).astype(H.DTYPE)  # made in float32, then cast (as every input)
+    grads = (rs.randn(4, 50, 20).astype(np.float32) * np.logspace(-7, 0, 20, dtype=np.float32)).astype(H.DTYPE)
     grads[:, :3, :] = 0.0
     inp.update(
         adam_p0=p0,
@@ -269,6 +291,7 @@ def mnist_section(a, tmp: Path, dtype: str = "float32", match_g_eps: bool = Fals
         adam_b1=cfg["optim"]["beta1"],
         adam_b2=cfg["optim"]["beta2"],
     )
+    _check_same_instance(inp, wide)
     p = torch.nn.Parameter(torch.from_numpy(p0.copy()))
     opt = AdamEpsInsideSqrt(
         [p], lr=cfg["optim"]["lr"], betas=(cfg["optim"]["beta1"], cfg["optim"]["beta2"]), eps=cfg["optim"]["eps"]
