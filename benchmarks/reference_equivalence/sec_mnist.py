@@ -10,6 +10,7 @@ row that fails 1e-10 while its eps-matched twin agrees is a deviation with both 
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import compare as C
@@ -202,7 +203,7 @@ def _mnist_run(a, tmp: Path, dtype: str, match_g_eps: bool = False, eps_twins: d
         }
 
         # ---- one step on our side: D loss, G loss, their gradients (iteration 0's batch and draws) ----
-        state0 = exp.state_dict()
+        state0 = copy.deepcopy(exp.state_dict())  # state_dict() holds the live tensors: copy them
         batch0 = exp.stream.batch(0, 0)
         batches.clear()
         obj = exp.objective
@@ -263,6 +264,7 @@ def _mnist_run(a, tmp: Path, dtype: str, match_g_eps: bool = False, eps_twins: d
         traj_perturbed = []
         if not wide:
             exp.load_state_dict(state0)
+            assert all(np.array_equal(v, post[k]) for k, v in ref_layout(G, D).items()), "not back at the start"
             with torch.no_grad():
                 for p in list(G.parameters()) + list(D.parameters()):
                     p.mul_(1 + 2.0**-23)
