@@ -456,7 +456,7 @@ def _mnist_run(a, tmp: Path, dtype: str, match_g_eps: bool = False, eps_twins: d
 
     # how a difference grows along the trajectory (this run's own figures), and float32 rounding's own reach
     marks = sorted({0, *range(4, n_it, 5), n_it - 1})
-    growth = "; worst relative difference after iteration " + ", ".join(
+    growth = ", worst relative difference after iteration " + ", ".join(
         f"{i + 1}: {worst_rel(traj_pairs, i):.2g}" for i in marks
     )
     if traj_perturbed:
@@ -473,7 +473,7 @@ def _mnist_run(a, tmp: Path, dtype: str, match_g_eps: bool = False, eps_twins: d
         "train.loop.train_iteration",
         traj_pairs,
         rtol=C.RTOL_TRAJECTORY,
-        note="ours vs reference" + growth,
+        note="Ours vs reference" + growth + ".",
     )
     for i in (0, n_it - 1):
         ck(
