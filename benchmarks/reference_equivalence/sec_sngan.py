@@ -412,8 +412,9 @@ def sngan_section(a, tmp: Path, dtype: str = "float32") -> list[C.Check]:
             )
     chainer_adam = "chainer.optimizers.Adam (Chainer 7.8.1)"
     eps_design = (
-        "by design of the frameworks: Chainer adds eps to √v, PyTorch to √v̂ = √v/√(1−β2^t), a relative "
-        "difference eps·(1/√v − 1/√v̂) in each element's step, largest where √v is smallest"
+        "by design of the frameworks: Chainer adds eps to √v, PyTorch to √v̂ = √v/√(1−β2^t); in Chainer's "
+        "terms torch's denominator is √v + eps·√(1−β2^t), a relative difference of about "
+        "eps·(1 − √(1−β2^t))/√v in each element's step, largest where √v is smallest"
     )
     for name in list(ADAM_SETTINGS) + ["C_tiny"]:
         lr, b1, b2, _ = ADAM_SETTINGS[name[0]]
@@ -434,7 +435,11 @@ def sngan_section(a, tmp: Path, dtype: str = "float32") -> list[C.Check]:
             note=f"{eps_design}: measured in this run, max rel {rel_built:.3g} as ganworks builds Adam and "
             f"{rel_matched:.3g} with eps/√(1−β2^t) given to torch (Chainer's placement; the next row, judged "
             "as any other)"
-            + ("; visible in float32 only where √v is of order eps (1e-8), as here" if name == "C_tiny" else ""),
+            + (
+                "; with gradients of 1e-8, √v is of order eps and the difference of order 1e-4"
+                if name == "C_tiny"
+                else ""
+            ),
         )
         ck(
             f"{title}, eps placed as Chainer's (harness)",
