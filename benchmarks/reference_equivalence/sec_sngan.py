@@ -42,6 +42,23 @@ def _f32(x) -> np.ndarray:
     return np.asarray(x).astype(np.float32).astype(H.DTYPE)
 
 
+def _sn_eps_factor(W: np.ndarray, eps: float = 1e-12) -> float:
+    """log(σ_ref / σ_ours) of one SN layer after one power step from its exact singular vectors: the
+    reference normalises by ‖x‖ + eps (ref_sngan.py's NumPy ``_l2normalize``, v then u), ganworks by
+    max(‖x‖, eps) = ‖x‖ (u then v). For a positively homogeneous D (no BN, no shortcut: the standard
+    CNN) the sum over layers is log(ours / ref) of D's output and gradients."""
+    U, _, Vt = np.linalg.svd(W, full_matrices=False)
+    v = U[:, 0] @ W
+    v = v / (np.sqrt(v @ v) + eps)
+    u = v @ W.T
+    u = u / (np.sqrt(u @ u) + eps)
+    u2 = W @ Vt[0]
+    u2 /= np.linalg.norm(u2)
+    v2 = W.T @ u2
+    v2 /= np.linalg.norm(v2)
+    return float(np.log((u @ W @ v) / (u2 @ W @ v2)))
+
+
 def _sn_modules(model):
     from torch.nn.utils import parametrize
 
@@ -211,7 +228,7 @@ def sngan_section(a, tmp: Path, dtype: str = "float32") -> list[C.Check]:
             "uniform",
         ),
     ]
-    results_models, conditioning = {}, {}
+    results_models, conditioning, eps_pred = {}, {}, {}
     for prefix, gname, gkw, dname, dkw, gmap, dmap, loss, zdist in pairs_spec:
         # built and initialised in float32 in both runs, then cast: the float64 run's weights are the float32 ones
         G, D = build_model(name=gname, **gkw).train().to(tdt), build_model(name=dname, **dkw).train().to(tdt)
@@ -228,6 +245,12 @@ def sngan_section(a, tmp: Path, dtype: str = "float32") -> list[C.Check]:
                 p[0]._u.copy_(torch.from_numpy(U[:, 0]))
                 p[0]._v.copy_(torch.from_numpy(Vt[0]))
                 inp[f"{prefix}D{dmap[mname][0]}/u"] = U[:, 0][None].astype(H.DTYPE)
+        eps_pred[prefix] = math.expm1(
+            sum(
+                _sn_eps_factor(m.parametrizations.weight.original.detach().double().flatten(1).numpy())
+                for m in _sn_modules(D).values()
+            )
+        )
         names_g, names_d = _chainer_names(G, gmap), _chainer_names(D, dmap)
         for model, names, role in ((G, names_g, "G"), (D, names_d, "D")):
             for pname, p in model.named_parameters():
@@ -362,6 +385,16 @@ def sngan_section(a, tmp: Path, dtype: str = "float32") -> list[C.Check]:
     for prefix, o in results_models.items():
         title, gref, dref, ourmod, lref, lours = labels[prefix]
         r = {k[len(prefix) :]: v for k, v in ref.items() if k.startswith(prefix)}
+        eps_note = ""
+        if wide:  # the float64 D rows' measured cause: the power iteration's epsilon (see _sn_eps_factor)
+            q = np.concatenate([o[k] / r[k] - 1 for k in ("d_real", "d_fake")])
+            eps_note = (
+                f"float64: the power iteration's norm is ‖x‖ + 1e-12 in the reference and max(‖x‖, 1e-12) in "
+                f"ganworks; from the weights, the product over D's SN layers of σ_ref/σ_ours − 1 is "
+                f"{eps_pred[prefix]:.4g}, which is ours/ref − 1 of D's output for a positively homogeneous D "
+                f"(the standard CNN; not the ResNet, whose shortcuts add paths through different layers); "
+                f"measured ours/ref − 1 of D's outputs in this run: {q.min():.4g} to {q.max():.4g}"
+            )
         if prefix in ("resh", "cnn"):
             ck(
                 f"SN-GAN {title.split(',')[0]}: G forward (BN training mode)",
@@ -374,6 +407,7 @@ def sngan_section(a, tmp: Path, dtype: str = "float32") -> list[C.Check]:
                 dref,
                 ourmod,
                 {k: (o[k], r[k]) for k in ("d_real", "d_fake")},
+                note=eps_note,
             )
         ck(f"SN-GAN {title}: D loss and G loss", lref, lours, {k: (o[k], r[k]) for k in ("loss_d", "loss_g")})
         ck(
@@ -385,6 +419,7 @@ def sngan_section(a, tmp: Path, dtype: str = "float32") -> list[C.Check]:
                 {k: v for k, v in r.items() if k.startswith("D_grad")},
             ),
             atol_of_check=True,
+            note=eps_note,
         )
         ck(
             f"SN-GAN {title}: G gradients w.r.t. every parameter",
