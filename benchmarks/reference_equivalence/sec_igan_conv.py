@@ -95,7 +95,11 @@ def _igan_ref_g_as_ours(P_ref: dict, k: str) -> np.ndarray:
 @contextlib.contextmanager
 def _igan_record_noise(D, draws: Draws):
     """Record every dropout mask and Gaussian-noise draw of D (keys noise<k>, k in module order = the
-    order of the reference's noise layers); dropout as Lasagne computes it: rescale, then mask."""
+    order of the reference's noise layers); dropout as Lasagne computes it: rescale, then mask.
+
+    Every draw is made in float32 and then cast to the model's dtype, so that a float64 run draws the
+    same values as the float32 run of the same seed (PyTorch's float64 ``randn`` and ``bernoulli`` on
+    float64 probabilities consume the generator differently and give other values)."""
     from ganworks.nn.noise import GaussianNoise
 
     mods = [m for m in D.modules() if isinstance(m, (torch.nn.Dropout, GaussianNoise))]
@@ -106,13 +110,18 @@ def _igan_record_noise(D, draws: Draws):
     def dropout_forward(self, x):
         if not self.training or self.p == 0:
             return x
-        mask = draws.draw(self.eq_noise_key, lambda: torch.bernoulli(torch.full_like(x, 1 - self.p)))
+        mask = draws.draw(
+            self.eq_noise_key,
+            lambda: torch.bernoulli(torch.full_like(x, 1 - self.p, dtype=torch.float32)).to(x.dtype),
+        )
         return x / (1 - self.p) * mask
 
     def noise_forward(self, x):
         if not self.training or self.sigma == 0.0:
             return x
-        return x + self.sigma * draws.draw(self.eq_noise_key, lambda: torch.randn_like(x))
+        return x + self.sigma * draws.draw(
+            self.eq_noise_key, lambda: torch.randn_like(x, dtype=torch.float32).to(x.dtype)
+        )
 
     torch.nn.Dropout.forward, GaussianNoise.forward = dropout_forward, noise_forward
     try:
