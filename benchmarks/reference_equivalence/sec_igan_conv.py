@@ -693,3 +693,20 @@ def _igan_match_eps(G, D) -> None:
                 return weight_v * (weight_g / torch.sqrt(_IGAN_EPS + weight_v.square().sum(dim=red, keepdim=True)))
 
             wn.forward = forward
+
+
+def eps_matched_float32(fn, a, tmp: Path) -> list[C.Check]:
+    """``fn`` (``svhn_section`` or ``cifar_md_section``) with every weight-normalised layer of ganworks given the
+    reference's epsilon, in float32 and the same instance in float64: the float32 rows judged by the measured
+    rounding noise (``compare.measure_sections``). Without the epsilon difference nothing but rounding is left,
+    so these rows say whether the float32 rows of ``svhn`` / ``cifar-md`` that exceed their bound (deviations
+    through their float64 twins) are the epsilon and rounding. Only the measured float32 rows are returned (the
+    float64 ones are those of ``svhn64eps`` / ``cifar-md64eps``; the float32-only diagnostics are left out)."""
+    c32 = fn(a, tmp, "float32", match_eps=True)
+    c64 = fn(a, tmp, "float64", match_eps=True)
+    out = []
+    for c in C.measure_sections(c32, c64, tag=" [float64, WN eps matched]"):
+        if c.tolerance == C.MEASURED:
+            c.component += " [float32, WN eps matched]"
+            out.append(c)
+    return out
