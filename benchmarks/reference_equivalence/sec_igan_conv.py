@@ -355,10 +355,10 @@ def _igan_conv_grads(
         atol_of_check=True,
         note=""
         if wide64 is None
-        else "float32: where this row misses 1e-5 it is rounding — see the 'vs ganworks in float64 (same instance)' info "
-        "rows: ganworks' float32 gradients of the first convs differ from its own float64 ones as much (PyTorch's "
-        "float32 conv backward: measured 9e-5 with oneDNN, 7e-4 with torch.backends.mkldnn disabled, SVHN MD), "
-        "while the [float64, WN eps matched] rows agree to ~1e-14",
+        else "float32: judged by the rounding noise measured on both sides (the float64 run of the same instance); "
+        "its float64 twin differs by the weight-norm epsilon, which this row then carries too (a deviation through "
+        "that twin); the same row with the epsilon matched in both precisions ('… [float32, WN eps matched]', "
+        "section svhn32eps) shows whether anything beyond the epsilon and rounding is left",
         deviation=eps_dev,
     )
     if eps_dev:
@@ -593,8 +593,10 @@ def cifar_md_section(a, tmp: Path, dtype: str = "float32", match_eps: bool = Fal
     elif not wide:
         note_g += (
             "; float32: judged by the rounding noise measured on both sides (their float64 runs of the same "
-            "instance); it is a deviation where its float64 twin differs by the weight-norm epsilon. The 1-ulp "
-            "row (ganworks against itself) measures how far float32 rounding alone moves one whole iteration"
+            "instance); it is a deviation where its float64 twin differs by the weight-norm epsilon; the same row "
+            "with the epsilon matched in both precisions ('… [float32, WN eps matched]', section cifar-md32eps) "
+            "shows whether anything beyond the epsilon and rounding is left. The 1-ulp row (ganworks against "
+            "itself) measures how far float32 rounding alone moves one whole iteration"
         )
     matched = (
         "with the epsilon matched, the same row '… [float64, WN eps matched]' (section cifar-md64eps) shows what "
