@@ -355,6 +355,8 @@ def _igan_conv_grads(
         atol_of_check=True,
         note=""
         if wide64 is None
+        else "float32, the epsilon matched in both precisions: judged by the rounding noise measured on both sides"
+        if match_eps
         else "float32: judged by the rounding noise measured on both sides (the float64 run of the same instance); "
         "its float64 twin differs by the weight-norm epsilon, which this row then carries too (a deviation through "
         "that twin); the same row with the epsilon matched in both precisions ('… [float32, WN eps matched]', "
@@ -590,6 +592,8 @@ def cifar_md_section(a, tmp: Path, dtype: str = "float32", match_eps: bool = Fal
             "; Adam's first step g/√(g² + 1e-8) turns the epsilon's relative change of a gradient entry into a larger "
             "relative change of the update where the entry is small"
         )
+    elif not wide and match_eps:
+        note_g += "; float32: judged by the rounding noise measured on both sides (float64 runs, epsilon matched)"
     elif not wide:
         note_g += (
             "; float32: judged by the rounding noise measured on both sides (their float64 runs of the same "
