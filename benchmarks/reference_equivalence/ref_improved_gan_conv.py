@@ -17,8 +17,9 @@ expressions) with its forward outputs and its gradient w.r.t. every D parameter,
 ``g_steps`` times (with ``x_unl2`` where it takes a batch: the feature-matching scripts); the parameters and
 Adam's moments and step count (``adam_d_``, ``adam_g<j>_``) after each, and the script's test-time average
 ``disc_param_avg`` after them.
-[if ``avgin_`` weights are given] those are put into ``disc_param_avg`` and the script's test-time pass on
-``x_lab`` is run with it (``test_batch``: ``givens=disc_avg_givens``, ``deterministic=True``): logits and error.
+[if ``avgin_`` weights are given] those are put into ``disc_param_avg`` (and D's non-trainable parameters among
+them into those parameters) and the script's test-time pass on ``x_lab`` is run with it (``test_batch``:
+``givens=disc_avg_givens``, ``deterministic=True``): logits and error.
 """
 import argparse
 
@@ -150,6 +151,14 @@ else:
     if any(k.startswith("avgin_") for k in d):
         for p, v in zip(disc_params, avg):
             v.set_value(cast(d["avgin_" + name_of[p]]))
+        # D's non-trainable parameters (the conv layers' g: train_g=False) are not averaged; the test pass uses
+        # them as they are. They were set (post_) to give ganworks' effective weight with the V of then; given
+        # here for the averaged V (identical without the epsilon difference; set after every output above)
+        trained = set(id(p) for p in disc_params)
+        fixed = [p for p in P.values() if id(p) not in trained and "avgin_" + name_of[p] in d]
+        out["test_fixed_params"] = np.asarray(sorted(name_of[p] for p in fixed))
+        for p in fixed:
+            p.set_value(cast(d["avgin_" + name_of[p]]))
         f_test = th.function([ns["x_lab"]], ns["output_before_softmax"], givens=ns["disc_avg_givens"])
         out["test_logits_avg"] = np.asarray(f_test(cast(d["x_lab"])))
         out["test_err_avg"] = np.asarray(ns["test_batch"](cast(d["x_lab"]), d["y_lab"].astype(np.int32)))

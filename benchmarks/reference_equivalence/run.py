@@ -39,7 +39,7 @@ from harness import RESULTS  # noqa: E402,F401
 from sec_averaging import section as averaging_section  # noqa: E402
 from sec_bn_dcgan import section as bn_dcgan_section  # noqa: E402
 from sec_cifar import cifar_section  # noqa: E402
-from sec_igan_conv import cifar_md_section, svhn_section  # noqa: E402
+from sec_igan_conv import cifar_md_section, eps_matched_float32, svhn_section  # noqa: E402
 from sec_imagenet_tf import imagenet_tf_section  # noqa: E402
 from sec_inception_score import section as inception_score_section  # noqa: E402
 from sec_mnist import mnist_section  # noqa: E402
@@ -74,6 +74,9 @@ SECTIONS = {
     "svhn64eps": float64_only(svhn_section, match_eps=True),
     "cifar-md": measured(cifar_md_section),
     "cifar-md64eps": float64_only(cifar_md_section, match_eps=True),
+    # float32 with the epsilon matched, judged by the noise of the same (matched) instance in float64
+    "svhn32eps": lambda a, tmp: eps_matched_float32(svhn_section, a, tmp),
+    "cifar-md32eps": lambda a, tmp: eps_matched_float32(cifar_md_section, a, tmp),
     "sngan-dynamics": sngan_dynamics.section,
     "inception-score": inception_score_section,
     "wgan-gp": wgan_gp_section,
